@@ -1,0 +1,164 @@
+"""Frozen option records, validated once, with the reasons for their defaults.
+
+The CLI builds these from its arguments; scripts build them directly. No I/O here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import ConfigError
+
+DEFAULT_MODEL = "facebook/wav2vec2-base-960h"
+
+DEVICES_HELP = "auto, cpu, cuda or cuda:N"
+DTYPES = ("auto", "float32", "float16", "bfloat16")
+
+
+@dataclass(frozen=True)
+class ModelOptions:
+    """Which model to load and where it runs.
+
+    ``device="auto"`` picks CUDA when available. ``dtype="auto"`` is float16 on CUDA (half
+    the memory traffic, same greedy text in practice) and float32 on CPU (CPU half precision
+    is slow or unsupported). Remote code is never run (``trust_remote_code=False``).
+    """
+
+    model: str = DEFAULT_MODEL
+    device: str = "auto"
+    dtype: str = "auto"
+    cache_dir: Path | None = None
+    revision: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.dtype not in DTYPES:
+            raise ConfigError(f"dtype must be one of {', '.join(DTYPES)}, not {self.dtype!r}")
+        dev = self.device
+        if not (dev in ("auto", "cpu", "cuda") or (dev.startswith("cuda:") and dev[5:].isdigit())):
+            raise ConfigError(f"device must be {DEVICES_HELP}, not {dev!r}")
+
+
+@dataclass(frozen=True)
+class ChunkOptions:
+    """How long recordings are cut, with the transformers ASR pipeline's meaning.
+
+    Each chunk is ``chunk_length`` seconds; consecutive chunks overlap by
+    ``stride_left + stride_right`` seconds; the frames of the strides are dropped from each
+    chunk's output (except at the file's ends) and the rest is concatenated.
+
+    Defaults: 20 s chunks with 3 s strides. wav2vec2 was fine-tuned on utterances of up to
+    ~35 s (LibriSpeech), so 20 s is well inside what it has seen while keeping attention cost
+    (quadratic in length) low; the convolutional front end sees only 25 ms, so 3 s of
+    context on each side is ample for the kept middle, and 70% of the computed audio is kept
+    (14 of 20 s). Files shorter than one chunk are run whole, with no stride cost.
+    """
+
+    chunk_length: float = 20.0
+    stride_left: float = 3.0
+    stride_right: float = 3.0
+
+    def __post_init__(self) -> None:
+        if self.chunk_length <= 0:
+            raise ConfigError("chunk length must be positive")
+        if self.stride_left < 0 or self.stride_right < 0:
+            raise ConfigError("stride lengths must not be negative")
+        if self.stride_left + self.stride_right >= self.chunk_length:
+            raise ConfigError(
+                f"chunk length ({self.chunk_length:g} s) must be greater than the two strides "
+                f"together ({self.stride_left:g} + {self.stride_right:g} s)"
+            )
+
+
+@dataclass(frozen=True)
+class DecodeOptions:
+    """Decoder choice and beam-search settings.
+
+    ``decoder="auto"`` is beam search when an LM is given or the model ships one
+    (``language_model/``), else greedy. Beam defaults follow pyctcdecode's.
+    """
+
+    decoder: str = "auto"  # auto | greedy | beam
+    lm: Path | None = None
+    unigrams: Path | None = None
+    beam_width: int = 100
+    alpha: float | None = None  # None: the model's language_model/attrs.json, else 0.5
+    beta: float | None = None  # None: the model's language_model/attrs.json, else 1.0
+    beam_prune_logp: float = -10.0
+    token_min_logp: float = -5.0
+    hotwords: tuple[str, ...] = ()
+    hotword_weight: float = 10.0
+    workers: int | None = None  # None: the number of CPU cores
+
+    def __post_init__(self) -> None:
+        if self.decoder not in ("auto", "greedy", "beam"):
+            raise ConfigError(f"decoder must be auto, greedy or beam, not {self.decoder!r}")
+        if self.beam_width < 1:
+            raise ConfigError("beam width must be at least 1")
+        if self.workers is not None and self.workers < 0:
+            raise ConfigError("decode workers must not be negative")
+
+
+@dataclass(frozen=True)
+class SubtitleOptions:
+    """Cue segmentation limits for SRT/VTT (see ``segmenter.py``).
+
+    42 characters and 2 lines are the common broadcast limits (BBC, Netflix style guides);
+    6 s keeps a cue readable; a pause of 0.8 s or more between words starts a new cue.
+    """
+
+    max_line_chars: int = 42
+    max_lines: int = 2
+    max_cue_duration: float = 6.0
+    pause: float = 0.8
+    min_cue_duration: float = 0.7
+
+    def __post_init__(self) -> None:
+        if self.max_line_chars < 1 or self.max_lines < 1:
+            raise ConfigError("max line chars and max lines must be at least 1")
+        if self.max_cue_duration <= 0 or self.pause <= 0 or self.min_cue_duration < 0:
+            raise ConfigError("cue durations and pause must be positive")
+
+
+FORMATS = ("txt", "json", "srt", "vtt", "tsv")
+
+
+@dataclass(frozen=True)
+class OutputOptions:
+    """Where and how results are written.
+
+    ``output_dir=None`` writes each result next to its input file (what media players
+    expect for subtitles); a folder mirrors the input tree under it. ``stdout=True`` writes
+    results to standard output instead of files.
+    """
+
+    output_dir: Path | None = None
+    formats: tuple[str, ...] = ("txt", "json")
+    overwrite: bool = False
+    stdout: bool = False
+    case: str = "keep"  # keep | lower | sentence
+    subtitles: SubtitleOptions = field(default_factory=SubtitleOptions)
+
+    def __post_init__(self) -> None:
+        for f in self.formats:
+            if f not in FORMATS:
+                raise ConfigError(f"unknown format {f!r}; choose from {', '.join(FORMATS)} or all")
+        if not self.formats:
+            raise ConfigError("at least one output format is needed")
+        if self.case not in ("keep", "lower", "sentence"):
+            raise ConfigError(f"case must be keep, lower or sentence, not {self.case!r}")
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """Everything one transcription run needs besides its inputs."""
+
+    model: ModelOptions = field(default_factory=ModelOptions)
+    chunking: ChunkOptions = field(default_factory=ChunkOptions)
+    decoding: DecodeOptions = field(default_factory=DecodeOptions)
+    output: OutputOptions = field(default_factory=OutputOptions)
+    batch_size: int = 8
+
+    def __post_init__(self) -> None:
+        if self.batch_size < 1:
+            raise ConfigError("batch size must be at least 1")

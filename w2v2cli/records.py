@@ -1,0 +1,159 @@
+"""Typed records passed between pipeline stages.
+
+These are the only currency between modules: discovery makes ``AudioItem``s, chunking
+makes ``Chunk``s, the runner + stitching make ``Emissions``, decoders make
+``Transcript``s, and writers turn those into files. Nothing here imports torch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class AudioItem:
+    """One input file and where its outputs go.
+
+    ``out_base`` is the output path without a format extension: a writer for format
+    ``srt`` writes ``out_base.with_name(out_base.name + ".srt")``. ``id`` is a short,
+    stable, human-readable name for messages and reports (the path relative to the
+    input root, POSIX style).
+    """
+
+    path: Path
+    id: str
+    out_base: Path
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """A window of one file's samples, with the stride to drop on each side.
+
+    ``start`` is the offset of ``samples[0]`` in the file (in samples at the model rate).
+    ``stride_left``/``stride_right`` are in samples and follow the transformers ASR
+    pipeline: the frames covering them are dropped after inference. ``file_index`` says
+    which file of the run the chunk belongs to; ``index`` its position within that file.
+    """
+
+    file_index: int
+    index: int
+    start: int
+    samples: np.ndarray
+    stride_left: int
+    stride_right: int
+    is_last: bool
+
+    @property
+    def length(self) -> int:
+        return int(self.samples.shape[0])
+
+
+@dataclass(frozen=True)
+class Emissions:
+    """CTC log-probabilities of one whole file, stride frames already removed.
+
+    ``log_probs`` is ``(T, V)`` float32 natural-log softmax over the model's vocabulary.
+    ``frame_starts`` is ``(T,)`` float64: the start time in seconds, from the start of the
+    file, of each frame (frames of different chunks are not evenly spaced in general, so
+    times are carried, not recomputed). Each frame lasts ``frame_duration`` seconds.
+    """
+
+    log_probs: np.ndarray
+    frame_starts: np.ndarray
+    frame_duration: float
+    duration: float
+
+    @property
+    def num_frames(self) -> int:
+        return int(self.log_probs.shape[0])
+
+
+@dataclass(frozen=True)
+class Vocabulary:
+    """A CTC model's output alphabet, validated once when the model is loaded.
+
+    ``tokens[i]`` is the string of output id ``i``. ``blank_id`` is the CTC blank (the
+    tokenizer's pad token for wav2vec2-style models). ``delimiter_id`` is the word
+    delimiter (``|``) or None for alphabets that use a plain space token or none.
+    ``special_ids`` are ids that must never appear in text (bos/eos/unk/pad and other
+    added special tokens), the blank included.
+    """
+
+    tokens: tuple[str, ...]
+    blank_id: int
+    delimiter_id: int | None
+    special_ids: frozenset[int]
+
+    @property
+    def size(self) -> int:
+        return len(self.tokens)
+
+    def is_word_boundary(self, token_id: int) -> bool:
+        if token_id == self.delimiter_id:
+            return True
+        return self.tokens[token_id] == " "
+
+
+@dataclass(frozen=True)
+class TokenSpan:
+    """One emitted token (a character for character-level models) with its frame times."""
+
+    text: str
+    start: float
+    end: float
+    confidence: float
+
+
+@dataclass(frozen=True)
+class Word:
+    """A word with its absolute times in seconds within the file and a 0..1 confidence."""
+
+    text: str
+    start: float
+    end: float
+    confidence: float
+
+
+@dataclass(frozen=True)
+class Transcript:
+    """What a decoder produces for one file; writers need nothing else.
+
+    ``confidence`` is the file-level confidence (None for empty transcripts).
+    ``model`` and ``decoder`` are filled in by the pipeline for the JSON output.
+    """
+
+    text: str
+    words: tuple[Word, ...]
+    duration: float
+    confidence: float | None = None
+    tokens: tuple[TokenSpan, ...] = ()
+    model: str = ""
+    decoder: str = ""
+
+
+@dataclass(frozen=True)
+class Cue:
+    """One subtitle cue: times in seconds and one or more display lines."""
+
+    start: float
+    end: float
+    lines: tuple[str, ...]
+
+    @property
+    def text(self) -> str:
+        return "\n".join(self.lines)
+
+
+@dataclass(frozen=True)
+class FileResult:
+    """The outcome of one input file in a run."""
+
+    item: AudioItem
+    status: str  # "done" | "skipped" | "failed"
+    duration: float = 0.0
+    transcript: Transcript | None = None
+    error: str | None = None
+    outputs: tuple[Path, ...] = field(default_factory=tuple)
