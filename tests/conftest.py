@@ -1,0 +1,115 @@
+"""Shared fixtures: tiny real CTC models saved with ``save_pretrained`` and real audio files.
+
+Models are random but real ``Wav2Vec2ForCTC`` checkpoints loaded through the same code as
+a hub model. Nothing is downloaded.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+VOCAB = ["<pad>", "<s>", "</s>", "<unk>", "|", *"ETAONIHSRDLUMWCFGYPBVK'XJQZ"]
+
+
+def save_tiny_model(
+    folder: Path,
+    *,
+    norm: str = "group",
+    seed: int = 0,
+    vocab: list[str] | None = None,
+    with_tokenizer: bool = True,
+    ctc: bool = True,
+) -> Path:
+    """Write a tiny wav2vec2 checkpoint shaped like base (group norm) or large (layer norm).
+
+    ``norm="group"``: group-norm feature encoder, post-LN transformer, feature extractor
+    with ``return_attention_mask=False`` (like wav2vec2-base-960h). ``norm="layer"``:
+    layer-norm encoder, stable (pre-LN) transformer, attention mask (like large-lv60/XLS-R).
+    The random weights are scaled up so outputs vary frame to frame, making any difference
+    between two runs visible in the text.
+    """
+    import torch
+    from transformers import (
+        Wav2Vec2Config,
+        Wav2Vec2CTCTokenizer,
+        Wav2Vec2FeatureExtractor,
+        Wav2Vec2ForCTC,
+        Wav2Vec2ForPreTraining,
+    )
+
+    vocab = vocab or VOCAB
+    folder.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(seed)
+    config = Wav2Vec2Config(
+        vocab_size=len(vocab),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        conv_dim=(32,) * 7,
+        feat_extract_norm=norm,
+        do_stable_layer_norm=(norm == "layer"),
+        num_conv_pos_embeddings=16,
+        num_conv_pos_embedding_groups=4,
+        pad_token_id=0,
+        ctc_loss_reduction="mean",
+    )
+    model = (Wav2Vec2ForCTC if ctc else Wav2Vec2ForPreTraining)(config)
+    if ctc:
+        with torch.no_grad():
+            model.lm_head.weight.mul_(8.0)
+    model.save_pretrained(folder)
+    fe = Wav2Vec2FeatureExtractor(
+        feature_size=1,
+        sampling_rate=16000,
+        padding_value=0.0,
+        do_normalize=True,
+        return_attention_mask=(norm == "layer"),
+    )
+    fe.save_pretrained(folder)
+    if with_tokenizer:
+        (folder / "vocab.json").write_text(json.dumps({t: i for i, t in enumerate(vocab)}))
+        tok = Wav2Vec2CTCTokenizer(
+            str(folder / "vocab.json"),
+            unk_token="<unk>",
+            pad_token="<pad>",
+            word_delimiter_token="|",
+            do_lower_case=False,
+        )
+        tok.save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def group_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return save_tiny_model(tmp_path_factory.mktemp("models") / "group", norm="group")
+
+
+@pytest.fixture(scope="session")
+def layer_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return save_tiny_model(tmp_path_factory.mktemp("models") / "layer", norm="layer", seed=1)
+
+
+def noise_audio(seconds: float, seed: int, sr: int = 16000) -> np.ndarray:
+    """Deterministic speech-band noise with an envelope, so frames differ from each other."""
+    rng = np.random.default_rng(seed)
+    n = int(seconds * sr)
+    t = np.arange(n) / sr
+    env = 0.5 + 0.5 * np.sin(2 * np.pi * 0.7 * t + seed)
+    return (0.3 * env * rng.standard_normal(n)).astype(np.float32)
+
+
+@pytest.fixture
+def audio_folder(tmp_path: Path) -> Path:
+    """A folder of WAV files of very different lengths, one in a sub-folder."""
+    root = tmp_path / "audio"
+    (root / "sub").mkdir(parents=True)
+    for i, secs in enumerate([0.7, 2.5, 11.0, 4.2]):
+        sf.write(root / f"clip{i}.wav", noise_audio(secs, seed=i), 16000)
+    sf.write(root / "sub" / "deep.flac", noise_audio(3.3, seed=9), 16000)
+    return root

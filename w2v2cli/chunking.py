@@ -1,0 +1,126 @@
+"""Pure chunking and stitching, with the transformers ASR pipeline's arithmetic.
+
+``split`` cuts a file's samples into overlapping chunks; ``stitch`` drops each chunk's
+stride frames from its log-probabilities and concatenates the rest, carrying the absolute
+time of every kept frame. Both follow ``transformers.pipelines.automatic_speech_recognition``
+(``chunk_iter``, ``rescale_stride`` and the CTC branch of ``postprocess``) exactly, so
+that at batch size 1 our text equals the pipeline's. No torch here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from .errors import ConfigError
+from .options import ChunkOptions
+from .records import Chunk, Emissions
+
+
+@dataclass(frozen=True)
+class ChunkPlan:
+    """Chunk and stride lengths in samples, aligned to whole model frames."""
+
+    chunk_len: int
+    stride_left: int
+    stride_right: int
+    samples_per_frame: int
+    sampling_rate: int
+
+    @property
+    def step(self) -> int:
+        return self.chunk_len - self.stride_left - self.stride_right
+
+
+def plan(options: ChunkOptions, sampling_rate: int, samples_per_frame: int) -> ChunkPlan:
+    """Turn seconds into sample counts rounded to whole frames, as the pipeline does."""
+    align = samples_per_frame
+
+    def to_samples(seconds: float) -> int:
+        return int(round(seconds * sampling_rate / align) * align)
+
+    chunk_len = to_samples(options.chunk_length)
+    left = to_samples(options.stride_left)
+    right = to_samples(options.stride_right)
+    if chunk_len < left + right or chunk_len - left - right <= 0:
+        raise ConfigError(
+            "chunk length must be greater than the two strides together once rounded to "
+            f"model frames ({chunk_len} <= {left} + {right} samples)"
+        )
+    return ChunkPlan(chunk_len, left, right, samples_per_frame, sampling_rate)
+
+
+def split(file_index: int, samples: np.ndarray, chunk_plan: ChunkPlan) -> list[Chunk]:
+    """Cut one file's samples into chunks (views, no copies).
+
+    Mirrors ``chunk_iter``: chunks start every ``step`` samples; the first has no left
+    stride, the last (the one reaching the end) no right stride; a chunk no longer than its
+    left stride carries nothing new and is not emitted. A file shorter than one chunk is a
+    single chunk with no strides.
+    """
+    n = int(samples.shape[0])
+    p = chunk_plan
+    chunks: list[Chunk] = []
+    for start in range(0, max(n, 1), p.step):
+        end = start + p.chunk_len
+        piece = samples[start:end]
+        left = 0 if start == 0 else p.stride_left
+        is_last = end >= n
+        right = 0 if is_last else p.stride_right
+        if piece.shape[0] > left:
+            chunks.append(Chunk(file_index, len(chunks), start, piece, left, right, is_last))
+        if is_last:
+            break
+    return chunks
+
+
+def kept_frames(chunk: Chunk, samples_per_frame: int) -> tuple[int, int]:
+    """The ``[first, stop)`` frame range of a chunk's output that survives its strides.
+
+    This is ``rescale_stride`` + ``items[:, left:total_n - right]`` from the pipeline:
+    ``total_n`` is the chunk length in frames *rounded*, which can exceed the number of
+    frames the convolutions really produce by one; slicing clamps that, as numpy does.
+    """
+    input_n = chunk.length
+    token_n = int(round(input_n / samples_per_frame))
+    if input_n == 0:
+        return 0, 0
+    left = int(round(chunk.stride_left / input_n * token_n))
+    right = int(round(chunk.stride_right / input_n * token_n))
+    return left, token_n - right
+
+
+def stitch(
+    chunks: Sequence[Chunk],
+    log_probs: Sequence[np.ndarray],
+    chunk_plan: ChunkPlan,
+    num_samples: int,
+) -> Emissions:
+    """Concatenate the kept frames of one file's chunks, in order, with their times.
+
+    ``log_probs[i]`` is the ``(frames, vocab)`` output for ``chunks[i]`` holding only the
+    frames that the chunk's real (unpadded) samples produce.
+    """
+    if len(chunks) != len(log_probs):
+        raise ValueError("one log-prob array per chunk is needed")
+    spf = chunk_plan.samples_per_frame
+    sr = chunk_plan.sampling_rate
+    pieces: list[np.ndarray] = []
+    times: list[np.ndarray] = []
+    for chunk, lp in sorted(zip(chunks, log_probs, strict=True), key=lambda cl: cl[0].index):
+        first, stop = kept_frames(chunk, spf)
+        stop = min(stop, lp.shape[0])
+        first = min(first, stop)
+        pieces.append(lp[first:stop])
+        times.append((chunk.start + np.arange(first, stop, dtype=np.float64) * spf) / sr)
+    vocab = log_probs[0].shape[1] if log_probs else 0
+    lp_all = np.concatenate(pieces, axis=0) if pieces else np.zeros((0, vocab), np.float32)
+    t_all = np.concatenate(times) if times else np.zeros(0, np.float64)
+    return Emissions(
+        log_probs=np.ascontiguousarray(lp_all, dtype=np.float32),
+        frame_starts=t_all,
+        frame_duration=spf / sr,
+        duration=num_samples / sr,
+    )
