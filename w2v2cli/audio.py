@@ -1,0 +1,352 @@
+"""Decode any common audio or video file to mono float32 at the model's sample rate.
+
+Two decoders, one result:
+
+* **soundfile** (libsndfile) first, for WAV, FLAC, Ogg Vorbis/Opus, AIFF, CAF, ...: exact,
+  fast, and it scales integer PCM to [-1, 1) itself (``dtype="float32"``).
+* **PyAV** (FFmpeg's libraries, bundled in the wheel, no ``ffmpeg`` binary needed) for
+  everything libsndfile cannot open: MP3, AAC/M4A, Opus in WebM/Matroska, the audio track of
+  MP4/MKV/MOV video, G.722, AMR, WMA, AC-3, ... MP3 always goes to PyAV, even where
+  libsndfile was built with MP3 support, so results do not depend on the libsndfile build
+  (and corrupt MP3s do not make libmpg123 print notes on stderr).
+
+Channels are averaged to mono; rates are converted with soxr (see ``_SOXR_QUALITY``).
+Decoding is streamed block by block into the resampler, so peak memory is about the size
+of the result at the target rate, not the whole file at its native rate and channel count.
+
+Every failure is an ``AudioError`` with a one-line reason; no library traceback escapes.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import av
+import av.error
+import numpy as np
+import soundfile as sf
+import soxr
+
+from .errors import AudioError
+
+log = logging.getLogger("w2v2cli")
+
+# "HQ" is soxr's 20-bit setting: passband to ~91% of Nyquist, stopband attenuation well
+# below anything a 16-bit recording or an ASR front end can resolve. "VHQ" (28-bit) costs
+# roughly twice the CPU for differences ~50 dB further below the noise floor of speech
+# recordings, which changes no transcript. "HQ" is also soxr's and librosa's default.
+_SOXR_QUALITY = "HQ"
+
+# Frames per soundfile read: ~6 s at 44.1 kHz, a few MB even for multichannel files.
+_BLOCK_FRAMES = 1 << 18
+
+# Extensions whose files go straight to PyAV (see the module docstring).
+_PYAV_ONLY_EXTENSIONS = frozenset({"mp3", "mp2", "mp1", "mpga"})
+
+# libsndfile format names that PyAV decodes instead, whatever the file's name.
+_PYAV_ONLY_SF_FORMATS = frozenset({"MP3", "MPEG"})
+
+
+class _NotForSoundfile(Exception):
+    """libsndfile cannot (or should not) read this file; try PyAV."""
+
+
+def load_audio(path: str | Path, sample_rate: int) -> np.ndarray:
+    """Decode ``path`` to a 1-D float32 mono array at ``sample_rate`` Hz.
+
+    Raises ``AudioError`` (with the path and a one-line reason) for anything that is not
+    decodable audio: missing files, folders, empty or truncated files, text or random bytes,
+    containers without an audio stream, codecs this FFmpeg build cannot decode.
+    """
+    if sample_rate <= 0:
+        raise ValueError(f"sample_rate must be positive, not {sample_rate}")
+    p = Path(path)
+    _check_file(p)
+    sink = _ResamplingSink(sample_rate)
+    try:
+        if p.suffix.lower().lstrip(".") in _PYAV_ONLY_EXTENSIONS:
+            raise _NotForSoundfile
+        _decode_soundfile(p, sink)
+    except _NotForSoundfile:
+        sink = _ResamplingSink(sample_rate)
+        _decode_pyav(p, sink)
+    audio = sink.finish()
+    if audio.size == 0:
+        raise AudioError(p, "no audio samples decoded (empty recording)")
+    if not np.isfinite(audio).all():
+        log.warning("%s: replaced NaN/infinite samples with silence", p)
+        audio = np.nan_to_num(audio, nan=0.0, posinf=0.0, neginf=0.0)
+    return audio
+
+
+def audio_duration(path: str | Path) -> float | None:
+    """Duration in seconds from the file's header, or None when unknown; never raises.
+
+    Cheap (no decoding): meant for progress-bar totals, not for timing anything.
+    """
+    p = Path(path)
+    try:
+        if p.suffix.lower().lstrip(".") not in _PYAV_ONLY_EXTENSIONS:
+            try:
+                info = sf.info(str(p))
+            except (sf.LibsndfileError, RuntimeError):
+                pass
+            else:
+                if info.format not in _PYAV_ONLY_SF_FORMATS and info.samplerate > 0:
+                    return info.frames / info.samplerate
+        with av.open(str(p), metadata_errors="ignore") as container:
+            if container.duration is not None and container.duration > 0:
+                return container.duration / av.time_base
+            for stream in container.streams.audio:
+                if stream.duration and stream.time_base:
+                    return float(stream.duration * stream.time_base)
+    except Exception:  # noqa: BLE001 - progress totals are optional; a bad file fails later
+        return None
+    return None
+
+
+# --- checks and sniffing ----------------------------------------------------------------
+
+
+def _check_file(p: Path) -> None:
+    """Fail early with a clear reason for the cases both libraries report obscurely."""
+    try:
+        if p.is_dir():
+            raise AudioError(p, "is a folder, not an audio file")
+        st = p.stat()
+    except FileNotFoundError:
+        raise AudioError(p, "no such file") from None
+    except OSError as e:
+        raise AudioError(p, f"cannot read: {_os_reason(e)}") from None
+    if st.st_size == 0:
+        raise AudioError(p, "empty file (0 bytes)")
+    try:
+        with p.open("rb"):
+            pass
+    except OSError as e:
+        raise AudioError(p, f"cannot read: {_os_reason(e)}") from None
+
+
+def _looks_like_text(p: Path) -> bool:
+    """True when the file starts with printable UTF-8 text (a transcript saved as .wav...)."""
+    try:
+        with p.open("rb") as f:
+            head = f.read(1024)
+    except OSError:
+        return False
+    if not head:
+        return False
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError as e:
+        if e.start < len(head) - 4:  # a multi-byte character cut at the end is fine
+            return False
+        text = head[: e.start].decode("utf-8")
+    return all(ch.isprintable() or ch in "\t\r\n\f" for ch in text)
+
+
+def _os_reason(e: OSError) -> str:
+    return e.strerror or type(e).__name__
+
+
+def _ffmpeg_reason(e: Exception) -> str:
+    reason = getattr(e, "strerror", None) or str(e) or type(e).__name__
+    return _one_line(reason)
+
+
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())
+
+
+# --- the sink: mono blocks in, target-rate array out ------------------------------------
+
+
+class _ResamplingSink:
+    """Collects mono float32 blocks at any (even changing) rate; resamples with soxr.
+
+    A streaming soxr resampler gives the same samples as one ``soxr.resample`` call over
+    the whole signal, without holding the native-rate signal in memory. A rate change in
+    the middle of a stream (possible in broadcast AAC/MP3) flushes and starts a new one.
+    """
+
+    def __init__(self, out_rate: int) -> None:
+        self.out_rate = out_rate
+        self._parts: list[np.ndarray] = []
+        self._in_rate: int | None = None
+        self._stream: soxr.ResampleStream | None = None
+        self.samples_in = 0  # native-rate samples pushed so far
+
+    def push(self, block: np.ndarray, in_rate: int) -> None:
+        if in_rate != self._in_rate:
+            self._flush()
+            self._in_rate = in_rate
+            if in_rate != self.out_rate:
+                self._stream = soxr.ResampleStream(
+                    in_rate, self.out_rate, 1, dtype="float32", quality=_SOXR_QUALITY
+                )
+        if block.size == 0:
+            return
+        self.samples_in += block.size
+        block = np.ascontiguousarray(block, dtype=np.float32)
+        if self._stream is None:
+            self._parts.append(block)
+        else:
+            out = self._stream.resample_chunk(block, last=False)
+            if out.size:
+                self._parts.append(out)
+
+    def _flush(self) -> None:
+        if self._stream is not None:
+            out = self._stream.resample_chunk(np.zeros(0, dtype=np.float32), last=True)
+            if out.size:
+                self._parts.append(out)
+        self._stream = None
+
+    def finish(self) -> np.ndarray:
+        self._flush()
+        if not self._parts:
+            return np.zeros(0, dtype=np.float32)
+        audio = np.concatenate(self._parts) if len(self._parts) > 1 else self._parts[0]
+        self._parts = []
+        return np.ascontiguousarray(audio, dtype=np.float32)
+
+
+def _to_mono(block: np.ndarray, axis: int) -> np.ndarray:
+    """Average channels (the plain mean, no downmix matrix: every channel counts the same)."""
+    if block.shape[axis] == 1:
+        return block.take(0, axis=axis)
+    return block.mean(axis=axis, dtype=np.float32)
+
+
+# --- soundfile ---------------------------------------------------------------------------
+
+
+def _decode_soundfile(p: Path, sink: _ResamplingSink) -> None:
+    try:
+        f = sf.SoundFile(str(p))
+    except (sf.LibsndfileError, RuntimeError, ValueError, TypeError):
+        raise _NotForSoundfile from None
+    except OSError as e:
+        raise AudioError(p, f"cannot read: {_os_reason(e)}") from None
+    with f:
+        if f.format in _PYAV_ONLY_SF_FORMATS:
+            raise _NotForSoundfile
+        if f.samplerate <= 0 or f.channels <= 0:
+            raise AudioError(p, "invalid header (no sample rate or channels)")
+        if _header_claims_more_data(f):
+            log.warning(
+                "%s: file is shorter than its header says (truncated?); decoding the rest", p
+            )
+        try:
+            while True:
+                block = f.read(_BLOCK_FRAMES, dtype="float32", always_2d=True)
+                if block.shape[0] == 0:
+                    break
+                sink.push(_to_mono(block, axis=1), f.samplerate)
+        except (sf.LibsndfileError, RuntimeError, ValueError) as e:
+            raise AudioError(p, f"corrupt or truncated audio data ({_one_line(str(e))})") from None
+
+
+def _header_claims_more_data(f: sf.SoundFile) -> bool:
+    """libsndfile reads a truncated WAV/AIFF silently; its log says "data : N (should be M)".
+
+    Streaming writers leave 0 or 0xFFFFFFFF as the size; those are not truncation.
+    """
+    try:
+        m = _SHOULD_BE.search(f.extra_info)
+    except (sf.LibsndfileError, RuntimeError, UnicodeDecodeError):
+        return False
+    if m is None:
+        return False
+    claimed, actual = int(m.group(1)), int(m.group(2))
+    return actual < claimed < 0xFFFFFFFF
+
+
+_SHOULD_BE = re.compile(r"^(?:data|SSND)\s*:\s*(\d+)\s*\(should be (\d+)\)", re.MULTILINE)
+
+
+# --- PyAV --------------------------------------------------------------------------------
+
+
+def _decode_pyav(p: Path, sink: _ResamplingSink) -> None:
+    try:
+        container = av.open(str(p), metadata_errors="ignore")
+    except av.error.InvalidDataError:
+        if _looks_like_text(p):
+            raise AudioError(p, "a text file, not audio") from None
+        raise AudioError(p, "not a recognised audio or video format (or a damaged file)") from None
+    except av.error.FFmpegError as e:
+        raise AudioError(p, f"cannot open: {_ffmpeg_reason(e)}") from None
+    except (OSError, ValueError, UnicodeDecodeError) as e:
+        raise AudioError(p, f"cannot open: {_one_line(str(e)) or type(e).__name__}") from None
+    with container:
+        if not container.streams.audio:
+            if _looks_like_text(p):
+                raise AudioError(p, "a text file, not audio")
+            what = "only video or images" if container.streams.video else "nothing FFmpeg can read"
+            raise AudioError(p, f"no audio stream ({what})")
+        stream = container.streams.audio[0]
+        if stream.codec_context is None:
+            raise AudioError(p, "unsupported audio codec (no decoder for it in this FFmpeg build)")
+        codec = stream.codec_context.name
+        bad_packets = 0
+        last_error = ""
+        for frame in _pyav_frames(p, container, stream):
+            if isinstance(frame, Exception):
+                bad_packets += 1
+                last_error = _ffmpeg_reason(frame)
+                continue
+            planar = frame.to_ndarray()  # (channels, samples), float32
+            sink.push(_to_mono(planar, axis=0), frame.sample_rate)
+        if bad_packets:
+            log.warning(
+                "%s: skipped %d undecodable %s packet(s): %s", p, bad_packets, codec, last_error
+            )
+            if sink.samples_in == 0:
+                raise AudioError(p, f"corrupt {codec} audio data ({last_error})")
+
+
+def _pyav_frames(
+    p: Path, container: av.container.InputContainer, stream: av.AudioStream
+) -> Iterator[av.AudioFrame | Exception]:
+    """Decoded frames as planar float at their native rate; packet errors yielded, not raised.
+
+    Like the ffmpeg CLI, a damaged packet is skipped and decoding goes on. AudioResampler is
+    used only to convert the sample *format* to float (rate and layout stay as decoded); it
+    is rebuilt if the stream changes format, layout or rate midway.
+    """
+    resampler: av.AudioResampler | None = None
+    setup: tuple[str, str, int] | None = None
+    try:
+        packets = container.demux(stream)
+        while True:
+            try:
+                packet = next(packets)
+            except StopIteration:
+                break
+            except av.error.EOFError:
+                break
+            except (av.error.FFmpegError, OSError) as e:
+                # A demuxer error means the rest of the file is unreadable: keep what we have
+                # (the caller warns, and fails if that is nothing).
+                yield e
+                break
+            try:
+                frames = packet.decode()
+            except av.error.DecoderNotFoundError:
+                raise AudioError(p, "unsupported audio codec") from None
+            except (av.error.FFmpegError, ValueError) as e:
+                yield e
+                continue
+            for frame in frames:
+                key = (frame.format.name, frame.layout.name, frame.sample_rate)
+                if key != setup:
+                    resampler = av.AudioResampler(format="fltp")
+                    setup = key
+                assert resampler is not None
+                yield from resampler.resample(frame)
+    except (av.error.FFmpegError, OSError, ValueError) as e:
+        raise AudioError(p, f"cannot decode: {_ffmpeg_reason(e)}") from None
