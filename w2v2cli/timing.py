@@ -1,0 +1,209 @@
+"""Token and word timings and confidences from CTC frames. Pure functions, no model.
+
+Every time comes from ``Emissions.frame_starts`` (frames of stitched chunks are not evenly
+spaced), never from ``index * frame_duration``. Frame ranges are half-open: ``[first, end)``.
+
+Definitions (the README quotes these):
+
+- **Token times.** A token is a run of consecutive frames carrying the same non-blank id
+  (so ``l l`` is one token and ``l <blank> l`` two). It starts at its first frame's start
+  and ends at the end of its last frame, ``frame_starts[last] + frame_duration``, clipped
+  to the next frame's start when stitched frames overlap and to the file's duration.
+- **Word times.** A word starts where its first token starts and ends where its last token
+  ends; leading and trailing blank frames are not part of it.
+- **Token confidence.** The mean, over the token's frames, of the probability the model
+  gave that token on that frame (``exp(log_prob)``).
+- **Word confidence.** The mean of the same per-frame probabilities over all the frames of
+  all the word's tokens (a token held for more frames weighs more). For a greedy path this
+  equals the mean of the frame-wise maximum probability over the word's letter frames,
+  which is what ``words_from_frame_spans`` computes for a beam decoder that knows only
+  frame ranges: greedy and beam confidences are the same measure.
+- **File confidence.** The mean of word confidences weighted by the number of characters
+  of each word (roughly a per-character average, so "a" weighs less than
+  "transcription"); None when there are no words.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from .records import Emissions, TokenSpan, Vocabulary, Word
+
+# What each collapsed run of frames is, for word building.
+LETTER, BOUNDARY, SPECIAL = "letter", "boundary", "special"
+
+
+def collapse_path(path: np.ndarray | Sequence[int], blank_id: int) -> list[tuple[int, int, int]]:
+    """Standard CTC collapse of a per-frame id path into non-blank runs.
+
+    Returns ``(token_id, first_frame, end_frame)`` with ``end_frame`` exclusive. Any change
+    of id ends a run (blanks and other ids alike); blank runs are dropped.
+    """
+    ids = np.asarray(path, dtype=np.int64).reshape(-1)
+    if ids.size == 0:
+        return []
+    starts = np.flatnonzero(np.concatenate(([True], ids[1:] != ids[:-1])))
+    ends = np.append(starts[1:], ids.size)
+    runs = zip(starts.tolist(), ends.tolist(), strict=True)
+    return [(int(ids[s]), s, e) for s, e in runs if int(ids[s]) != blank_id]
+
+
+def token_kind(token_id: int, vocabulary: Vocabulary) -> str:
+    """Classify an id: word boundary (delimiter or a space token), special, or letter.
+
+    Special ids (other than the blank, which never reaches here) are neither letters nor
+    boundaries: they are dropped without splitting a word, so a stray ``<unk>`` inside
+    ``ca<unk>t`` gives ``cat``. A boundary check comes first so that a delimiter listed as
+    special still separates words.
+    """
+    if vocabulary.is_word_boundary(token_id):
+        return BOUNDARY
+    if token_id in vocabulary.special_ids:
+        return SPECIAL
+    return LETTER
+
+
+def frame_end(emissions: Emissions, frame: int) -> float:
+    """End time of ``frame``: its start plus the frame duration, clipped to the next frame's
+    start (stitched frames may overlap by rounding) and to the file's duration."""
+    starts = emissions.frame_starts
+    end = float(starts[frame]) + emissions.frame_duration
+    if frame + 1 < len(starts):
+        end = min(end, max(float(starts[frame + 1]), float(starts[frame])))
+    return min(end, emissions.duration) if emissions.duration > 0 else end
+
+
+def _check_frames(emissions: Emissions) -> None:
+    if len(emissions.frame_starts) != emissions.num_frames:
+        raise ValueError(
+            f"{len(emissions.frame_starts)} frame start times for {emissions.num_frames} frames"
+        )
+
+
+def _frame_start(emissions: Emissions, frame: int) -> float:
+    start = float(emissions.frame_starts[frame])
+    return min(start, emissions.duration) if emissions.duration > 0 else start
+
+
+def align_path(
+    path: np.ndarray | Sequence[int], emissions: Emissions, vocabulary: Vocabulary
+) -> tuple[tuple[TokenSpan, ...], tuple[Word, ...]]:
+    """Tokens and words of a per-frame id path (argmax for greedy, or any forced path).
+
+    Only letter tokens become ``TokenSpan``s; boundaries split words; specials vanish.
+    Confidences follow the module docstring.
+    """
+    ids = np.asarray(path, dtype=np.int64).reshape(-1)
+    _check_frames(emissions)
+    if ids.size != emissions.num_frames:
+        raise ValueError(f"path has {ids.size} frames, emissions have {emissions.num_frames}")
+    if ids.size == 0:
+        return (), ()
+    frame_probs = np.exp(
+        emissions.log_probs[np.arange(ids.size), ids].astype(np.float64, copy=False)
+    )
+    tokens: list[TokenSpan] = []
+    words: list[Word] = []
+    # The open word: its tokens, sum of frame probabilities, number of frames.
+    current: list[TokenSpan] = []
+    prob_sum = 0.0
+    n_frames = 0
+
+    def close() -> None:
+        nonlocal current, prob_sum, n_frames
+        if current:
+            words.append(
+                Word(
+                    text="".join(t.text for t in current),
+                    start=current[0].start,
+                    end=current[-1].end,
+                    confidence=prob_sum / n_frames,
+                )
+            )
+        current, prob_sum, n_frames = [], 0.0, 0
+
+    for token_id, first, end in collapse_path(ids, vocabulary.blank_id):
+        kind = token_kind(token_id, vocabulary)
+        if kind == BOUNDARY:
+            close()
+            continue
+        if kind == SPECIAL:
+            continue
+        run_sum = float(frame_probs[first:end].sum())
+        span = TokenSpan(
+            text=vocabulary.tokens[token_id],
+            start=_frame_start(emissions, first),
+            end=frame_end(emissions, end - 1),
+            confidence=run_sum / (end - first),
+        )
+        tokens.append(span)
+        current.append(span)
+        prob_sum += run_sum
+        n_frames += end - first
+    close()
+    return tuple(tokens), tuple(words)
+
+
+def letter_mask(vocabulary: Vocabulary) -> np.ndarray:
+    """Boolean mask over the vocabulary: True for ids that can appear inside a word."""
+    return np.array(
+        [token_kind(i, vocabulary) == LETTER for i in range(vocabulary.size)], dtype=bool
+    ) & (np.arange(vocabulary.size) != vocabulary.blank_id)
+
+
+def words_from_frame_spans(
+    spans: Sequence[tuple[str, int, int]], emissions: Emissions, vocabulary: Vocabulary
+) -> tuple[Word, ...]:
+    """Words for a decoder that knows only each word's frame range (e.g. pyctcdecode's
+    ``(word, (start_frame, end_frame))``, end exclusive).
+
+    Within ``[start, end)`` the word's frames are those whose argmax is a letter. Times span
+    the first to the last of them and confidence is the mean of their maximum probability,
+    which matches ``align_path`` exactly when the beam agrees with the greedy path. When
+    no frame of the range has a letter as argmax (the LM chose a word the acoustics barely
+    support), the whole range is used and confidence is the mean, over its frames, of the
+    best letter probability. Ranges are clipped to the emissions; an empty range is taken
+    as its start frame. Words with empty text are skipped.
+    """
+    _check_frames(emissions)
+    total = emissions.num_frames
+    if total == 0:
+        return ()
+    letters = letter_mask(vocabulary)
+    log_probs = emissions.log_probs
+    words: list[Word] = []
+    for text, start, end in spans:
+        if not text:
+            continue
+        first = min(max(int(start), 0), total - 1)
+        stop = min(max(int(end), first + 1), total)
+        block = log_probs[first:stop].astype(np.float64, copy=False)
+        argmax = block.argmax(axis=1)
+        hits = np.flatnonzero(letters[argmax])
+        if hits.size:
+            lo, hi = first + int(hits[0]), first + int(hits[-1])
+            confidence = float(np.exp(block[hits, argmax[hits]]).mean())
+        else:
+            lo, hi = first, stop - 1
+            best = block[:, letters].max(axis=1) if letters.any() else np.full(len(block), -np.inf)
+            confidence = float(np.exp(best).mean())
+        words.append(
+            Word(
+                text=text,
+                start=_frame_start(emissions, lo),
+                end=frame_end(emissions, hi),
+                confidence=confidence,
+            )
+        )
+    return tuple(words)
+
+
+def file_confidence(words: Sequence[Word]) -> float | None:
+    """Character-weighted mean of word confidences; None when there are no words."""
+    weights = [len(w.text) for w in words]
+    total = sum(weights)
+    if not words or total == 0:
+        return None
+    return sum(w.confidence * n for w, n in zip(words, weights, strict=True)) / total

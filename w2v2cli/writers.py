@@ -1,0 +1,272 @@
+"""Output writers: one small class per format over a shared base, and a registry.
+
+The base class owns the output path (``out_base`` + ``.`` + extension), casing (applied
+to a copy of the transcript) and atomic writing; subclasses only turn a ``Transcript``
+into text. SRT and VTT share one segmenter (``segmenter.segment``) and differ in a few
+attributes. Writers never compute timings: word times come from the decoder, cue times
+from the segmenter.
+
+Format decisions, written down where they are made:
+
+- Files are UTF-8 with ``\\n`` line ends on every platform (``newline=""``), so the
+  bytes written to a file and to ``--stdout`` are the same. With several inputs on one
+  stream, each result follows a ``==> path <==`` line, except JSON, which becomes JSON
+  Lines (one compact object per file).
+- ``txt``: the transcript text and a newline; an empty transcript gives an empty file.
+- ``json``: the versioned schema ``w2v2cli.transcript/1`` (see ``JsonWriter``); times in
+  seconds rounded to milliseconds, confidences to 4 decimals.
+- ``srt``: 1-based cue numbers, ``HH:MM:SS,mmm``; ``vtt``: a ``WEBVTT`` header,
+  ``HH:MM:SS.mmm``, and ``&``, ``<``, ``>`` escaped as the WebVTT spec requires.
+  In both, ``-->`` inside text becomes ``->`` so it cannot be read as a timing line.
+- ``tsv``: a ``start<TAB>end<TAB>text`` header, then one row per cue with times in integer
+  milliseconds: no decimal separator at all, so no locale can turn ``1.5`` into ``1,5``
+  when the file is opened in a spreadsheet (the same choice as openai/whisper). Cue lines
+  are joined with a space, and tabs in text become spaces.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any, ClassVar, TextIO
+
+from .casing import apply_case, check_case
+from .errors import ConfigError
+from .options import SubtitleOptions
+from .records import AudioItem, Cue, Transcript
+from .segmenter import segment
+
+JSON_SCHEMA = "w2v2cli.transcript/1"
+
+
+def _open_temp(path: Path) -> tuple[int, Path]:
+    """Create a new hidden temporary file next to ``path``; return its fd and path.
+
+    ``os.open`` with mode 0o666 lets the umask decide permissions, as for any ordinary
+    file (``tempfile.mkstemp`` would leave outputs readable by their owner only).
+    """
+    for _ in range(100):
+        tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+        try:
+            return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), tmp
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"cannot create a temporary file next to {path}")
+
+
+def format_timestamp(seconds: float, decimal_marker: str = ".") -> str:
+    """``HH:MM:SS<marker>mmm`` from seconds (hours grow past 99 if they must)."""
+    total = max(0, int(round(seconds * 1000)))
+    hours, rest = divmod(total, 3_600_000)
+    minutes, rest = divmod(rest, 60_000)
+    secs, millis = divmod(rest, 1000)
+    return f"{hours:02d}:{minutes:02d}:{secs:02d}{decimal_marker}{millis:03d}"
+
+
+class Writer:
+    """Base class: path, casing and atomic writes. Subclasses set ``extension`` and
+    implement ``format``."""
+
+    extension: ClassVar[str] = ""
+
+    def __init__(self, subtitle_options: SubtitleOptions | None = None, case: str = "keep"):
+        self.subtitle_options = subtitle_options or SubtitleOptions()
+        self.case = check_case(case)
+
+    def format(self, transcript: Transcript, item: AudioItem) -> str:
+        """The whole output for one file, as text. Subclasses implement this only."""
+        raise NotImplementedError
+
+    def output_path(self, item: AudioItem) -> Path:
+        return item.out_base.with_name(f"{item.out_base.name}.{self.extension}")
+
+    def render(self, transcript: Transcript, item: AudioItem) -> str:
+        """``format`` applied to a cased copy of ``transcript``."""
+        return self.format(apply_case(transcript, self.case), item)
+
+    def cues(self, transcript: Transcript) -> tuple[Cue, ...]:
+        return segment(transcript.words, self.subtitle_options, transcript.duration)
+
+    def write(self, transcript: Transcript, item: AudioItem) -> Path:
+        """Write the output file atomically and return its path.
+
+        The text is formatted first, then written to a temporary file in the destination
+        folder, flushed and fsynced, and renamed over the destination with ``os.replace``.
+        A failure at any step leaves any existing file untouched and no temporary file
+        behind. Whether an existing file may be replaced is the caller's decision.
+        """
+        path = self.output_path(item)
+        data = self.render(transcript, item)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = _open_temp(path)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            try:
+                os.unlink(tmp)
+            except FileNotFoundError:
+                pass
+            raise
+        return path
+
+    def write_stream(
+        self, transcript: Transcript, item: AudioItem, stream: TextIO, header: bool = False
+    ) -> None:
+        """Write the same text as ``write`` to an open text stream (``--stdout``).
+
+        ``header=True`` (several inputs on one stream) puts a ``==> path <==`` line before
+        the output, as ``head`` and ``tail`` do, so the results can be told apart.
+        """
+        stream.write(self.stream_text(transcript, item, header))
+
+    def stream_text(self, transcript: Transcript, item: AudioItem, header: bool = False) -> str:
+        text = self.render(transcript, item)
+        return f"==> {item.path} <==\n{text}" if header else text
+
+
+class TxtWriter(Writer):
+    extension = "txt"
+
+    def format(self, transcript: Transcript, item: AudioItem) -> str:
+        return f"{transcript.text}\n" if transcript.text else ""
+
+
+def _round_confidence(value: float | None) -> float | None:
+    return None if value is None else round(float(value), 4)
+
+
+class JsonWriter(Writer):
+    """Schema ``w2v2cli.transcript/1``::
+
+        {"schema": "w2v2cli.transcript/1", "file": str, "text": str, "duration": float,
+         "model": str, "decoder": str, "confidence": float | null,
+         "words": [{"text", "start", "end", "confidence"}],
+         "cues": [{"start", "end", "text"}]}
+
+    Times are seconds rounded to ms; cue ``text`` joins the cue's lines with ``\\n``. A
+    change to the meaning of a key gets a new schema version; new keys may be added.
+    """
+
+    extension = "json"
+
+    def document(self, transcript: Transcript, item: AudioItem) -> dict[str, Any]:
+        return {
+            "schema": JSON_SCHEMA,
+            "file": str(item.path),
+            "text": transcript.text,
+            "duration": round(float(transcript.duration), 3),
+            "model": transcript.model,
+            "decoder": transcript.decoder,
+            "confidence": _round_confidence(transcript.confidence),
+            "words": [
+                {
+                    "text": w.text,
+                    "start": round(w.start, 3),
+                    "end": round(w.end, 3),
+                    "confidence": _round_confidence(w.confidence),
+                }
+                for w in transcript.words
+            ],
+            "cues": [
+                {"start": round(c.start, 3), "end": round(c.end, 3), "text": c.text}
+                for c in self.cues(transcript)
+            ],
+        }
+
+    def format(self, transcript: Transcript, item: AudioItem) -> str:
+        return json.dumps(self.document(transcript, item), ensure_ascii=False, indent=2) + "\n"
+
+    def stream_text(self, transcript: Transcript, item: AudioItem, header: bool = False) -> str:
+        """With several inputs on one stream, JSON Lines: one compact object per line, no
+        header line (each object names its ``file``)."""
+        if not header:
+            return self.render(transcript, item)
+        document = self.document(apply_case(transcript, self.case), item)
+        return json.dumps(document, ensure_ascii=False, separators=(",", ":")) + "\n"
+
+
+class SubtitlesWriter(Writer):
+    """SRT and VTT: the same cues, differing in header, numbering and time format."""
+
+    header: ClassVar[str] = ""
+    decimal_marker: ClassVar[str] = "."
+    numbered: ClassVar[bool] = False
+
+    def escape(self, line: str) -> str:
+        return line.replace("-->", "->")
+
+    def format(self, transcript: Transcript, item: AudioItem) -> str:
+        blocks = [self.header] if self.header else []
+        for index, cue in enumerate(self.cues(transcript), start=1):
+            start = format_timestamp(cue.start, self.decimal_marker)
+            end = format_timestamp(cue.end, self.decimal_marker)
+            lines = [str(index)] if self.numbered else []
+            lines.append(f"{start} --> {end}")
+            lines.extend(self.escape(line) for line in cue.lines)
+            blocks.append("\n".join(lines) + "\n")
+        return "\n".join(blocks)
+
+
+class SrtWriter(SubtitlesWriter):
+    extension = "srt"
+    decimal_marker = ","
+    numbered = True
+
+
+class VttWriter(SubtitlesWriter):
+    extension = "vtt"
+    header = "WEBVTT\n"
+
+    def escape(self, line: str) -> str:
+        line = super().escape(line)
+        return line.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+class TsvWriter(Writer):
+    extension = "tsv"
+
+    def format(self, transcript: Transcript, item: AudioItem) -> str:
+        rows = ["start\tend\ttext"]
+        for cue in self.cues(transcript):
+            text = " ".join(cue.lines).replace("\t", " ")
+            rows.append(f"{round(cue.start * 1000)}\t{round(cue.end * 1000)}\t{text}")
+        return "\n".join(rows) + "\n"
+
+
+WRITERS: dict[str, type[Writer]] = {
+    "txt": TxtWriter,
+    "json": JsonWriter,
+    "srt": SrtWriter,
+    "vtt": VttWriter,
+    "tsv": TsvWriter,
+}
+
+
+def get_writers(
+    formats: Iterable[str],
+    subtitle_options: SubtitleOptions | None = None,
+    case: str = "keep",
+) -> list[Writer]:
+    """One writer per format, in the order given, duplicates dropped.
+
+    ``"all"`` expands to every format (the CLI may expand it first; both work). Unknown
+    formats and case modes raise ``ConfigError``.
+    """
+    check_case(case)
+    names: list[str] = []
+    for name in formats:
+        for expanded in WRITERS if name == "all" else (name,):
+            if expanded not in WRITERS:
+                raise ConfigError(
+                    f"unknown format {expanded!r}; choose from {', '.join(WRITERS)} or all"
+                )
+            if expanded not in names:
+                names.append(expanded)
+    return [WRITERS[name](subtitle_options, case) for name in names]
