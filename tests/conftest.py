@@ -24,6 +24,8 @@ def save_tiny_model(
     vocab: list[str] | None = None,
     with_tokenizer: bool = True,
     ctc: bool = True,
+    blank_bias: float | None = None,
+    delimiter_bias: float | None = None,
 ) -> Path:
     """Write a tiny wav2vec2 checkpoint shaped like base (group norm) or large (layer norm).
 
@@ -60,9 +62,20 @@ def save_tiny_model(
         ctc_loss_reduction="mean",
     )
     model = (Wav2Vec2ForCTC if ctc else Wav2Vec2ForPreTraining)(config)
+    # Biases found by measuring how often each family's random head picks blank and "|":
+    # about 40% blank and 30% delimiter frames on noise input.
+    if blank_bias is None:
+        blank_bias = 2.5 if norm == "group" else 1.5
+    if delimiter_bias is None:
+        delimiter_bias = 1.5 if norm == "group" else 2.0
     if ctc:
         with torch.no_grad():
             model.lm_head.weight.mul_(8.0)
+            # Favour blank and word delimiter so outputs look like CTC: short words with
+            # blanks between, which exercises collapsing, word splitting and timings.
+            model.lm_head.bias[vocab.index("<pad>")] += blank_bias
+            if "|" in vocab:
+                model.lm_head.bias[vocab.index("|")] += delimiter_bias
     model.save_pretrained(folder)
     fe = Wav2Vec2FeatureExtractor(
         feature_size=1,

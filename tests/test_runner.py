@@ -7,8 +7,8 @@ import shutil
 
 import numpy as np
 import pytest
-
 from conftest import noise_audio, save_tiny_model
+
 from w2v2cli.errors import ModelError
 from w2v2cli.options import ModelOptions
 from w2v2cli.records import Chunk
@@ -106,7 +106,10 @@ def test_checkpoint_without_tokenizer(tmp_path, group_model):
 
 
 def test_hub_id_offline_not_cached(tmp_path, monkeypatch):
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    import huggingface_hub.constants
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # read by our message
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)  # read at import
     with pytest.raises(ModelError, match="HF_HUB_OFFLINE"):
         load_model(ModelOptions(model="someone/not-cached-model", cache_dir=tmp_path))
 

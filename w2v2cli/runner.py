@@ -48,9 +48,16 @@ class LoadedModel:
     def frame_duration(self) -> float:
         return self.samples_per_frame / self.sampling_rate
 
+    @property
+    def lm_dir(self) -> Path | None:
+        """The model's own ``language_model/`` folder (Wav2Vec2ProcessorWithLM layout)."""
+        if self.local_dir is not None and (self.local_dir / "language_model").is_dir():
+            return self.local_dir / "language_model"
+        return None
+
 
 def resolve_device(device: str) -> str:
-    """``auto`` → ``cuda`` when a GPU is usable, else ``cpu``; a CUDA request without a GPU fails."""
+    """``auto`` → ``cuda`` when a GPU is usable, else ``cpu``; CUDA without a GPU fails."""
     import torch
 
     if device == "auto":

@@ -1,0 +1,293 @@
+"""The ``w2v2`` command line: arguments → option records → library call → exit status.
+
+Exit status: 0 all well, 1 some file failed, 2 usage error, 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+from .errors import ConfigError, W2V2Error
+from .options import (
+    DEFAULT_MODEL,
+    DTYPES,
+    FORMATS,
+    ChunkOptions,
+    DecodeOptions,
+    ModelOptions,
+    OutputOptions,
+    RunOptions,
+    SubtitleOptions,
+)
+
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+
+def _stride(value: str | None) -> tuple[float, float] | None:
+    if value is None:
+        return None
+    parts = value.split(",")
+    try:
+        nums = [float(p) for p in parts]
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not SECONDS or LEFT,RIGHT") from None
+    if len(nums) == 1:
+        return nums[0], nums[0]
+    if len(nums) == 2:
+        return nums[0], nums[1]
+    raise click.BadParameter(f"{value!r} is not SECONDS or LEFT,RIGHT")
+
+
+def model_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    """--model, --device, --dtype, --cache-dir, --revision, --batch-size, chunking."""
+    decorators = [
+        click.option("-m", "--model", default=DEFAULT_MODEL, show_default=True,
+                     help="Hugging Face hub id or local folder of a CTC model."),
+        click.option("--device", default="auto", show_default=True,
+                     help="auto (CUDA if available), cpu, cuda or cuda:N."),
+        click.option("--dtype", type=click.Choice(DTYPES), default="auto", show_default=True,
+                     help="Model precision; auto is float16 on CUDA, float32 on CPU."),
+        click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path),
+                     help="Hugging Face cache folder (default: HF_HOME's)."),
+        click.option("--revision", help="Hub revision (branch, tag or commit) of the model."),
+        click.option("-b", "--batch-size", type=click.IntRange(min=1), default=8,
+                     show_default=True, help="Chunks per model call, across files."),
+        click.option("--chunk-length", type=click.FloatRange(min=0, min_open=True),
+                     default=ChunkOptions.chunk_length, show_default=True,
+                     help="Seconds of audio per chunk for long recordings."),
+        click.option("--stride-length", metavar="SECONDS|LEFT,RIGHT",
+                     help="Overlap dropped on each side of a chunk [default: 3]."),
+    ]
+    return functools.reduce(lambda acc, d: d(acc), reversed(decorators), f)
+
+
+def decode_options(f: Callable[..., Any], *, several: bool = False) -> Callable[..., Any]:
+    """Decoder choice and beam-search settings, shared by transcribe and eval.
+
+    ``several=True`` (eval) makes --decoder repeatable: each decoder scores the same logits.
+    """
+    d = DecodeOptions()
+    decoder_help = "auto: beam search when an LM is given or the model ships one."
+    if several:
+        decoder_help += " Repeat to compare decoders on one model pass."
+    decorators = [
+        click.option("--decoder", "decoder", type=click.Choice(["auto", "greedy", "beam"]),
+                     multiple=several, default=("auto",) if several else "auto",
+                     show_default=True, help=decoder_help),
+        click.option("--lm", type=click.Path(exists=True, path_type=Path),
+                     help="KenLM language model (ARPA or binary) or a language_model/ folder."),
+        click.option("--unigrams", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+                     help="Unigram list for the LM (default: read from the ARPA file)."),
+        click.option("--beam-width", type=click.IntRange(min=1), default=d.beam_width,
+                     show_default=True, help="Beams kept by beam search."),
+        click.option("--alpha", type=float, help="LM weight [default: model's or 0.5]."),
+        click.option("--beta", type=float, help="Word insertion bonus [default: model's or 1.0]."),
+        click.option("--beam-prune-logp", type=float, default=d.beam_prune_logp,
+                     show_default=True, help="Drop beams this far below the best (log prob)."),
+        click.option("--token-min-logp", type=float, default=d.token_min_logp,
+                     show_default=True, help="Skip tokens below this log prob in a frame."),
+        click.option("--hotword", "hotwords", multiple=True,
+                     help="Word or phrase to favour in beam search (repeatable)."),
+        click.option("--hotword-weight", type=float, default=d.hotword_weight,
+                     show_default=True, help="Score bonus for hotwords."),
+        click.option("--decode-workers", type=click.IntRange(min=0),
+                     help="Beam-search worker processes [default: CPU cores; 0: in-process]."),
+    ]
+    return functools.reduce(lambda acc, d: d(acc), reversed(decorators), f)
+
+
+def build_model_options(kw: dict[str, Any]) -> ModelOptions:
+    return ModelOptions(
+        model=kw["model"], device=kw["device"], dtype=kw["dtype"],
+        cache_dir=kw["cache_dir"], revision=kw["revision"],
+    )
+
+
+def build_chunk_options(kw: dict[str, Any]) -> ChunkOptions:
+    stride = _stride(kw["stride_length"])
+    if stride is None:
+        return ChunkOptions(chunk_length=kw["chunk_length"])
+    return ChunkOptions(chunk_length=kw["chunk_length"], stride_left=stride[0],
+                        stride_right=stride[1])
+
+
+def build_decode_options(kw: dict[str, Any], decoder: str | None = None) -> DecodeOptions:
+    return DecodeOptions(
+        decoder=decoder or kw["decoder"], lm=kw["lm"], unigrams=kw["unigrams"],
+        beam_width=kw["beam_width"], alpha=kw["alpha"], beta=kw["beta"],
+        beam_prune_logp=kw["beam_prune_logp"], token_min_logp=kw["token_min_logp"],
+        hotwords=tuple(kw["hotwords"]), hotword_weight=kw["hotword_weight"],
+        workers=kw["decode_workers"],
+    )
+
+
+class FatalError(click.ClickException):
+    """An error that stops the whole run before any file (bad model, bad options): exit 2."""
+
+    exit_code = EXIT_USAGE
+
+
+class Console:
+    """Messages to stderr; stdout is kept for results."""
+
+    def __init__(self, quiet: bool) -> None:
+        from rich.console import Console as RichConsole
+
+        self.quiet = quiet
+        self.err = RichConsole(stderr=True, highlight=False)
+
+    def error(self, text: str) -> None:
+        self.err.print(f"[bold red]error:[/] {text}", soft_wrap=True, markup=True)
+
+    def info(self, text: str) -> None:
+        if not self.quiet:
+            self.err.print(text, soft_wrap=True)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="w2v2cli")
+@click.option("-v", "--verbose", is_flag=True, help="Log debugging details to stderr.")
+def main(verbose: bool) -> None:
+    """Batch speech transcription and subtitles with wav2vec 2.0-style CTC models."""
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.WARNING,
+        format="%(levelname)s: %(message)s",
+    )
+
+
+@main.command()
+@click.argument("inputs", nargs=-1, type=click.Path(path_type=Path))
+@click.option("--from-list", type=click.Path(allow_dash=True),
+              help="File with one input path per line ('-' for stdin).")
+@click.option("--ext", "extensions", multiple=True, metavar="EXT",
+              help="Only these extensions in folders (repeatable or comma list).")
+@model_options
+@decode_options
+@click.option("-o", "--output-dir", metavar="DIR",
+              help="Write outputs under DIR, mirroring the input tree ('-' for stdout). "
+                   "Default: next to each input file.")
+@click.option("-f", "--format", "formats", multiple=True,
+              type=click.Choice([*FORMATS, "all"]),
+              help="Output format (repeatable): txt, json, srt, vtt, tsv or all "
+                   "[default: txt and json; txt with --stdout].")
+@click.option("--stdout", is_flag=True, help="Write results to stdout instead of files.")
+@click.option("--overwrite", is_flag=True, help="Redo files whose outputs already exist.")
+@click.option("--case", type=click.Choice(["keep", "lower", "sentence"]), default="keep",
+              show_default=True, help="Letter case of the written text.")
+@click.option("--max-line-chars", type=click.IntRange(min=1),
+              default=SubtitleOptions.max_line_chars, show_default=True,
+              help="Subtitle line length limit.")
+@click.option("--max-lines", type=click.IntRange(min=1), default=SubtitleOptions.max_lines,
+              show_default=True, help="Lines per subtitle cue.")
+@click.option("--max-cue-duration", type=click.FloatRange(min=0, min_open=True),
+              default=SubtitleOptions.max_cue_duration, show_default=True,
+              help="Longest subtitle cue in seconds.")
+@click.option("--pause", type=click.FloatRange(min=0, min_open=True),
+              default=SubtitleOptions.pause, show_default=True,
+              help="A silence this long (seconds) between words starts a new cue.")
+@click.option("--min-cue-duration", type=click.FloatRange(min=0),
+              default=SubtitleOptions.min_cue_duration, show_default=True,
+              help="Shortest display time of a cue in seconds.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar or summary; errors only.")
+def transcribe(inputs: tuple[Path, ...], **kw: Any) -> None:
+    """Transcribe audio files and folders (searched recursively)."""
+    from .discovery import discover
+    from .pipeline import Transcriber, expand_formats, iter_run
+    from .progress import NullProgress, RichProgress, format_seconds
+
+    console = Console(kw["quiet"])
+    output_dir = kw["output_dir"]
+    stdout = kw["stdout"] or output_dir == "-"
+    formats = expand_formats(kw["formats"] or (("txt",) if stdout else ("txt", "json")))
+    if not inputs and not kw["from_list"]:
+        raise click.UsageError("give at least one file or folder, or --from-list")
+    extensions = [e for arg in kw["extensions"] for e in arg.split(",") if e.strip()] or None
+    try:
+        options = RunOptions(
+            model=build_model_options(kw),
+            chunking=build_chunk_options(kw),
+            decoding=build_decode_options(kw),
+            output=OutputOptions(
+                output_dir=None if stdout or output_dir is None else Path(output_dir),
+                formats=formats,
+                overwrite=kw["overwrite"],
+                stdout=stdout,
+                case=kw["case"],
+                subtitles=SubtitleOptions(
+                    max_line_chars=kw["max_line_chars"], max_lines=kw["max_lines"],
+                    max_cue_duration=kw["max_cue_duration"], pause=kw["pause"],
+                    min_cue_duration=kw["min_cue_duration"],
+                ),
+            ),
+            batch_size=kw["batch_size"],
+        )
+        if stdout and len(formats) != 1:
+            raise ConfigError("--stdout writes exactly one format; choose it with -f")
+    except ConfigError as exc:
+        raise click.UsageError(str(exc)) from None
+
+    try:
+        found = discover(
+            inputs, extensions=extensions, from_list=kw["from_list"],
+            output_dir=options.output.output_dir,
+        )
+    except ConfigError as exc:
+        raise click.UsageError(str(exc)) from None
+    failed = 0
+    for path, reason in found.errors:
+        console.error(f"{path}: {reason}")
+        failed += 1
+    if not found.items:
+        console.error("no audio files found")
+        sys.exit(EXIT_FAILED)
+
+    progress = NullProgress() if kw["quiet"] else RichProgress()
+    counts = {"done": 0, "skipped": 0, "failed": 0}
+    audio_seconds = 0.0
+    import time
+
+    started = time.perf_counter()
+    try:
+        with Transcriber(options) as transcriber:
+            for result in iter_run(found.items, transcriber, progress=progress,
+                                   stream=sys.stdout):
+                counts[result.status] += 1
+                audio_seconds += result.duration if result.status == "done" else 0.0
+                if result.status == "failed":
+                    progress.message(f"error: {result.item.path}: {result.error}")
+    except KeyboardInterrupt:
+        progress.close()
+        console.error("interrupted; finished files are kept, no partial file was written")
+        sys.exit(EXIT_INTERRUPTED)
+    except W2V2Error as exc:
+        progress.close()
+        raise FatalError(str(exc)) from None
+    progress.close()
+    wall = time.perf_counter() - started
+    failed += counts["failed"]
+    speed = f", {audio_seconds / wall:.1f} x real time" if wall > 0 and audio_seconds else ""
+    console.info(
+        f"{counts['done']} done, {counts['skipped']} skipped, {failed} failed; "
+        f"{format_seconds(audio_seconds)} of audio in {format_seconds(wall)}{speed}"
+    )
+    if failed:
+        sys.exit(EXIT_FAILED)
+
+
+def _register_commands() -> None:
+    """Commands living in their own modules, so this file stays about ``transcribe``."""
+    from .cli_eval import eval_command
+
+    main.add_command(eval_command)
+
+
+_register_commands()
