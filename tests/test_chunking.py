@@ -61,7 +61,8 @@ def test_split_matches_pipeline_chunk_iter(n, chunk_s, left_s, right_s):
     ref = _reference(samples, p)
     assert len(ours) == len(ref)
     for c, (length, left, right, is_last, values) in zip(ours, ref, strict=True):
-        assert (c.length, c.stride_left, c.stride_right, c.is_last) == (length, left, right, is_last)
+        got = (c.length, c.stride_left, c.stride_right, c.is_last)
+        assert got == (length, left, right, is_last)
         np.testing.assert_array_equal(c.samples, values)
         assert c.file_index == 3
     # kept frame ranges equal the pipeline's rescale_stride + slice

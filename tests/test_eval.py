@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import soundfile as sf
 from click.testing import CliRunner
-
 from conftest import noise_audio
+
 from w2v2cli.cli import main
 from w2v2cli.options import ModelOptions, RunOptions
 from w2v2cli.pipeline import Transcriber

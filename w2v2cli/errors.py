@@ -10,7 +10,7 @@ class W2V2Error(Exception):
 
 
 class ModelError(W2V2Error):
-    """The model or its processor cannot be loaded or used (missing, no CTC head, no tokenizer...)."""
+    """The model or its processor cannot be loaded or used (missing, no CTC head, no tokenizer)."""
 
 
 class AudioError(W2V2Error):
@@ -23,4 +23,4 @@ class AudioError(W2V2Error):
 
 
 class ConfigError(W2V2Error):
-    """Options that contradict each other or cannot work (bad chunk/stride lengths, missing LM...)."""
+    """Options that contradict each other or cannot work (bad chunk or stride lengths...)."""
