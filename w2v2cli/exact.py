@@ -16,9 +16,13 @@ is copied and any caller that passes ``attention_mask`` benefits.
 
 from __future__ import annotations
 
+import logging
+
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+log = logging.getLogger("w2v2cli")
 
 
 class MaskedGroupNorm(nn.GroupNorm):
@@ -67,13 +71,16 @@ def make_batch_exact(model: nn.Module) -> bool:
         return False
     encoder = getattr(model.base_model, "feature_extractor", None)
     layers = getattr(encoder, "conv_layers", None)
-    if not layers:
-        return False
-    first = layers[0]
+    first = layers[0] if layers else None
     norm = getattr(first, "layer_norm", None)
     if isinstance(norm, MaskedGroupNorm):
         return True
     if not isinstance(norm, nn.GroupNorm):
+        log.warning(
+            "group-norm model, but its first feature-encoder layer is not where this "
+            "transformers version was expected to keep it: exact batching is off, so "
+            "transcripts may depend on --batch-size"
+        )
         return False
     masked = MaskedGroupNorm.from_group_norm(norm)
     first.layer_norm = masked
