@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Install w2v2cli with its test extras on a fresh Debian/Ubuntu machine:
-#   system packages (espeak-ng for test speech; cmake, a C++ compiler and Boost to build
+#   system packages (espeak-ng for test speech; ffmpeg for the subtitle example; cmake, a C++ compiler and Boost to build
 #   KenLM's lmplz/build_binary), the CPU build of PyTorch, the project itself, and KenLM's
 #   tools into lm/bin/. Safe to run again.
 # TORCH_SPEC overrides the PyTorch requirement (e.g. a CUDA build on a GPU machine).
@@ -13,7 +13,7 @@ PY="${PYTHON:-python3}"
 
 $SUDO apt-get update -qq
 $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-    espeak-ng cmake g++ make \
+    espeak-ng ffmpeg cmake g++ make \
     libboost-program-options-dev libboost-system-dev libboost-thread-dev libboost-test-dev \
     libeigen3-dev zlib1g-dev libbz2-dev liblzma-dev >/dev/null
 
