@@ -1,0 +1,391 @@
+"""The LM side: alphabets and case, text normalisation, unigrams, building real KenLM
+models (lmplz + build_binary, built by lm/build_kenlm.sh) and the ``lm build`` command."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from lm_fixtures import (
+    EN_LOWER,
+    EN_UPPER,
+    GREEK,
+    BuiltLMs,
+    built_lms,
+    make_vocab,
+    require_kenlm_tools,
+)
+
+from w2v2cli import lm
+from w2v2cli.cli_lm import lm_group
+from w2v2cli.errors import ConfigError
+from w2v2cli.records import Vocabulary
+
+UPPER = make_vocab(EN_UPPER)
+LOWER = make_vocab(EN_LOWER)
+CYRILLIC = make_vocab(["<pad>", "<s>", "</s>", "<unk>", "|", *"абвгдеёжзийклмнопрстуфхцчшщъыьэюя"])
+HINDI = make_vocab(["<pad>", "<s>", "</s>", "<unk>", "|", *"कखगघचछजझटठडढणतथदधनपफबभमयरलवशषसहािीुूेैोौं्"])
+
+
+@pytest.fixture(scope="session")
+def lms(tmp_path_factory: pytest.TempPathFactory) -> BuiltLMs:
+    return built_lms(tmp_path_factory)
+
+
+# --------------------------------------------------------------------------- alphabet
+
+
+def test_labels_for_pyctcdecode() -> None:
+    labels = lm.labels_for_pyctcdecode(UPPER)
+    assert labels[0] == "" and labels[4] == " "
+    assert labels[5:] == list("ETAONIHSRDLUMWCFGYPBVK'XJQZ")
+    # Specials get private-use characters: single characters, never text.
+    assert all(len(x) == 1 and lm.is_placeholder(x) for x in labels[1:4])
+    assert len(set(labels)) == len(labels)
+    alphabet = lm.decoder_alphabet(UPPER)
+    assert set(alphabet.folds) == {(1, 0), (2, 0), (3, 0)}
+    assert alphabet.has_word_boundary
+
+
+def test_labels_with_space_token_and_both_boundaries() -> None:
+    spaced = Vocabulary(("<pad>", " ", "a", "b"), 0, None, frozenset({0}))
+    assert lm.labels_for_pyctcdecode(spaced) == ["", " ", "a", "b"]
+    both = Vocabulary(("<pad>", "|", "a", " "), 0, 1, frozenset({0}))
+    alphabet = lm.decoder_alphabet(both)
+    assert alphabet.labels[:3] == ("", " ", "a") and lm.is_placeholder(alphabet.labels[3])
+    assert alphabet.folds == ((3, 1),)
+
+
+def test_vocabularies_beam_search_cannot_handle() -> None:
+    with pytest.raises(ConfigError, match="word piece"):
+        lm.decoder_alphabet(Vocabulary(("<pad>", "|", "▁the", "a"), 0, 1, frozenset({0})))
+    with pytest.raises(ConfigError, match="whitespace"):
+        lm.decoder_alphabet(Vocabulary(("<pad>", "|", "a b"), 0, 1, frozenset({0})))
+    no_boundary = lm.decoder_alphabet(Vocabulary(("<pad>", "a", "b"), 0, None, frozenset({0})))
+    assert not no_boundary.has_word_boundary
+
+
+def test_hf_alphabet_labels_match_transformers_expectations() -> None:
+    labels = lm.hf_alphabet_labels(UPPER)
+    assert labels[:5] == ["", "<s>", "</s>", "⁇", " "]
+
+
+@pytest.mark.parametrize(
+    ("vocab", "case"),
+    [(UPPER, "upper"), (LOWER, "lower"), (make_vocab(GREEK), "lower"), (CYRILLIC, "lower")],
+)
+def test_alphabet_case(vocab: Vocabulary, case: str) -> None:
+    assert lm.alphabet_case(vocab) == case
+
+
+def test_alphabet_case_none_and_mixed() -> None:
+    assert lm.alphabet_case(HINDI) == "none"
+    mixed = make_vocab(["<pad>", "<s>", "</s>", "<unk>", "|", *"abcABC"])
+    assert lm.alphabet_case(mixed) == "mixed"
+    # ß (upper: SS) and final ς say nothing about case.
+    assert lm.alphabet_case(make_vocab(["<pad>", "|", *"ABCß"])) == "upper"
+
+
+def test_text_case_of_unigrams() -> None:
+    assert lm.text_case(["THE", "CAT", "DON'T", "<s>", "<unk>"]) == "upper"
+    assert lm.text_case(["the", "cat", "nasa"] * 10 + ["NASA"]) == "lower"  # a few acronyms
+    assert lm.text_case(["The", "Cat", "sat", "On"]) == "mixed"
+    assert lm.text_case(["नमस्ते", "123"]) == "none"
+
+
+def test_case_conversion_plan() -> None:
+    assert lm.lm_case_conversion("upper", "upper") is None
+    assert lm.lm_case_conversion("upper", "lower") == "lower"
+    assert lm.lm_case_conversion("lower", "upper") == "upper"
+    assert lm.lm_case_conversion("none", "lower") is None
+    with pytest.raises(ConfigError, match="mixed case"):
+        lm.lm_case_conversion("upper", "mixed")
+
+
+def test_check_lm_spelling(caplog: pytest.LogCaptureFixture) -> None:
+    chars = lm.alphabet_chars(UPPER)
+    assert lm.check_lm_spelling(["the", "cat"], chars, "upper", "lower") == 1.0
+    with pytest.raises(ConfigError, match="only 0%"):
+        lm.check_lm_spelling(["γάτα", "σπίτι"], chars, "upper", None)
+    caplog.set_level("WARNING", logger="w2v2cli")
+    share = lm.check_lm_spelling(
+        ["THE", "CAT", "SAT", "ON", "MAT", "1984", "A", "B"], chars, "upper", None
+    )
+    assert share == pytest.approx(7 / 8)
+    assert "cannot be spelled" in caplog.text
+
+
+# --------------------------------------------------------------------------- normalisation
+
+EN = lm.alphabet_chars(UPPER)
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        ("The cat   sat.\n", "THE CAT SAT"),
+        ("Don't stop, 'quoted' words!", "DON'T STOP QUOTED WORDS"),
+        ("It’s typographic", "IT'S TYPOGRAPHIC"),  # ’ becomes '
+        ("well-known e-mail", "WELL KNOWN E MAIL"),  # hyphens separate
+        ("In 1984 the 2nd cat", "IN THE CAT"),  # numbers are dropped, not spelled
+        ("Café naïve Zürich", "CAFE NAIVE ZURICH"),  # accents the model lacks are stripped
+        ("price: $5 & 10%", "PRICE"),
+        ("hello 世界 world", "HELLO WORLD"),  # other scripts are dropped
+        ("dogs' tails", "DOGS TAILS"),  # apostrophes only inside words
+        ("", ""),
+    ],
+)
+def test_normalize_upper_english(line: str, expected: str) -> None:
+    assert lm.normalize_for_alphabet(line, EN, "upper") == expected
+
+
+def test_normalize_lower_and_without_apostrophe() -> None:
+    assert lm.normalize_for_alphabet("Don't SHOUT", lm.alphabet_chars(LOWER), "lower") == (
+        "don't shout"
+    )
+    no_apostrophe = lm.alphabet_chars(make_vocab(["<pad>", "|", *"abcdefghijklmnopqrstuvwxyz"]))
+    assert lm.normalize_for_alphabet("Don't", no_apostrophe, "lower") == "don t"
+
+
+def test_normalize_keeps_accents_the_alphabet_has() -> None:
+    french = lm.alphabet_chars(make_vocab(["<pad>", "|", *"abcdefghijklmnopqrstuvwxyzéèàç'"]))
+    assert lm.normalize_for_alphabet("L'été À Noël", french, "lower") == "l'été à noel"
+
+
+def test_normalize_non_latin_scripts_with_nfc() -> None:
+    # "й" written as и + combining breve (NFD) is one letter after NFC.
+    decomposed = "Мой дом\u0020и\u0306"
+    assert lm.normalize_for_alphabet(decomposed, lm.alphabet_chars(CYRILLIC), "lower") == (
+        "мой дом й"
+    )
+    greek = lm.alphabet_chars(make_vocab(GREEK))
+    assert lm.normalize_for_alphabet("Η ΓΆΤΑ, ΟΔΟΣ!", greek, "lower") == "η γάτα οδος"
+    hindi = lm.alphabet_chars(HINDI)
+    assert lm.normalize_for_alphabet("नमस्ते, दुनिया ABC", hindi, "none") == "नमस्ते दुनिया"
+
+
+def test_normalize_without_a_model() -> None:
+    assert lm.normalize_for_alphabet("The Cat's 3 hats, ok?") == "The Cat's hats ok"
+
+
+# --------------------------------------------------------------------------- files
+
+
+def test_arpa_unigrams_and_header(lms: BuiltLMs) -> None:
+    words = lm.read_arpa_unigrams(lms.upper_arpa)
+    assert {"THE", "CAT", "SAT", "MAT", "BAT"} <= set(words)
+    assert not set(words) & {"<s>", "</s>", "<unk>"}
+    assert all(w == w.upper() for w in words)
+    counts = lm.read_arpa_header(lms.upper_arpa)
+    assert len(counts) == 3 and counts[0] == len(words) + 3
+    # unigrams.txt beside the binary LM holds the same words.
+    assert sorted(lm.read_unigrams(lms.upper_bin.parent / "unigrams.txt")) == sorted(words)
+
+
+def test_formats_are_detected_by_content(lms: BuiltLMs, tmp_path: Path) -> None:
+    assert lm.check_lm_file(lms.upper_bin) == "binary"
+    assert lm.check_lm_file(lms.upper_arpa) == "arpa"
+    renamed = tmp_path / "model.lm"
+    renamed.write_bytes(lms.upper_bin.read_bytes())
+    assert lm.check_lm_file(renamed) == "binary"
+    with pytest.raises(ConfigError, match="does not exist"):
+        lm.check_lm_file(tmp_path / "missing.bin")
+
+
+def test_arpa_unigrams_of_an_order_1_model(tmp_path: Path) -> None:
+    arpa = tmp_path / "one.arpa"
+    arpa.write_text(
+        "\\data\\\nngram 1=3\n\n\\1-grams:\n-1.0\t<s>\n-0.5\tHELLO\n-0.7 WORLD\n\n\\end\\\n"
+    )
+    assert lm.read_arpa_unigrams(arpa) == ["HELLO", "WORLD"]
+
+
+def test_find_model_lm(lms: BuiltLMs, tmp_path: Path) -> None:
+    assert lm.find_model_lm(lms.model_dir) == lms.model_dir / "language_model"
+    assert lm.find_model_lm(tmp_path) is None
+    (tmp_path / "language_model").mkdir()
+    assert lm.find_model_lm(tmp_path) is None  # an empty folder does not count
+
+
+def test_language_model_folder_layout_loads_in_pyctcdecode(lms: BuiltLMs) -> None:
+    from pyctcdecode import BeamSearchDecoderCTC
+    from pyctcdecode.language_model import LanguageModel
+
+    folder = lms.model_dir / "language_model"
+    assert sorted(p.name for p in folder.iterdir()) == ["attrs.json", "lm.bin", "unigrams.txt"]
+    attrs = json.loads((folder / "attrs.json").read_text())
+    assert set(attrs) == set(LanguageModel.JSON_ATTRS)
+    assert (attrs["alpha"], attrs["beta"]) == (0.5, 1.0)
+    decoder = BeamSearchDecoderCTC.load_from_dir(str(lms.model_dir))
+    try:
+        assert decoder._alphabet.labels[:5] == ["", "<s>", "</s>", "⁇", " "]
+    finally:
+        decoder.cleanup()
+
+
+# --------------------------------------------------------------------------- building
+
+
+def test_build_arpa_only_with_pruning_and_no_model(tmp_path: Path) -> None:
+    require_kenlm_tools()
+    text = tmp_path / "text.txt"
+    text.write_text("the cat sat\nthe cat ran\nthe dog sat\na bird flew\n" * 3)
+    result = lm.build_lm([text], tmp_path / "out" / "lm.arpa", 3, prune=[0, 1, 1], binary=False)
+    assert result.format == "arpa" and result.lm_path.read_text().startswith("\\data\\")
+    assert result.lines == 12 and result.words == 36 and result.dropped_words == 0
+    assert result.case == "none"
+    assert len(result.ngram_counts) == 3
+    assert (tmp_path / "out" / "unigrams.txt").read_text().split() == sorted(
+        {"the", "cat", "sat", "ran", "dog", "a", "bird", "flew"}
+    )
+    assert not list((tmp_path / "out").glob(".*partial"))
+
+
+def test_build_argument_errors(tmp_path: Path) -> None:
+    text = tmp_path / "t.txt"
+    text.write_text("one two\n")
+    with pytest.raises(ConfigError, match="order"):
+        lm.build_lm([text], tmp_path / "x.bin", 7)
+    with pytest.raises(ConfigError, match="must not decrease"):
+        lm.build_lm([text], tmp_path / "x.bin", 3, prune=[0, 2, 1])
+    with pytest.raises(ConfigError, match="thresholds for an order-2"):
+        lm.build_lm([text], tmp_path / "x.bin", 2, prune=[0, 1, 1])
+    require_kenlm_tools()
+    with pytest.raises(ConfigError, match="does not exist"):
+        lm.build_lm([tmp_path / "missing.txt"], tmp_path / "x.bin", 2)
+    with pytest.raises(ConfigError, match="no words left"):
+        (tmp_path / "digits.txt").write_text("123 456\n!!!\n")
+        lm.build_lm([tmp_path / "digits.txt"], tmp_path / "x.bin", 2, vocab=UPPER)
+
+
+def test_existing_language_model_folder_is_not_replaced(lms: BuiltLMs) -> None:
+    with pytest.raises(ConfigError, match="already exists"):
+        lm.write_language_model_dir(
+            lms.model_dir, lms.upper_bin, lms.upper_bin.parent / "unigrams.txt", UPPER
+        )
+
+
+def test_missing_tools_name_the_build_command(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setattr(lm, "repo_lm_dir", lambda: tmp_path / "lm")
+    monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.delenv("W2V2_KENLM_BIN", raising=False)
+    with pytest.raises(ConfigError, match=r"lmplz was not found.*build_kenlm\.sh"):
+        lm.find_kenlm_tool("lmplz")
+
+
+def test_tool_lookup_order(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    env_bin = tmp_path / "env"
+    env_bin.mkdir()
+    tool = env_bin / "lmplz"
+    tool.write_text("#!/bin/sh\n")
+    tool.chmod(0o755)
+    monkeypatch.setenv("W2V2_KENLM_BIN", str(env_bin))
+    assert lm.find_kenlm_tool("lmplz") == tool  # the explicit choice wins
+    monkeypatch.delenv("W2V2_KENLM_BIN")
+    monkeypatch.setattr(lm, "repo_lm_dir", lambda: tmp_path / "nowhere")
+    monkeypatch.setenv("PATH", str(env_bin) + os.pathsep + os.environ.get("PATH", ""))
+    assert lm.find_kenlm_tool("lmplz") == tool  # then PATH
+
+
+def test_default_memory_is_bounded() -> None:
+    assert lm.default_memory(1000) == "64M"  # lmplz needs ~25 MB for its vocabulary hash
+    assert 64 <= int(lm.default_memory(50 * 2**20)[:-1]) <= 500  # ~10x the text
+    huge = int(lm.default_memory(10**13)[:-1])
+    assert huge >= 64 and huge * 2**20 < 10**13  # capped by RAM
+
+
+# --------------------------------------------------------------------------- CLI
+
+
+def _tokenizer_folder(folder: Path, tokens: list[str]) -> Path:
+    """A model folder with a real tokenizer and feature extractor (no weights)."""
+    from transformers import Wav2Vec2CTCTokenizer, Wav2Vec2FeatureExtractor
+
+    folder.mkdir(parents=True)
+    (folder / "vocab.json").write_text(json.dumps({t: i for i, t in enumerate(tokens)}))
+    Wav2Vec2CTCTokenizer(
+        str(folder / "vocab.json"), unk_token="<unk>", pad_token="<pad>", word_delimiter_token="|"
+    ).save_pretrained(folder)
+    Wav2Vec2FeatureExtractor(feature_size=1, sampling_rate=16000).save_pretrained(folder)
+    return folder
+
+
+def test_cli_build_end_to_end(lms: BuiltLMs, tmp_path: Path) -> None:
+    model = _tokenizer_folder(tmp_path / "model", EN_UPPER)
+    out = tmp_path / "lm" / "model.bin"
+    result = CliRunner().invoke(
+        lm_group,
+        [
+            "build",
+            str(lms.corpus),
+            "-o",
+            str(out),
+            "--order",
+            "3",
+            "--prune",
+            "0 0 1",
+            "--model",
+            str(model),
+            "--save-model-dir",
+            str(model),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert "Built" in result.output and "case: folded to the model's (upper)" in result.output
+    assert out.is_file() and (out.parent / "unigrams.txt").is_file()
+    assert lm.check_lm_file(out) == "binary"
+    assert lm.find_model_lm(model) == model / "language_model"
+    # transformers reads the folder as a Wav2Vec2ProcessorWithLM.
+    from transformers import Wav2Vec2ProcessorWithLM
+
+    processor = Wav2Vec2ProcessorWithLM.from_pretrained(str(model))
+    try:
+        assert processor.language_model.alpha == 0.5
+    finally:
+        processor.decoder.cleanup()
+
+
+def test_cli_build_arpa_only_without_model(tmp_path: Path) -> None:
+    require_kenlm_tools()
+    text = tmp_path / "t.txt"
+    text.write_text("Hello world.\nHello there, world!\n")
+    out = tmp_path / "lm.arpa"
+    result = CliRunner().invoke(
+        lm_group, ["build", str(text), "-o", str(out), "--order", "2", "--arpa-only"]
+    )
+    assert result.exit_code == 0, result.output
+    assert set(lm.read_arpa_unigrams(out)) == {"Hello", "world", "there"}  # case kept
+
+
+def test_cli_errors_are_one_line(tmp_path: Path) -> None:
+    text = tmp_path / "t.txt"
+    text.write_text("hello\n")
+    runner = CliRunner()
+    bad_prune = runner.invoke(
+        lm_group, ["build", str(text), "-o", str(tmp_path / "x.bin"), "--prune", "0,a"]
+    )
+    assert bad_prune.exit_code == 2 and "--prune" in bad_prune.output
+    bad_order = runner.invoke(
+        lm_group,
+        ["build", str(text), "-o", str(tmp_path / "x.bin"), "--order", "3", "--prune", "0 2 1"],
+    )
+    assert bad_order.exit_code == 1 and "Error: prune thresholds" in bad_order.output
+    assert "Traceback" not in bad_order.output
+
+
+def test_cli_every_option_has_help() -> None:
+    import click
+
+    command = lm_group.commands["build"]
+    assert lm_group.help and command.help
+    for param in command.params:
+        if isinstance(param, click.Option):
+            assert param.help, param.name
+    help_text = CliRunner().invoke(lm_group, ["build", "--help"]).output
+    for flag in ("--output", "--order", "--prune", "--model", "--arpa-only", "--save-model-dir"):
+        assert flag in help_text
