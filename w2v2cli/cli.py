@@ -286,8 +286,10 @@ def transcribe(inputs: tuple[Path, ...], **kw: Any) -> None:
 def _register_commands() -> None:
     """Commands living in their own modules, so this file stays about ``transcribe``."""
     from .cli_eval import eval_command
+    from .cli_lm import lm_group
 
     main.add_command(eval_command)
+    main.add_command(lm_group)
 
 
 _register_commands()

@@ -88,7 +88,7 @@ def eval_command(manifest: Path, **kw: Any) -> None:
             transcriber = Transcriber(run_options)
             for name in names:
                 opts = dataclasses.replace(run_options.decoding, decoder=name)
-                decoders.append(make_decoder(opts, transcriber.loaded))
+                decoders.append(make_decoder(opts, transcriber.loaded, run_options.model))
         total = sum(e.duration or 0.0 for e in loaded_manifest.entries) or None
         progress.start(len(loaded_manifest.entries), total)
         result = evaluate(

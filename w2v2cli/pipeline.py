@@ -25,7 +25,7 @@ from . import chunking
 from .audio import audio_duration, load_audio
 from .decoders import Decoder, GreedyDecoder
 from .errors import AudioError, ConfigError, W2V2Error
-from .options import DecodeOptions, RunOptions
+from .options import DecodeOptions, ModelOptions, RunOptions
 from .progress import NullProgress
 from .records import AudioItem, Chunk, Emissions, FileResult, Transcript
 from .runner import LoadedModel, Runner, load_model
@@ -36,10 +36,18 @@ log = logging.getLogger("w2v2cli")
 AudioLoader = Callable[[], np.ndarray]
 
 
-def make_decoder(options: DecodeOptions, loaded: LoadedModel) -> Decoder:
-    """Greedy unless beam search is asked for or an LM is available (``auto``)."""
-    model_lm = loaded.lm_dir
+def make_decoder(
+    options: DecodeOptions, loaded: LoadedModel, model_options: ModelOptions | None = None
+) -> Decoder:
+    """Greedy unless beam search is asked for or an LM is available (``auto``).
+
+    ``auto`` with no ``--lm`` uses the model's own ``language_model/`` when it has one.
+    """
+    model_options = model_options or ModelOptions(model=loaded.name)
     kind = options.decoder
+    model_lm = None
+    if kind != "greedy" and options.lm is None:
+        model_lm = loaded.find_lm_dir(model_options.cache_dir, model_options.revision)
     if kind == "auto":
         kind = "beam" if (options.lm is not None or model_lm is not None) else "greedy"
     if kind == "greedy":
@@ -86,7 +94,7 @@ class Transcriber:
     @property
     def decoder(self) -> Decoder:
         if self._decoder is None:
-            self._decoder = make_decoder(self.options.decoding, self.loaded)
+            self._decoder = make_decoder(self.options.decoding, self.loaded, self.options.model)
         return self._decoder
 
     @property

@@ -48,12 +48,32 @@ class LoadedModel:
     def frame_duration(self) -> float:
         return self.samples_per_frame / self.sampling_rate
 
-    @property
-    def lm_dir(self) -> Path | None:
-        """The model's own ``language_model/`` folder (Wav2Vec2ProcessorWithLM layout)."""
-        if self.local_dir is not None and (self.local_dir / "language_model").is_dir():
-            return self.local_dir / "language_model"
-        return None
+    def find_lm_dir(
+        self, cache_dir: Path | None = None, revision: str | None = None
+    ) -> Path | None:
+        """The model's own ``language_model/`` folder (Wav2Vec2ProcessorWithLM layout).
+
+        For a local folder, looked up in it; for a hub id, the repo's ``language_model/``
+        files are fetched into the cache (or found there offline). Called only when beam
+        search could use it, so greedy runs never touch the network for it.
+        """
+        from .lm import LM_FOLDER, find_model_lm
+
+        if self.local_dir is not None:
+            return find_model_lm(self.local_dir)
+        try:
+            from huggingface_hub import snapshot_download
+
+            snapshot = snapshot_download(
+                self.name,
+                allow_patterns=[f"{LM_FOLDER}/*"],
+                cache_dir=str(cache_dir) if cache_dir else None,
+                revision=revision,
+            )
+        except Exception as exc:  # offline, no such repo, no permission: no model LM
+            log.debug("no language_model/ for %s: %s", self.name, exc)
+            return None
+        return find_model_lm(Path(snapshot))
 
 
 def resolve_device(device: str) -> str:
