@@ -48,10 +48,10 @@ def test_plain_padding_is_not_exact_for_group_norm(group_model):
     assert worst > 1e-2
 
 
-def test_layer_norm_model_exact_without_patch(layer_model):
+def test_layer_norm_model_exact_too(layer_model):
     loaded = load_model(ModelOptions(model=str(layer_model)))
     runner = Runner(loaded, exact=True)
-    assert runner.patched is False and runner.use_mask is True
+    assert runner.patched is True and runner.use_mask is True
     chunks = _chunks(5)
     single = [runner.run([c])[0] for c in chunks]
     for s, b in zip(single, runner.run(chunks), strict=True):

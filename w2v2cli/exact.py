@@ -1,22 +1,30 @@
-"""Exact batched inference for group-norm feature encoders (wav2vec2-base and kin).
+"""Exact batched inference: a padded batch gives each item its unbatched log-probabilities.
 
-In ``feat_extract_norm="group"`` models the first convolution is followed by a GroupNorm
-with one group per channel, i.e. mean and variance over *time*. In a padded batch those
-statistics include the padding, so an utterance's output depends on what it was batched
-with. We patch that one layer, keyed on the config: when the model is called with an
-``attention_mask``, each item is normalised over its own valid frames only (with the very
-same ``group_norm`` kernel an unbatched call uses). Everything after it is already exact
-given the mask: later convolutions produce valid frames only from valid inputs, the
-encoder zeroes padded frames before the positional convolution and masks attention.
+Why plain padding is not exact: in ``feat_extract_norm="group"`` models (wav2vec2-base and
+its fine-tunes, HuBERT/WavLM base) the first convolution is followed by a GroupNorm with
+one group per channel, i.e. mean and variance over *time*, so padding zeros enter every
+shorter item's statistics; and without an attention mask padded frames also reach the
+positional convolution and the attention.
 
-The patch swaps the GroupNorm for a subclass sharing the same parameters (state-dict keys
-unchanged) and reads lengths from the mask through a forward pre-hook, so no model code
-is copied and any caller that passes ``attention_mask`` benefits.
+What we do, without copying model code: we wrap the one part that needs it, the
+convolutional feature encoder (``model.base_model.feature_extractor``), so that when the
+model is called with an ``attention_mask`` each item's samples run through the encoder on
+their own, unpadded: exactly the unbatched computation, whatever the normalisation. The
+outputs are padded back to the batch's frame count and the model carries on as usual; the
+encoder zeroes padded frames before the positional convolution and masks attention, and
+later layers are per-frame or masked. Lengths come from the mask through a forward
+pre-hook, so any caller that passes ``attention_mask`` benefits.
+
+On CPU this is also faster and much lighter than running the encoder on the padded batch:
+the first layer's output is 512 channels at 3.2 kHz (131 MB per 20 s item in float32), and
+streaming one item at a time through the convolutions keeps that in cache-sized pieces
+instead of a gigabyte-sized tensor per batch (see benchmarks/RESULTS.md).
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -25,78 +33,78 @@ from torch import nn
 log = logging.getLogger("w2v2cli")
 
 
-class MaskedGroupNorm(nn.GroupNorm):
-    """GroupNorm whose statistics cover each item's first ``valid_lengths[i]`` frames."""
+class ItemwiseFeatureEncoder(nn.Module):
+    """Runs the wrapped feature encoder on each item's first ``valid_lengths[i]`` samples."""
 
-    valid_lengths: torch.Tensor | None = None
+    def __init__(self, encoder: nn.Module, output_length: Callable[[int], int]) -> None:
+        super().__init__()
+        self.encoder = encoder
+        self._output_length = output_length
+        self.valid_lengths: list[int] | None = None
+        self.enabled = True
 
-    @classmethod
-    def from_group_norm(cls, norm: nn.GroupNorm) -> MaskedGroupNorm:
-        new = cls.__new__(cls)
-        nn.Module.__init__(new)
-        new.num_groups = norm.num_groups
-        new.num_channels = norm.num_channels
-        new.eps = norm.eps
-        new.affine = norm.affine
-        new.weight = norm.weight
-        new.bias = norm.bias
-        new.valid_lengths = None
-        return new
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, input_values: torch.Tensor) -> torch.Tensor:
         lengths = self.valid_lengths
-        if lengths is None or bool((lengths >= x.shape[-1]).all()):
-            return super().forward(x)  # nothing padded: the plain kernel, as unbatched
-        out = torch.zeros_like(x)
-        for i, n in enumerate(lengths.tolist()):
-            n = max(1, min(int(n), x.shape[-1]))
-            out[i : i + 1, :, :n] = F.group_norm(
-                x[i : i + 1, :, :n].contiguous(), self.num_groups, self.weight, self.bias, self.eps
-            )
-        return out
+        width = input_values.shape[-1]
+        if not self.enabled or lengths is None or (len(lengths) == 1 and lengths[0] >= width):
+            return self.encoder(input_values)  # a single unpadded item: as unbatched
+        frames = int(self._output_length(width))
+        outputs = []
+        for i, n in enumerate(lengths):
+            out = self.encoder(input_values[i : i + 1, : max(1, min(n, width))])
+            if out.shape[-1] < frames:
+                out = F.pad(out, (0, frames - out.shape[-1]))
+            outputs.append(out)
+        return torch.cat(outputs, dim=0)
 
 
-def _conv_out_length(length: torch.Tensor, kernel: int, stride: int) -> torch.Tensor:
-    return torch.div(length - kernel, stride, rounding_mode="floor") + 1
+def set_batch_exact(model: nn.Module, enabled: bool) -> bool:
+    """Switch exact batching on (wrapping the encoder once) or off; True if it is on."""
+    if not enabled:
+        wrapper = getattr(model.base_model, "feature_extractor", None)
+        if isinstance(wrapper, ItemwiseFeatureEncoder):
+            wrapper.enabled = False
+        return False
+    return make_batch_exact(model)
 
 
 def make_batch_exact(model: nn.Module) -> bool:
-    """Patch a group-norm CTC model so padded batches give unbatched results.
+    """Wrap the model's feature encoder so padded batches give unbatched results.
 
-    Returns True when a patch was applied (group-norm feature encoder), False when the model
-    needs none (layer-norm encoders are exact with an attention mask already). Idempotent.
+    Returns True when the wrapper is in place (idempotent), False when the model has no
+    feature encoder where transformers keeps it for wav2vec2-family models, in which case a
+    warning says that transcripts may depend on the batch size for group-norm models.
     """
-    config = model.config
-    if getattr(config, "feat_extract_norm", None) != "group":
-        return False
-    encoder = getattr(model.base_model, "feature_extractor", None)
-    layers = getattr(encoder, "conv_layers", None)
-    first = layers[0] if layers else None
-    norm = getattr(first, "layer_norm", None)
-    if isinstance(norm, MaskedGroupNorm):
+    base = model.base_model
+    encoder = getattr(base, "feature_extractor", None)
+    if isinstance(encoder, ItemwiseFeatureEncoder):
+        encoder.enabled = True
         return True
-    if not isinstance(norm, nn.GroupNorm):
-        log.warning(
-            "group-norm model, but its first feature-encoder layer is not where this "
-            "transformers version was expected to keep it: exact batching is off, so "
-            "transcripts may depend on --batch-size"
-        )
+    if not isinstance(encoder, nn.Module) or not hasattr(
+        base, "_get_feat_extract_output_lengths"
+    ):
+        if getattr(model.config, "feat_extract_norm", None) == "group":
+            log.warning(
+                "group-norm model, but its feature encoder is not where this transformers "
+                "version was expected to keep it: exact batching is off, so transcripts "
+                "may depend on --batch-size"
+            )
         return False
-    masked = MaskedGroupNorm.from_group_norm(norm)
-    first.layer_norm = masked
-    kernel, stride = int(config.conv_kernel[0]), int(config.conv_stride[0])
+
+    def output_length(samples: int) -> int:
+        return int(base._get_feat_extract_output_lengths(torch.tensor(samples)))
+
+    wrapper = ItemwiseFeatureEncoder(encoder, output_length)
+    base.feature_extractor = wrapper
 
     def set_lengths(_module: nn.Module, args: tuple, kwargs: dict) -> None:
         mask = kwargs.get("attention_mask")
         if mask is None and len(args) > 1:
             mask = args[1]
-        if mask is None:
-            masked.valid_lengths = None
-        else:
-            masked.valid_lengths = _conv_out_length(mask.sum(-1).long(), kernel, stride)
+        wrapper.valid_lengths = None if mask is None else mask.sum(-1).tolist()
 
     def clear(_module: nn.Module, _args: tuple, _kwargs: dict, _out: object) -> None:
-        masked.valid_lengths = None
+        wrapper.valid_lengths = None
 
     model.register_forward_pre_hook(set_lengths, with_kwargs=True)
     model.register_forward_hook(clear, with_kwargs=True)

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from .errors import ModelError
-from .exact import make_batch_exact
+from .exact import set_batch_exact
 from .options import ModelOptions
 from .records import Chunk, Vocabulary
 from .vocab import vocabulary_from_tokenizer
@@ -226,16 +226,16 @@ def _load_model_cached(options: ModelOptions) -> LoadedModel:
 class Runner:
     """Runs batches of chunks; one per run, around a ``LoadedModel``.
 
-    ``exact=True`` (the default) makes results independent of batching: group-norm models
-    get the masked normalisation of ``exact.py`` and every model gets an attention mask from
-    the true lengths. ``exact=False`` is plain padding, as the transformers pipeline does:
+    ``exact=True`` (the default) makes results independent of batching: each item runs
+    through the convolutional feature encoder on its own (``exact.py``) and every model gets
+    an attention mask from the true lengths. ``exact=False`` is plain padding, as the transformers pipeline does:
     a mask only when the feature extractor asks for one (kept for benchmarks).
     """
 
     def __init__(self, loaded: LoadedModel, exact: bool = True) -> None:
         self.loaded = loaded
         self.exact = exact
-        self.patched = make_batch_exact(loaded.model) if exact else False
+        self.patched = set_batch_exact(loaded.model, exact)
         self.use_mask = exact or loaded.wants_attention_mask
 
     def features(self, samples: np.ndarray) -> np.ndarray:
