@@ -110,3 +110,38 @@ def test_eval_hypotheses_equal_transcribe_output(labelled, group_model, tmp_path
         for row in csv.DictReader(f):
             stem = Path(row["id"]).stem
             assert row["hypothesis"] == (out / f"{stem}.txt").read_text().strip()
+
+
+def test_two_decoders_in_one_pass(labelled, group_model, tmp_path, monkeypatch):
+    """`--decoder greedy --decoder beam --lm LM` scores both decoders on one model pass:
+    the model gets exactly the chunks a greedy-only run gives it, once."""
+    from lm_fixtures import english_sentences, require_kenlm_tools
+
+    from w2v2cli.lm import build_lm
+    from w2v2cli.runner import Runner
+
+    require_kenlm_tools()
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("\n".join(english_sentences(100)), encoding="utf-8")
+    lm = build_lm([corpus], tmp_path / "lm" / "lm.bin", 2).lm_path
+    manifest, _ = labelled
+    chunks: list[int] = []
+    real_run = Runner.run
+
+    def counting_run(self, batch, *args, **kwargs):
+        chunks.append(len(batch))
+        return real_run(self, batch, *args, **kwargs)
+
+    monkeypatch.setattr(Runner, "run", counting_run)
+    invoke("eval", manifest, "-m", group_model, "-q")
+    one_pass = sum(chunks)
+    assert one_pass >= 3  # three readable clips
+    chunks.clear()
+    logits = tmp_path / "logits"
+    r = invoke("eval", manifest, "-m", group_model, "--decoder", "greedy", "--decoder", "beam",
+               "--lm", lm, "--decode-workers", "0", "--save-logits", logits, "-q")
+    assert r.exit_code == 1, r.output  # only the missing clip fails
+    names = [ln.split()[0] for ln in r.stdout.splitlines() if "%" in ln]
+    assert names == ["greedy", "beam"]
+    assert sum(chunks) == one_pass
+    assert len(list(logits.glob("*.npz"))) == 3

@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from .cli import (
+from .cli_options import (
     EXIT_FAILED,
     Console,
     FatalError,
@@ -54,6 +54,8 @@ def eval_command(manifest: Path, **kw: Any) -> None:
     console = Console(kw["quiet"])
     names = list(dict.fromkeys(kw["decoder"]))
     try:
+        if kw["lm"] is not None and all(name == "greedy" for name in names):
+            raise ConfigError("--lm needs beam search; it cannot be used with --decoder greedy")
         if kw["report"] is not None:
             report_format(kw["report"])
         run_options = RunOptions(
@@ -71,11 +73,11 @@ def eval_command(manifest: Path, **kw: Any) -> None:
     progress = NullProgress() if kw["quiet"] else RichProgress()
     transcriber = None
     decoders = []
+    from .decoders import GreedyDecoder
+
     try:
         if kw["load_logits"] is not None:
             _model, vocabulary = load_logits_meta(kw["load_logits"])
-            from .decoders import GreedyDecoder
-
             for name in names:
                 opts = dataclasses.replace(run_options.decoding, decoder=name)
                 if name == "greedy" or (name == "auto" and opts.lm is None):
@@ -88,7 +90,12 @@ def eval_command(manifest: Path, **kw: Any) -> None:
             transcriber = Transcriber(run_options)
             for name in names:
                 opts = dataclasses.replace(run_options.decoding, decoder=name)
-                decoders.append(make_decoder(opts, transcriber.loaded, run_options.model))
+                if name == "greedy":
+                    # --lm is for the beam decoders this greedy baseline is compared with
+                    # (an --lm with only greedy decoders was refused above).
+                    decoders.append(GreedyDecoder(transcriber.loaded.vocabulary))
+                else:
+                    decoders.append(make_decoder(opts, transcriber.loaded, run_options.model))
         total = sum(e.duration or 0.0 for e in loaded_manifest.entries) or None
         progress.start(len(loaded_manifest.entries), total)
         result = evaluate(

@@ -1,18 +1,31 @@
-"""``w2v2 lm ...``: build KenLM language models for beam search.
+"""``w2v2 lm ...``: build KenLM language models and tune their weights for beam search.
 
-Thin, like the rest of the CLI: arguments → ``lm.build_lm`` → a summary on stderr; library
-errors become ``click.ClickException``. The main CLI registers ``lm_group``.
+Thin, like the rest of the CLI: arguments → ``lm.build_lm`` or ``tune.tune_pairs`` → a
+summary; library errors become ``click.ClickException``. The main CLI registers
+``lm_group``.
 """
 
 from __future__ import annotations
 
 import re
+import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
 from . import lm
+from .cli_options import (
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    Console,
+    FatalError,
+    build_chunk_options,
+    build_model_options,
+    model_options,
+)
 from .errors import ModelError, W2V2Error
+from .options import DecodeOptions
 from .records import Vocabulary
 
 
@@ -48,7 +61,7 @@ def _parse_prune(value: str | None) -> list[int] | None:
 
 @click.group("lm")
 def lm_group() -> None:
-    """Build KenLM n-gram language models for beam search."""
+    """Build KenLM n-gram language models for beam search and tune their weights."""
 
 
 @lm_group.command("build")
@@ -156,3 +169,291 @@ def build_command(
     if result.language_model_dir is not None:
         echo(f"  language model folder: {result.language_model_dir}", err=True)
     echo(f"  took {result.seconds:.1f} s", err=True)
+
+
+# --------------------------------------------------------------------------- tune
+
+
+def _parse_range(value: str, name: str) -> tuple[float, float]:
+    parts = [p for p in re.split(r"[\s,:]+", value.strip()) if p]
+    try:
+        low, high = (float(p) for p in parts)
+    except ValueError:
+        raise click.BadParameter(
+            f"expected LOW,HIGH like '0,2', got {value!r}", param_hint=name
+        ) from None
+    if low > high:
+        raise click.BadParameter(f"{value!r}: LOW is above HIGH", param_hint=name)
+    return low, high
+
+
+def _parse_values(value: str | None, name: str) -> list[float] | None:
+    if value is None:
+        return None
+    parts = [p for p in re.split(r"[\s,]+", value.strip()) if p]
+    try:
+        values = [float(p) for p in parts]
+    except ValueError:
+        raise click.BadParameter(
+            f"expected numbers like '0.3,0.5,1', got {value!r}", param_hint=name
+        ) from None
+    if not values:
+        raise click.BadParameter("give at least one value", param_hint=name)
+    return list(dict.fromkeys(values))
+
+
+def _search_pairs(kw: dict[str, Any], ctx: click.Context) -> list[tuple[float, float]]:
+    """The (alpha, beta) pairs the options ask for: a grid (ranges, or explicit value
+    lists per axis) or seeded random samples from the ranges."""
+    from .tune import grid_pairs, grid_values, random_pairs
+
+    alpha_range = _parse_range(kw["alpha_range"], "--alpha-range")
+    beta_range = _parse_range(kw["beta_range"], "--beta-range")
+    alphas = _parse_values(kw["alphas"], "--alphas")
+    betas = _parse_values(kw["betas"], "--betas")
+
+    def given(name: str) -> bool:
+        return ctx.get_parameter_source(name) == click.core.ParameterSource.COMMANDLINE
+
+    # Options that would be ignored are refused instead: a search that silently differs
+    # from what was asked wastes a long run.
+    if kw["random_samples"] is not None:
+        if alphas is not None or betas is not None:
+            raise click.UsageError("--random samples the ranges; it cannot take --alphas/--betas")
+        if given("grid"):
+            raise click.UsageError("choose --grid or --random, not both")
+        return random_pairs(alpha_range, beta_range, kw["random_samples"], kw["seed"])
+    if given("seed"):
+        raise click.UsageError("--seed is for --random")
+    if alphas is not None and given("alpha_range"):
+        raise click.UsageError("give --alphas or --alpha-range, not both")
+    if betas is not None and given("beta_range"):
+        raise click.UsageError("give --betas or --beta-range, not both")
+    if alphas is not None and betas is not None and given("grid"):
+        raise click.UsageError("--grid spaces the ranges; with --alphas and --betas it has no use")
+    if alphas is None:
+        alphas = grid_values(*alpha_range, kw["grid"])
+    if betas is None:
+        betas = grid_values(*beta_range, kw["grid"])
+    return grid_pairs(alphas, betas)
+
+
+@lm_group.command("tune")
+@click.argument("manifest", type=click.Path(exists=True, path_type=Path))
+@click.option(
+    "--lm",
+    required=True,
+    type=click.Path(exists=True, path_type=Path),
+    help="KenLM model (ARPA or binary), a language_model/ folder or a model folder with one.",
+)
+@click.option(
+    "--unigrams",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Unigram list for the LM (default: the folder's unigrams.txt or the ARPA's 1-grams).",
+)
+@model_options
+@click.option(
+    "--alpha-range",
+    metavar="LOW,HIGH",
+    default="0,2",
+    show_default=True,
+    help="Range of the LM weight alpha searched by --grid or --random.",
+)
+@click.option(
+    "--beta-range",
+    metavar="LOW,HIGH",
+    default="-1,3",
+    show_default=True,
+    help="Range of the word bonus beta searched by --grid or --random.",
+)
+@click.option(
+    "--grid",
+    type=click.IntRange(min=2),
+    default=5,
+    show_default=True,
+    metavar="N",
+    help="Grid search: N evenly spaced values per range, every combination tried.",
+)
+@click.option(
+    "--random",
+    "random_samples",
+    type=click.IntRange(min=1),
+    metavar="N",
+    help="Random search instead of a grid: N pairs drawn uniformly from the ranges.",
+)
+@click.option(
+    "--seed",
+    type=int,
+    default=0,
+    show_default=True,
+    help="Seed for --random (the same seed draws the same pairs).",
+)
+@click.option(
+    "--alphas",
+    metavar="A,B,...",
+    help="Exact alpha values for the grid, instead of --alpha-range.",
+)
+@click.option(
+    "--betas",
+    metavar="A,B,...",
+    help="Exact beta values for the grid, instead of --beta-range.",
+)
+@click.option(
+    "--beam-width",
+    type=click.IntRange(min=1),
+    default=DecodeOptions.beam_width,
+    show_default=True,
+    help="Beams kept; tune with the width you will decode with.",
+)
+@click.option(
+    "--decode-workers",
+    type=click.IntRange(min=0),
+    help="Processes that decode (alpha, beta) pairs in parallel [default: CPU cores; "
+    "0: in-process].",
+)
+@click.option(
+    "--save-logits",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Keep the model's log-probabilities in DIR for later runs.",
+)
+@click.option(
+    "--load-logits",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="Tune on log-probabilities saved by --save-logits (eval or tune); the model is not run.",
+)
+@click.option(
+    "--write-attrs",
+    metavar="LANGUAGE_MODEL_DIR",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="Write the best alpha and beta into this language_model/ folder's attrs.json (or "
+    "a model folder's), keeping its other settings.",
+)
+@click.option(
+    "--no-normalize",
+    is_flag=True,
+    help="Score raw text (whitespace split only): no case folding or punctuation removal.",
+)
+@click.option("-q", "--quiet", is_flag=True, help="No progress; the table still prints.")
+@click.pass_context
+def tune_command(ctx: click.Context, manifest: Path, **kw: Any) -> None:
+    """Find the LM weight (alpha) and word bonus (beta) with the lowest WER on MANIFEST.
+
+    The model runs once (or not at all with --load-logits); beam search then decodes the
+    same log-probabilities with every (alpha, beta) pair, in --decode-workers processes
+    that each load the LM once. Prints every pair sorted by WER, then the best one.
+    """
+    from rich.console import Console as RichConsole
+
+    from .errors import ConfigError
+    from .evaluate import compute_emissions, load_logits_meta
+    from .manifest import load_manifest
+    from .options import RunOptions
+    from .progress import NullProgress, RichProgress
+    from .tune import TuneRow, attrs_path, check_lm, results_table, tune_pairs, update_lm_attrs
+
+    console = Console(kw["quiet"])
+    try:
+        pairs = _search_pairs(kw, ctx)
+        if kw["write_attrs"] is not None:
+            attrs_path(kw["write_attrs"])  # a bad target fails now, not after the search
+        decoding = DecodeOptions(
+            decoder="beam",
+            lm=kw["lm"],
+            unigrams=kw["unigrams"],
+            beam_width=kw["beam_width"],
+            workers=kw["decode_workers"],
+        )
+        run_options = RunOptions(
+            model=build_model_options(kw),
+            chunking=build_chunk_options(kw),
+            decoding=decoding,
+            batch_size=kw["batch_size"],
+        )
+        loaded_manifest = load_manifest(manifest)
+    except ConfigError as exc:
+        raise click.UsageError(str(exc)) from None
+    except W2V2Error as exc:
+        raise FatalError(str(exc)) from None
+
+    progress = NullProgress() if kw["quiet"] else RichProgress()
+    transcriber = None
+    try:
+        if kw["load_logits"] is not None:
+            _model, vocabulary = load_logits_meta(kw["load_logits"])
+        else:
+            from .pipeline import Transcriber
+
+            transcriber = Transcriber(run_options)
+            vocabulary = transcriber.loaded.vocabulary
+        settings = check_lm(vocabulary, decoding)  # before the model: a bad LM costs no time
+        total = sum(e.duration or 0.0 for e in loaded_manifest.entries) or None
+        progress.start(len(loaded_manifest.entries), total)
+        ok, failed, _seconds = compute_emissions(
+            loaded_manifest,
+            transcriber=transcriber,
+            load_logits=kw["load_logits"],
+            save_logits=kw["save_logits"],
+            on_audio=progress.advance_audio,
+        )
+        progress.close()
+        for entry, reason in failed:
+            console.error(f"{entry.audio}: {reason}")
+        if not ok:
+            raise click.ClickException("no utterance could be read; nothing to tune on")
+        console.info(
+            f"tuning {len(pairs)} (alpha, beta) pairs on {len(ok)} utterances with "
+            f"beam width {kw['beam_width']}"
+        )
+        done = [0]
+
+        def report(row: TuneRow) -> None:
+            done[0] += 1
+            console.info(
+                f"[{done[0]}/{len(pairs)}] alpha {row.alpha:g}  beta {row.beta:g}  "
+                f"WER {100 * row.wer:.2f}%  CER {100 * row.cer:.2f}%"
+            )
+
+        result = tune_pairs(
+            [(entry.text, em) for entry, em in ok],
+            vocabulary,
+            settings,
+            pairs,
+            workers=kw["decode_workers"],
+            normalize=not kw["no_normalize"],
+            ids=[loaded_manifest.entry_id(entry) for entry, _ in ok],
+            on_result=report,
+        )
+    except KeyboardInterrupt:
+        progress.close()
+        console.error("interrupted; nothing was written")
+        sys.exit(EXIT_INTERRUPTED)
+    except ConfigError as exc:
+        progress.close()
+        raise click.UsageError(str(exc)) from None
+    except W2V2Error as exc:
+        progress.close()
+        raise FatalError(str(exc)) from None
+    finally:
+        if transcriber is not None:
+            transcriber.close()
+
+    out = RichConsole()  # the table and the best pair are the result: stdout
+    out.print(results_table(result, title=f"{manifest.name or manifest}: alpha and beta"))
+    best = result.best
+    out.print(
+        f"best: --alpha {best.alpha:g} --beta {best.beta:g}  "
+        f"(WER {100 * best.wer:.2f}%, CER {100 * best.cer:.2f}%)",
+        highlight=False,
+    )
+    if kw["write_attrs"] is not None:
+        try:
+            written = update_lm_attrs(kw["write_attrs"], best.alpha, best.beta)
+        except (W2V2Error, OSError) as exc:
+            raise click.ClickException(f"cannot write attrs.json: {exc}") from None
+        console.info(f"alpha {best.alpha:g} and beta {best.beta:g} written to {written}")
+    console.info(
+        f"{len(result.rows)} pairs, {result.utterances} utterances in {result.seconds:.1f} s "
+        f"({result.workers or 'no'} worker processes)"
+    )
+    if failed:
+        sys.exit(EXIT_FAILED)

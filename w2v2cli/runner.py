@@ -228,8 +228,9 @@ class Runner:
 
     ``exact=True`` (the default) makes results independent of batching: each item runs
     through the convolutional feature encoder on its own (``exact.py``) and every model gets
-    an attention mask from the true lengths. ``exact=False`` is plain padding, as the transformers pipeline does:
-    a mask only when the feature extractor asks for one (kept for benchmarks).
+    an attention mask from the true lengths. ``exact=False`` is plain padding, as the
+    transformers pipeline does: a mask only when the feature extractor asks for one (kept
+    for benchmarks).
     """
 
     def __init__(self, loaded: LoadedModel, exact: bool = True) -> None:
