@@ -104,3 +104,27 @@ def test_stitch_order_does_not_depend_on_argument_order():
     b = chunking.stitch(chunks[::-1], outs[::-1], p, SR * 2)
     np.testing.assert_array_equal(a.log_probs, b.log_probs)
     np.testing.assert_array_equal(a.frame_starts, b.frame_starts)
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    lengths=st.lists(st.integers(min_value=1, max_value=1000), max_size=60),
+    batch_size=st.integers(min_value=1, max_value=9),
+    max_padding=st.sampled_from([0.0, 0.1, 0.5, 1.0]),
+)
+def test_plan_batches_limits(lengths, batch_size, max_padding):
+    batches = chunking.plan_batches(lengths, batch_size, max_padding)
+    flat = [i for b in batches for i in b]
+    assert sorted(flat) == list(range(len(lengths)))  # every chunk exactly once
+    for b in batches:
+        assert 1 <= len(b) <= batch_size
+        longest = max(lengths[i] for i in b)
+        assert all(lengths[i] >= (1 - max_padding) * longest for i in b)
+    if max_padding == 1.0:  # unlimited: only the last batch may be short
+        assert all(len(b) == batch_size for b in batches[:-1])
+
+
+def test_plan_batches_cpu_policy_groups_equal_lengths():
+    lengths = [320, 320, 100, 320, 99, 320, 320]
+    assert chunking.plan_batches(lengths, 4, 0.0) == [[0, 1, 3, 5], [6], [2], [4]]
+    assert chunking.plan_batches(lengths, 4, 1.0) == [[0, 1, 3, 5], [6, 2, 4]]

@@ -56,7 +56,8 @@ def test_outputs_next_to_inputs_by_default(group_model, tmp_path):
 def test_same_text_at_batch_size_1_and_8(group_model, audio_folder, tmp_path):
     for bs in ("1", "8"):
         r = invoke("transcribe", audio_folder, "-m", group_model, "-o", tmp_path / bs,
-                   "-b", bs, "--chunk-length", "4", "--stride-length", "1", "-q")
+                   "-b", bs, "--chunk-length", "4", "--stride-length", "1", "-q",
+                   "--max-padding", "1")  # padded batches even on CPU
         assert r.exit_code == 0
     assert outputs(tmp_path / "1", "txt") == outputs(tmp_path / "8", "txt")
 

@@ -124,3 +124,32 @@ def stitch(
         frame_duration=spf / sr,
         duration=num_samples / sr,
     )
+
+
+def plan_batches(
+    lengths: Sequence[int], batch_size: int, max_padding: float = 1.0
+) -> list[list[int]]:
+    """Group chunk indices into batches: longest first, at most ``batch_size`` per batch.
+
+    Chunks are taken in order of decreasing length, so neighbours are alike. A chunk joins
+    the current batch only while it is at least ``(1 - max_padding)`` of the batch's
+    longest, i.e. padding stays under ``max_padding`` for every item. ``max_padding=0``
+    batches only chunks of equal length (the CPU policy: there a batch runs no faster than
+    its items one by one, so padding is pure loss); ``1`` limits nothing (CUDA, where
+    batching is what makes the device fast and sorting keeps padding low).
+    """
+    if batch_size < 1:
+        raise ValueError("batch size must be at least 1")
+    order = sorted(range(len(lengths)), key=lambda i: lengths[i], reverse=True)
+    batches: list[list[int]] = []
+    for i in order:
+        current = batches[-1] if batches else None
+        if (
+            current is not None
+            and len(current) < batch_size
+            and lengths[i] >= (1.0 - max_padding) * lengths[current[0]]
+        ):
+            current.append(i)
+        else:
+            batches.append([i])
+    return batches

@@ -104,6 +104,7 @@ def transcribe(inputs: tuple[Path, ...], **kw: Any) -> None:
                 ),
             ),
             batch_size=kw["batch_size"],
+            max_padding=kw["max_padding"],
         )
         if stdout and len(formats) != 1:
             raise ConfigError("--stdout writes exactly one format; choose it with -f")

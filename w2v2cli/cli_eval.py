@@ -63,6 +63,7 @@ def eval_command(manifest: Path, **kw: Any) -> None:
             chunking=build_chunk_options(kw),
             decoding=build_decode_options(kw, decoder=names[0]),
             batch_size=kw["batch_size"],
+            max_padding=kw["max_padding"],
         )
         loaded_manifest = load_manifest(manifest)
     except ConfigError as exc:

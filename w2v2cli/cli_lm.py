@@ -368,6 +368,7 @@ def tune_command(ctx: click.Context, manifest: Path, **kw: Any) -> None:
             chunking=build_chunk_options(kw),
             decoding=decoding,
             batch_size=kw["batch_size"],
+            max_padding=kw["max_padding"],
         )
         loaded_manifest = load_manifest(manifest)
     except ConfigError as exc:

@@ -53,7 +53,10 @@ def model_options(f: Callable[..., Any]) -> Callable[..., Any]:
                      help="Hugging Face cache folder (default: HF_HOME's)."),
         click.option("--revision", help="Hub revision (branch, tag or commit) of the model."),
         click.option("-b", "--batch-size", type=click.IntRange(min=1), default=8,
-                     show_default=True, help="Chunks per model call, across files."),
+                     show_default=True, help="Chunks per model call, at most, across files."),
+        click.option("--max-padding", type=click.FloatRange(0, 1), metavar="FRACTION",
+                     help="Padding a chunk may add to a batch, as a share of its longest "
+                          "chunk [default: 0 on CPU, 1 on CUDA]."),
         click.option("--chunk-length", type=click.FloatRange(min=0, min_open=True),
                      default=ChunkOptions.chunk_length, show_default=True,
                      help="Seconds of audio per chunk for long recordings."),

@@ -85,7 +85,7 @@ class Transcriber:
     ) -> None:
         self.options = options or RunOptions()
         self.loaded = load_model(self.options.model)
-        self.runner = Runner(self.loaded, exact=exact)
+        self.runner = Runner(self.loaded, exact=exact, max_padding=self.options.max_padding)
         self.plan = chunking.plan(
             self.options.chunking, self.loaded.sampling_rate, self.loaded.samples_per_frame
         )
@@ -121,8 +121,9 @@ class Transcriber:
         """Yield ``(index, Emissions)`` per loader, in order; a failed load yields the error.
 
         Chunks of several files share batches. A window of at least ``8 * batch_size``
-        chunks is gathered, sorted by length and run batch by batch, so padding stays small
-        and model activations exist only for the batch in flight. ``on_audio`` is called
+        chunks is gathered and split into batches by ``chunking.plan_batches`` (longest
+        first, padding limited by the runner's device policy), so model activations exist
+        only for the batch in flight. ``on_audio`` is called
         with the seconds of audio each processed chunk completes (for progress).
         """
         batch_size = self.options.batch_size
@@ -176,9 +177,11 @@ class Transcriber:
                     if exhausted and not inflight:
                         break
                     continue
-                pending.sort(key=lambda c: c.length, reverse=True)
-                for b in range(0, len(pending), batch_size):
-                    batch = pending[b : b + batch_size]
+                plan = chunking.plan_batches(
+                    [c.length for c in pending], batch_size, self.runner.max_padding
+                )
+                for indices in plan:
+                    batch = [pending[i] for i in indices]
                     outputs = self.runner.run(batch)
                     for chunk, out in zip(batch, outputs, strict=True):
                         state = states[chunk.file_index]

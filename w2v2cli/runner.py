@@ -233,11 +233,19 @@ class Runner:
     for benchmarks).
     """
 
-    def __init__(self, loaded: LoadedModel, exact: bool = True) -> None:
+    def __init__(
+        self, loaded: LoadedModel, exact: bool = True, max_padding: float | None = None
+    ) -> None:
         self.loaded = loaded
         self.exact = exact
         self.patched = set_batch_exact(loaded.model, exact)
         self.use_mask = exact or loaded.wants_attention_mask
+        # How much padding a chunk may bring into a batch (see chunking.plan_batches). On
+        # CPU a batch is no faster than its items one by one (benchmarks/RESULTS.md), so
+        # only chunks of equal length share one; on CUDA batching is the speed.
+        if max_padding is None:
+            max_padding = 1.0 if loaded.device.type == "cuda" else 0.0
+        self.max_padding = max_padding
 
     def features(self, samples: np.ndarray) -> np.ndarray:
         """The feature extractor on one chunk alone (its normalisation is per chunk)."""
