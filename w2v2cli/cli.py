@@ -18,14 +18,13 @@ from .cli_options import (
     EXIT_INTERRUPTED,
     Console,
     FatalError,
-    build_chunk_options,
     build_decode_options,
-    build_model_options,
+    build_run_options,
     decode_options,
     model_options,
 )
 from .errors import ConfigError, W2V2Error
-from .options import FORMATS, OutputOptions, RunOptions, SubtitleOptions
+from .options import FORMATS, OutputOptions, SubtitleOptions
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -87,11 +86,10 @@ def transcribe(inputs: tuple[Path, ...], **kw: Any) -> None:
         raise click.UsageError("give at least one file or folder, or --from-list")
     extensions = [e for arg in kw["extensions"] for e in arg.split(",") if e.strip()] or None
     try:
-        options = RunOptions(
-            model=build_model_options(kw),
-            chunking=build_chunk_options(kw),
-            decoding=build_decode_options(kw),
-            output=OutputOptions(
+        options = build_run_options(
+            kw,
+            build_decode_options(kw),
+            OutputOptions(
                 output_dir=None if stdout or output_dir is None else Path(output_dir),
                 formats=formats,
                 overwrite=kw["overwrite"],
@@ -103,8 +101,6 @@ def transcribe(inputs: tuple[Path, ...], **kw: Any) -> None:
                     min_cue_duration=kw["min_cue_duration"],
                 ),
             ),
-            batch_size=kw["batch_size"],
-            max_padding=kw["max_padding"],
         )
         if stdout and len(formats) != 1:
             raise ConfigError("--stdout writes exactly one format; choose it with -f")

@@ -13,14 +13,12 @@ from .cli_options import (
     EXIT_FAILED,
     Console,
     FatalError,
-    build_chunk_options,
     build_decode_options,
-    build_model_options,
+    build_run_options,
     decode_options,
     model_options,
 )
 from .errors import ConfigError, W2V2Error
-from .options import RunOptions
 
 
 @click.command("eval")
@@ -58,13 +56,7 @@ def eval_command(manifest: Path, **kw: Any) -> None:
             raise ConfigError("--lm needs beam search; it cannot be used with --decoder greedy")
         if kw["report"] is not None:
             report_format(kw["report"])
-        run_options = RunOptions(
-            model=build_model_options(kw),
-            chunking=build_chunk_options(kw),
-            decoding=build_decode_options(kw, decoder=names[0]),
-            batch_size=kw["batch_size"],
-            max_padding=kw["max_padding"],
-        )
+        run_options = build_run_options(kw, build_decode_options(kw, decoder=names[0]))
         loaded_manifest = load_manifest(manifest)
     except ConfigError as exc:
         raise click.UsageError(str(exc)) from None

@@ -20,8 +20,7 @@ from .cli_options import (
     EXIT_INTERRUPTED,
     Console,
     FatalError,
-    build_chunk_options,
-    build_model_options,
+    build_run_options,
     model_options,
 )
 from .errors import ModelError, W2V2Error
@@ -347,7 +346,6 @@ def tune_command(ctx: click.Context, manifest: Path, **kw: Any) -> None:
     from .errors import ConfigError
     from .evaluate import compute_emissions, load_logits_meta
     from .manifest import load_manifest
-    from .options import RunOptions
     from .progress import NullProgress, RichProgress
     from .tune import TuneRow, attrs_path, check_lm, results_table, tune_pairs, update_lm_attrs
 
@@ -363,13 +361,7 @@ def tune_command(ctx: click.Context, manifest: Path, **kw: Any) -> None:
             beam_width=kw["beam_width"],
             workers=kw["decode_workers"],
         )
-        run_options = RunOptions(
-            model=build_model_options(kw),
-            chunking=build_chunk_options(kw),
-            decoding=decoding,
-            batch_size=kw["batch_size"],
-            max_padding=kw["max_padding"],
-        )
+        run_options = build_run_options(kw, decoding)
         loaded_manifest = load_manifest(manifest)
     except ConfigError as exc:
         raise click.UsageError(str(exc)) from None

@@ -18,6 +18,8 @@ from .options import (
     ChunkOptions,
     DecodeOptions,
     ModelOptions,
+    OutputOptions,
+    RunOptions,
 )
 
 EXIT_FAILED = 1
@@ -147,3 +149,17 @@ class Console:
     def info(self, text: str) -> None:
         if not self.quiet:
             self.err.print(text, soft_wrap=True)
+
+
+def build_run_options(
+    kw: dict[str, Any], decoding: DecodeOptions, output: OutputOptions | None = None
+) -> RunOptions:
+    """The model, chunking and batching options every command shares, plus ``decoding``."""
+    return RunOptions(
+        model=build_model_options(kw),
+        chunking=build_chunk_options(kw),
+        decoding=decoding,
+        output=output or OutputOptions(),
+        batch_size=kw["batch_size"],
+        max_padding=kw["max_padding"],
+    )

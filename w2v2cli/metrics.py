@@ -149,6 +149,24 @@ class ErrorCounts:
         )
 
 
+def _counts_row(wer: float, cer: float, words: ErrorCounts, chars: ErrorCounts) -> dict:
+    """Rates and edit counts as flat report columns (shared by utterance and corpus rows)."""
+    return {
+        "wer": wer,
+        "cer": cer,
+        "ref_words": words.reference,
+        "hits": words.hits,
+        "substitutions": words.substitutions,
+        "deletions": words.deletions,
+        "insertions": words.insertions,
+        "ref_chars": chars.reference,
+        "char_hits": chars.hits,
+        "char_substitutions": chars.substitutions,
+        "char_deletions": chars.deletions,
+        "char_insertions": chars.insertions,
+    }
+
+
 @dataclass(frozen=True)
 class UtteranceScore:
     """One scored pair. ``reference``/``hypothesis`` are the texts as given; ``ref``/``hyp``
@@ -174,17 +192,7 @@ class UtteranceScore:
         """A flat record for ``write_report``; callers may add keys (decoder, duration...)."""
         return {
             "id": self.id,
-            "wer": self.wer,
-            "cer": self.cer,
-            "ref_words": self.words.reference,
-            "hits": self.words.hits,
-            "substitutions": self.words.substitutions,
-            "deletions": self.words.deletions,
-            "insertions": self.words.insertions,
-            "ref_chars": self.chars.reference,
-            "char_substitutions": self.chars.substitutions,
-            "char_deletions": self.chars.deletions,
-            "char_insertions": self.chars.insertions,
+            **_counts_row(self.wer, self.cer, self.words, self.chars),
             "ref": self.ref,
             "hyp": self.hyp,
             "reference": self.reference,
@@ -212,18 +220,7 @@ class Score:
         """A JSON-ready summary."""
         return {
             "utterances": self.utterances,
-            "wer": self.wer,
-            "cer": self.cer,
-            "ref_words": self.words.reference,
-            "hits": self.words.hits,
-            "substitutions": self.words.substitutions,
-            "deletions": self.words.deletions,
-            "insertions": self.words.insertions,
-            "ref_chars": self.chars.reference,
-            "char_hits": self.chars.hits,
-            "char_substitutions": self.chars.substitutions,
-            "char_deletions": self.chars.deletions,
-            "char_insertions": self.chars.insertions,
+            **_counts_row(self.wer, self.cer, self.words, self.chars),
         }
 
 
