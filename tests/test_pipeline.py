@@ -77,3 +77,12 @@ def test_emissions_in_input_order_with_failures(group_model):
     assert got[0][1].duration == pytest.approx(3.0)
     assert got[2][1].duration == pytest.approx(0.5)
     assert "no audio" in str(got[3][1])
+
+
+def test_device_defaults_for_batching(group_model):
+    """CPU: one chunk at a time, no padding; an explicit batch size is honoured."""
+    t = Transcriber(RunOptions(model=ModelOptions(model=str(group_model), device="cpu")))
+    assert (t.runner.batch_size, t.runner.max_padding) == (1, 0.0)
+    t = Transcriber(RunOptions(model=ModelOptions(model=str(group_model), device="cpu"),
+                               batch_size=8, max_padding=0.25))
+    assert (t.runner.batch_size, t.runner.max_padding) == (8, 0.25)

@@ -54,8 +54,9 @@ def model_options(f: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path),
                      help="Hugging Face cache folder (default: HF_HOME's)."),
         click.option("--revision", help="Hub revision (branch, tag or commit) of the model."),
-        click.option("-b", "--batch-size", type=click.IntRange(min=1), default=8,
-                     show_default=True, help="Chunks per model call, at most, across files."),
+        click.option("-b", "--batch-size", type=click.IntRange(min=1),
+                     help="Chunks per model call, at most, across files "
+                          "[default: 8 on CUDA, 1 on CPU]."),
         click.option("--max-padding", type=click.FloatRange(0, 1), metavar="FRACTION",
                      help="Padding a chunk may add to a batch, as a share of its longest "
                           "chunk [default: 0 on CPU, 1 on CUDA]."),

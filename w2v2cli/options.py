@@ -157,14 +157,16 @@ class RunOptions:
     chunking: ChunkOptions = field(default_factory=ChunkOptions)
     decoding: DecodeOptions = field(default_factory=DecodeOptions)
     output: OutputOptions = field(default_factory=OutputOptions)
-    batch_size: int = 8
+    # Chunks per model call, at most. None: 8 on CUDA, where batching keeps the GPU busy,
+    # and 1 on CPU, where one chunk at a time measured fastest (benchmarks/RESULTS.md).
+    batch_size: int | None = None
     # Padding a chunk may bring into a batch, as a share of the batch's longest chunk. None:
     # 0 on CPU (there a batch is no faster than its items one by one, so padding is pure
     # loss) and 1 (no limit) on CUDA, where batching is the speed. Results never depend on it.
     max_padding: float | None = None
 
     def __post_init__(self) -> None:
-        if self.batch_size < 1:
+        if self.batch_size is not None and self.batch_size < 1:
             raise ConfigError("batch size must be at least 1")
         if self.max_padding is not None and not 0.0 <= self.max_padding <= 1.0:
             raise ConfigError("max padding must be between 0 and 1")

@@ -85,7 +85,12 @@ class Transcriber:
     ) -> None:
         self.options = options or RunOptions()
         self.loaded = load_model(self.options.model)
-        self.runner = Runner(self.loaded, exact=exact, max_padding=self.options.max_padding)
+        self.runner = Runner(
+            self.loaded,
+            exact=exact,
+            max_padding=self.options.max_padding,
+            batch_size=self.options.batch_size,
+        )
         self.plan = chunking.plan(
             self.options.chunking, self.loaded.sampling_rate, self.loaded.samples_per_frame
         )
@@ -126,7 +131,7 @@ class Transcriber:
         only for the batch in flight. ``on_audio`` is called
         with the seconds of audio each processed chunk completes (for progress).
         """
-        batch_size = self.options.batch_size
+        batch_size = self.runner.batch_size
         window = max(8 * batch_size, 32)
         sr = self.loaded.sampling_rate
         states: dict[int, _FileState] = {}

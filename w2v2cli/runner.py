@@ -234,7 +234,11 @@ class Runner:
     """
 
     def __init__(
-        self, loaded: LoadedModel, exact: bool = True, max_padding: float | None = None
+        self,
+        loaded: LoadedModel,
+        exact: bool = True,
+        max_padding: float | None = None,
+        batch_size: int | None = None,
     ) -> None:
         self.loaded = loaded
         self.exact = exact
@@ -243,9 +247,11 @@ class Runner:
         # How much padding a chunk may bring into a batch (see chunking.plan_batches). On
         # CPU a batch is no faster than its items one by one (benchmarks/RESULTS.md), so
         # only chunks of equal length share one; on CUDA batching is the speed.
+        on_cuda = loaded.device.type == "cuda"
         if max_padding is None:
-            max_padding = 1.0 if loaded.device.type == "cuda" else 0.0
+            max_padding = 1.0 if on_cuda else 0.0
         self.max_padding = max_padding
+        self.batch_size = batch_size or (8 if on_cuda else 1)
 
     def features(self, samples: np.ndarray) -> np.ndarray:
         """The feature extractor on one chunk alone (its normalisation is per chunk)."""
