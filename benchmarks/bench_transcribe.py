@@ -644,7 +644,8 @@ def report(results: dict[str, dict[str, Any]], args: argparse.Namespace, command
         f"- model: random wav2vec2-base-shaped CTC model, "
         f"{model_info['parameters'] / 1e6:.1f}M parameters (seed {args.seed})",
         "- timed: transcribing all files incl. reading the WAVs; model load and a 2 s "
-        f"warm-up call excluded (load shown apart); fastest of {args.repeat} run(s) per process",
+        f"warm-up call excluded (load shown apart); fastest of {args.repeat} run(s) per process"
+        + (f"; median of {args.rounds} rounds" if args.rounds > 1 else ""),
         "- CPU s: user + system CPU time of the process during the timed part; other load: "
         "share of the CPUs used by other processes meanwhile (runs are retried above 5%); "
         "model input s: audio seconds fed to the model, padding included (the chunks alone "
@@ -714,6 +715,19 @@ def report(results: dict[str, dict[str, Any]], args: argparse.Namespace, command
         lines.append(f"- speed cost of the exact path at batch 8, both with padded batches: "
                      f"**{wall:+.1f}%** wall ({pad8['wall']:.1f} s vs {plain8['wall']:.1f} s), "
                      f"{cpu:+.1f}% CPU time (goal < 5%)")
+    if any(len(r.get("round_walls", ())) > 1 for r in results.values()):
+        lines.append("- wall s per round (the table shows each configuration's median): "
+                     + "; ".join(f"`{n}` " + ", ".join(f"{w:.1f}" for w in r["round_walls"])
+                                 for n, r in results.items()))
+        for a, b in (("pipe-b8", "ours-bauto"), ("pipe-b8", "ours-b8")):
+            if a in results and b in results:
+                ratios = [x / y for x, y in zip(results[a]["round_walls"],
+                                                results[b]["round_walls"], strict=True)]
+                lines.append(f"- `{a}` / `{b}` wall per round: "
+                             + ", ".join(f"{q:.2f}x" for q in ratios))
+        unstable = [n for n, r in results.items() if not r["texts_stable"]]
+        lines.append("- texts identical in every round: "
+                     + ("yes" if not unstable else "NO for " + ", ".join(unstable)))
     for r in results.values():
         if len(r["runs"]) > 1 or r.get("attempts", 1) > 1:
             lines.append(f"- `{r['config']}`: {r.get('attempts', 1)} attempt(s); walls of the "
@@ -749,10 +763,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's)")
     p.add_argument("--repeat", type=int, default=1,
                    help="timed runs per configuration in one process; the fastest is kept")
+    p.add_argument("--rounds", type=int, default=1,
+                   help="run the whole list of configurations N times, one after another, "
+                   "and keep each one's median (default 1)")
     p.add_argument("--retries", type=int, default=2,
                    help="re-runs of a configuration disturbed by other processes (default 2)")
-    p.add_argument("--max-wait", type=float, default=300.0,
-                   help="seconds to wait for other processes to finish before a run (default 300)")
+    p.add_argument("--max-wait", type=float, default=900.0,
+                   help="seconds to wait for other processes to finish before a run (default 900)")
     p.add_argument("--seed", type=int, default=0, help="model seed (default 0)")
     p.add_argument("--profile", action="store_true",
                    help="cProfile the first timed run; stats go to stderr and _data/profiles/")
@@ -766,6 +783,22 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--only", default=None, help="run one configuration in this process")
     p.add_argument("--result-json", type=Path, default=None, help=argparse.SUPPRESS)
     return p.parse_args(argv)
+
+
+def merge_rounds(rounds: Sequence[dict[str, dict[str, Any]]]) -> dict[str, dict[str, Any]]:
+    """Per configuration, the round with the median wall time, plus all rounds' walls.
+
+    Rounds run the configurations one after another, so slow phases of a shared machine
+    hit all configurations alike; ``round_walls`` keeps every round for per-round ratios.
+    """
+    merged: dict[str, dict[str, Any]] = {}
+    for name in rounds[0]:
+        runs = sorted((r[name] for r in rounds), key=lambda r: r["wall"])
+        result = dict(runs[(len(runs) - 1) // 2])
+        result["round_walls"] = [r[name]["wall"] for r in rounds]
+        result["texts_stable"] = all(r["texts"] == runs[0]["texts"] for r in runs)
+        merged[name] = result
+    return merged
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -790,8 +823,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"audio: {len(paths)} files in {paths[0].parent}", file=sys.stderr)
     started = time.perf_counter()
     args.code_version = code_version()
-    results = {name: run_child(name, args) for name in args.configs}
-    if code_version() != args.code_version:
+    rounds = []
+    for number in range(args.rounds):
+        if args.rounds > 1:
+            print(f"round {number + 1} of {args.rounds}", file=sys.stderr, flush=True)
+        rounds.append({name: run_child(name, args) for name in args.configs})
+    results = merge_rounds(rounds)
+    # Only the sources count: a commit of benchmark results alone changes nothing measured.
+    if code_version().rsplit("(", 1)[-1] != args.code_version.rsplit("(", 1)[-1]:
         print("warning: w2v2cli changed while the benchmark ran", file=sys.stderr)
         args.code_version += f" (changed during the run, now {code_version()})"
     command = "python benchmarks/bench_transcribe.py " + " ".join(
