@@ -228,9 +228,10 @@ class Runner:
 
     ``exact=True`` (the default) makes results independent of batching: each item runs
     through the convolutional feature encoder on its own (``exact.py``) and every model gets
-    an attention mask from the true lengths. ``exact=False`` is plain padding, as the
-    transformers pipeline does: a mask only when the feature extractor asks for one (kept
-    for benchmarks).
+    an attention mask from the true lengths. ``exact=False`` is plain padding: the encoder
+    sees the padded batch, and a mask is passed only when the feature extractor asks for
+    one (kept for benchmarks). The transformers 5 pipeline always passes a mask, so its
+    batch dependence comes from the group norm seeing the padding alone.
     """
 
     def __init__(
