@@ -128,6 +128,7 @@ def transcribe(inputs: tuple[Path, ...], **kw: Any) -> None:
     started = time.perf_counter()
     try:
         with Transcriber(options) as transcriber:
+            transcriber.decoder  # noqa: B018 - build it now: a bad LM fails before any file
             for result in iter_run(found.items, transcriber, progress=progress,
                                    stream=sys.stdout):
                 counts[result.status] += 1

@@ -112,4 +112,5 @@ class RichProgress:
         self._progress.console.print(text, markup=False, highlight=False, soft_wrap=True)
 
     def close(self) -> None:
-        self._progress.stop()
+        if self._task is not None:  # stopping a bar that never started prints a blank line
+            self._progress.stop()
