@@ -154,8 +154,8 @@ def main() -> int:
 
     import jiwer
 
-    from w2v2cli.beam import BeamDecoder
-    from w2v2cli.decoders import GreedyDecoder
+    from w2v2cli.decoding import GreedyDecoder
+    from w2v2cli.decoding.beam import BeamDecoder
     from w2v2cli.options import DecodeOptions
     from w2v2cli.records import Vocabulary
 

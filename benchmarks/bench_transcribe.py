@@ -417,7 +417,7 @@ def run_config(name: str, args: argparse.Namespace) -> dict[str, Any]:
     started = time.perf_counter()
     if tool == "ours":
         from w2v2cli.options import ChunkOptions, DecodeOptions, ModelOptions, RunOptions
-        from w2v2cli.pipeline import Transcriber
+        from w2v2cli.run import Transcriber
 
         options = RunOptions(
             model=ModelOptions(model=str(model_dir), device="cpu", dtype="float32"),

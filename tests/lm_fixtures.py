@@ -65,7 +65,7 @@ class BuiltLMs:
     """Every LM the tests use, built once per session from generated text."""
 
     root: Path
-    upper_bin: Path  # upper-case, binary, unigrams.txt beside it
+    upper_bin: Path  # upper-case, binary, NAME.unigrams.txt beside it
     upper_arpa: Path  # same text, ARPA
     lower_arpa: Path  # lower-case LM (case mismatch with the upper model)
     mixed_arpa: Path  # Title Case LM (cannot be mapped to one case)

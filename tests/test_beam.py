@@ -20,13 +20,15 @@ from lm_fixtures import (
     make_vocab,
 )
 
-from w2v2cli.beam import BeamDecoder, start_method
-from w2v2cli.decoders import GreedyDecoder
-from w2v2cli.errors import ConfigError, W2V2Error
-from w2v2cli.lm import hf_alphabet_labels, read_unigrams
+from w2v2cli.decoding import GreedyDecoder
+from w2v2cli.decoding.alignment import frame_end
+from w2v2cli.decoding.alphabet import hf_alphabet_labels
+from w2v2cli.decoding.beam import BeamDecoder
+from w2v2cli.decoding.pool import start_method
+from w2v2cli.errors import ConfigError, LMError, W2V2Error
+from w2v2cli.lm import read_unigrams, unigrams_path_for
 from w2v2cli.options import DecodeOptions
 from w2v2cli.records import Emissions, Transcript
-from w2v2cli.timing import frame_end
 
 UPPER = make_vocab(EN_UPPER)
 TEXT = "THE CAT SAT ON THE MAT"
@@ -66,7 +68,7 @@ def test_matches_pyctcdecode_called_directly(lms: BuiltLMs) -> None:
     transformers would use; our times are those frames' absolute start/end times."""
     from pyctcdecode import build_ctcdecoder
 
-    unigrams = read_unigrams(lms.upper_bin.parent / "unigrams.txt")
+    unigrams = read_unigrams(unigrams_path_for(lms.upper_bin))
     reference = build_ctcdecoder(
         hf_alphabet_labels(UPPER),
         str(lms.upper_bin),
@@ -193,12 +195,12 @@ def test_upper_case_lm_for_lower_case_model_is_converted(lms: BuiltLMs) -> None:
 
 
 def test_mixed_case_lm_is_refused(lms: BuiltLMs) -> None:
-    with pytest.raises(ConfigError, match="mixed case.*w2v2 lm build --model"):
+    with pytest.raises(LMError, match="mixed/lm.arpa: .*mixed case.*w2v2 lm build --model"):
         beam(lms.mixed_arpa)
 
 
 def test_lm_in_another_script_is_refused(lms: BuiltLMs) -> None:
-    with pytest.raises(ConfigError, match="spelled with the model's alphabet"):
+    with pytest.raises(LMError, match="spelled with the model's alphabet"):
         beam(lms.greek_bin)
 
 
@@ -226,20 +228,20 @@ def test_binary_lm_without_unigrams_warns_and_decodes(
     # With --unigrams it is quiet.
     caplog.clear()
     with caplog.at_level(logging.WARNING, logger="w2v2cli"):
-        beam(lone, unigrams=lms.upper_bin.parent / "unigrams.txt").close()
+        beam(lone, unigrams=unigrams_path_for(lms.upper_bin)).close()
     assert "no unigram list" not in caplog.text
 
 
 def test_bad_lm_inputs_fail_early(lms: BuiltLMs, tmp_path: Path) -> None:
     junk = tmp_path / "junk.bin"
     junk.write_text("hello")
-    with pytest.raises(ConfigError, match="neither a KenLM binary"):
+    with pytest.raises(LMError, match="junk.bin: neither a KenLM binary"):
         beam(junk)
     (tmp_path / "empty").mkdir()
-    with pytest.raises(ConfigError, match="without a KenLM file"):
+    with pytest.raises(LMError, match="empty: a folder without a KenLM file"):
         beam(tmp_path / "empty")
     with pytest.raises(ConfigError, match="without a language model"):
-        beam(None, unigrams=lms.upper_bin.parent / "unigrams.txt")
+        beam(None, unigrams=unigrams_path_for(lms.upper_bin))
 
 
 def test_empty_emissions() -> None:

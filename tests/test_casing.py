@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from w2v2cli.casing import apply_case, case_words
 from w2v2cli.errors import ConfigError
+from w2v2cli.output.casing import apply_case, case_words
 from w2v2cli.records import TokenSpan, Transcript, Word
 
 

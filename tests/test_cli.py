@@ -147,7 +147,7 @@ def test_pretrained_only_model_refused_in_one_line(tmp_path, audio_folder):
 
 
 def test_interrupt_leaves_no_partial_file(group_model, audio_folder, tmp_path, monkeypatch):
-    from w2v2cli import writers
+    from w2v2cli.output import writers
 
     calls = {"n": 0}
     real = writers.JsonWriter.format

@@ -9,7 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from w2v2cli.decoders import Decoder, GreedyDecoder
+from w2v2cli.decoding import Decoder, GreedyDecoder
+from w2v2cli.errors import DecodeError
 from w2v2cli.records import Emissions, Vocabulary
 
 TOKENS = ("<pad>", "<s>", "</s>", "<unk>", "|", "A", "B", "E", "H", "L", "O", "'")
@@ -70,7 +71,8 @@ def test_submit_and_context_manager() -> None:
         assert future.result().text == "AB"
         good = emissions(ids("A B"))
         bad = Emissions(good.log_probs, good.frame_starts[:1], FD, 0.1)
-        with pytest.raises(ValueError, match="frame"):
+        # A library error becomes this file's DecodeError, never a bare exception.
+        with pytest.raises(DecodeError, match="greedy decoding failed: ValueError: .*frame"):
             decoder.submit(bad).result()
 
 

@@ -12,7 +12,7 @@ from conftest import noise_audio
 
 from w2v2cli.cli import main
 from w2v2cli.options import ModelOptions, RunOptions
-from w2v2cli.pipeline import Transcriber
+from w2v2cli.run import Transcriber
 
 
 def invoke(*args):
@@ -37,7 +37,7 @@ def labelled(tmp_path, group_model):
     words = refs[1].split()
     words[0] = "ZZZZ" if words[0] != "ZZZZ" else "QQQQ"  # one substitution
     refs[1] = " ".join(words)
-    from w2v2cli.metrics import normalize
+    from w2v2cli.evaluation import normalize
 
     total_words = sum(len(normalize(r).split()) for r in refs)  # what scoring counts
     lines = [{"audio_filepath": f"wav/u{i}.wav", "text": r} for i, r in enumerate(refs)]
@@ -117,8 +117,8 @@ def test_two_decoders_in_one_pass(labelled, group_model, tmp_path, monkeypatch):
     the model gets exactly the chunks a greedy-only run gives it, once."""
     from lm_fixtures import english_sentences, require_kenlm_tools
 
+    from w2v2cli.inference import Runner
     from w2v2cli.lm import build_lm
-    from w2v2cli.runner import Runner
 
     require_kenlm_tools()
     corpus = tmp_path / "corpus.txt"

@@ -20,8 +20,10 @@ from lm_fixtures import (
 )
 
 from w2v2cli import lm
-from w2v2cli.cli_lm import lm_group
-from w2v2cli.errors import ConfigError
+from w2v2cli.cli.lm import lm_group
+from w2v2cli.decoding import alphabet as ab
+from w2v2cli.errors import ConfigError, LMError, OutputError, ToolError
+from w2v2cli.lm import build as lm_build
 from w2v2cli.records import Vocabulary
 
 UPPER = make_vocab(EN_UPPER)
@@ -39,37 +41,37 @@ def lms(tmp_path_factory: pytest.TempPathFactory) -> BuiltLMs:
 
 
 def test_labels_for_pyctcdecode() -> None:
-    labels = lm.labels_for_pyctcdecode(UPPER)
+    labels = ab.labels_for_pyctcdecode(UPPER)
     assert labels[0] == "" and labels[4] == " "
     assert labels[5:] == list("ETAONIHSRDLUMWCFGYPBVK'XJQZ")
     # Specials get private-use characters: single characters, never text.
-    assert all(len(x) == 1 and lm.is_placeholder(x) for x in labels[1:4])
+    assert all(len(x) == 1 and ab.is_placeholder(x) for x in labels[1:4])
     assert len(set(labels)) == len(labels)
-    alphabet = lm.decoder_alphabet(UPPER)
+    alphabet = ab.decoder_alphabet(UPPER)
     assert set(alphabet.folds) == {(1, 0), (2, 0), (3, 0)}
     assert alphabet.has_word_boundary
 
 
 def test_labels_with_space_token_and_both_boundaries() -> None:
     spaced = Vocabulary(("<pad>", " ", "a", "b"), 0, None, frozenset({0}))
-    assert lm.labels_for_pyctcdecode(spaced) == ["", " ", "a", "b"]
+    assert ab.labels_for_pyctcdecode(spaced) == ["", " ", "a", "b"]
     both = Vocabulary(("<pad>", "|", "a", " "), 0, 1, frozenset({0}))
-    alphabet = lm.decoder_alphabet(both)
-    assert alphabet.labels[:3] == ("", " ", "a") and lm.is_placeholder(alphabet.labels[3])
+    alphabet = ab.decoder_alphabet(both)
+    assert alphabet.labels[:3] == ("", " ", "a") and ab.is_placeholder(alphabet.labels[3])
     assert alphabet.folds == ((3, 1),)
 
 
 def test_vocabularies_beam_search_cannot_handle() -> None:
     with pytest.raises(ConfigError, match="word piece"):
-        lm.decoder_alphabet(Vocabulary(("<pad>", "|", "▁the", "a"), 0, 1, frozenset({0})))
+        ab.decoder_alphabet(Vocabulary(("<pad>", "|", "▁the", "a"), 0, 1, frozenset({0})))
     with pytest.raises(ConfigError, match="whitespace"):
-        lm.decoder_alphabet(Vocabulary(("<pad>", "|", "a b"), 0, 1, frozenset({0})))
-    no_boundary = lm.decoder_alphabet(Vocabulary(("<pad>", "a", "b"), 0, None, frozenset({0})))
+        ab.decoder_alphabet(Vocabulary(("<pad>", "|", "a b"), 0, 1, frozenset({0})))
+    no_boundary = ab.decoder_alphabet(Vocabulary(("<pad>", "a", "b"), 0, None, frozenset({0})))
     assert not no_boundary.has_word_boundary
 
 
 def test_hf_alphabet_labels_match_transformers_expectations() -> None:
-    labels = lm.hf_alphabet_labels(UPPER)
+    labels = ab.hf_alphabet_labels(UPPER)
     assert labels[:5] == ["", "<s>", "</s>", "⁇", " "]
 
 
@@ -78,40 +80,40 @@ def test_hf_alphabet_labels_match_transformers_expectations() -> None:
     [(UPPER, "upper"), (LOWER, "lower"), (make_vocab(GREEK), "lower"), (CYRILLIC, "lower")],
 )
 def test_alphabet_case(vocab: Vocabulary, case: str) -> None:
-    assert lm.alphabet_case(vocab) == case
+    assert ab.alphabet_case(vocab) == case
 
 
 def test_alphabet_case_none_and_mixed() -> None:
-    assert lm.alphabet_case(HINDI) == "none"
+    assert ab.alphabet_case(HINDI) == "none"
     mixed = make_vocab(["<pad>", "<s>", "</s>", "<unk>", "|", *"abcABC"])
-    assert lm.alphabet_case(mixed) == "mixed"
+    assert ab.alphabet_case(mixed) == "mixed"
     # ß (upper: SS) and final ς say nothing about case.
-    assert lm.alphabet_case(make_vocab(["<pad>", "|", *"ABCß"])) == "upper"
+    assert ab.alphabet_case(make_vocab(["<pad>", "|", *"ABCß"])) == "upper"
 
 
 def test_text_case_of_unigrams() -> None:
-    assert lm.text_case(["THE", "CAT", "DON'T", "<s>", "<unk>"]) == "upper"
-    assert lm.text_case(["the", "cat", "nasa"] * 10 + ["NASA"]) == "lower"  # a few acronyms
-    assert lm.text_case(["The", "Cat", "sat", "On"]) == "mixed"
-    assert lm.text_case(["नमस्ते", "123"]) == "none"
+    assert ab.text_case(["THE", "CAT", "DON'T", "<s>", "<unk>"]) == "upper"
+    assert ab.text_case(["the", "cat", "nasa"] * 10 + ["NASA"]) == "lower"  # a few acronyms
+    assert ab.text_case(["The", "Cat", "sat", "On"]) == "mixed"
+    assert ab.text_case(["नमस्ते", "123"]) == "none"
 
 
 def test_case_conversion_plan() -> None:
-    assert lm.lm_case_conversion("upper", "upper") is None
-    assert lm.lm_case_conversion("upper", "lower") == "lower"
-    assert lm.lm_case_conversion("lower", "upper") == "upper"
-    assert lm.lm_case_conversion("none", "lower") is None
+    assert ab.lm_case_conversion("upper", "upper") is None
+    assert ab.lm_case_conversion("upper", "lower") == "lower"
+    assert ab.lm_case_conversion("lower", "upper") == "upper"
+    assert ab.lm_case_conversion("none", "lower") is None
     with pytest.raises(ConfigError, match="mixed case"):
-        lm.lm_case_conversion("upper", "mixed")
+        ab.lm_case_conversion("upper", "mixed")
 
 
 def test_check_lm_spelling(caplog: pytest.LogCaptureFixture) -> None:
-    chars = lm.alphabet_chars(UPPER)
-    assert lm.check_lm_spelling(["the", "cat"], chars, "upper", "lower") == 1.0
+    chars = ab.alphabet_chars(UPPER)
+    assert ab.check_lm_spelling(["the", "cat"], chars, "upper", "lower") == 1.0
     with pytest.raises(ConfigError, match="only 0%"):
-        lm.check_lm_spelling(["γάτα", "σπίτι"], chars, "upper", None)
+        ab.check_lm_spelling(["γάτα", "σπίτι"], chars, "upper", None)
     caplog.set_level("WARNING", logger="w2v2cli")
-    share = lm.check_lm_spelling(
+    share = ab.check_lm_spelling(
         ["THE", "CAT", "SAT", "ON", "MAT", "1984", "A", "B"], chars, "upper", None
     )
     assert share == pytest.approx(7 / 8)
@@ -120,7 +122,7 @@ def test_check_lm_spelling(caplog: pytest.LogCaptureFixture) -> None:
 
 # --------------------------------------------------------------------------- normalisation
 
-EN = lm.alphabet_chars(UPPER)
+EN = ab.alphabet_chars(UPPER)
 
 
 @pytest.mark.parametrize(
@@ -143,27 +145,27 @@ def test_normalize_upper_english(line: str, expected: str) -> None:
 
 
 def test_normalize_lower_and_without_apostrophe() -> None:
-    assert lm.normalize_for_alphabet("Don't SHOUT", lm.alphabet_chars(LOWER), "lower") == (
+    assert lm.normalize_for_alphabet("Don't SHOUT", ab.alphabet_chars(LOWER), "lower") == (
         "don't shout"
     )
-    no_apostrophe = lm.alphabet_chars(make_vocab(["<pad>", "|", *"abcdefghijklmnopqrstuvwxyz"]))
+    no_apostrophe = ab.alphabet_chars(make_vocab(["<pad>", "|", *"abcdefghijklmnopqrstuvwxyz"]))
     assert lm.normalize_for_alphabet("Don't", no_apostrophe, "lower") == "don t"
 
 
 def test_normalize_keeps_accents_the_alphabet_has() -> None:
-    french = lm.alphabet_chars(make_vocab(["<pad>", "|", *"abcdefghijklmnopqrstuvwxyzéèàç'"]))
+    french = ab.alphabet_chars(make_vocab(["<pad>", "|", *"abcdefghijklmnopqrstuvwxyzéèàç'"]))
     assert lm.normalize_for_alphabet("L'été À Noël", french, "lower") == "l'été à noel"
 
 
 def test_normalize_non_latin_scripts_with_nfc() -> None:
     # "й" written as и + combining breve (NFD) is one letter after NFC.
     decomposed = "Мой дом\u0020и\u0306"
-    assert lm.normalize_for_alphabet(decomposed, lm.alphabet_chars(CYRILLIC), "lower") == (
+    assert lm.normalize_for_alphabet(decomposed, ab.alphabet_chars(CYRILLIC), "lower") == (
         "мой дом й"
     )
-    greek = lm.alphabet_chars(make_vocab(GREEK))
+    greek = ab.alphabet_chars(make_vocab(GREEK))
     assert lm.normalize_for_alphabet("Η ΓΆΤΑ, ΟΔΟΣ!", greek, "lower") == "η γάτα οδος"
-    hindi = lm.alphabet_chars(HINDI)
+    hindi = ab.alphabet_chars(HINDI)
     assert lm.normalize_for_alphabet("नमस्ते, दुनिया ABC", hindi, "none") == "नमस्ते दुनिया"
 
 
@@ -181,8 +183,8 @@ def test_arpa_unigrams_and_header(lms: BuiltLMs) -> None:
     assert all(w == w.upper() for w in words)
     counts = lm.read_arpa_header(lms.upper_arpa)
     assert len(counts) == 3 and counts[0] == len(words) + 3
-    # unigrams.txt beside the binary LM holds the same words.
-    assert sorted(lm.read_unigrams(lms.upper_bin.parent / "unigrams.txt")) == sorted(words)
+    # NAME.unigrams.txt beside the binary LM holds the same words.
+    assert sorted(lm.read_unigrams(lm.unigrams_path_for(lms.upper_bin))) == sorted(words)
 
 
 def test_formats_are_detected_by_content(lms: BuiltLMs, tmp_path: Path) -> None:
@@ -191,7 +193,7 @@ def test_formats_are_detected_by_content(lms: BuiltLMs, tmp_path: Path) -> None:
     renamed = tmp_path / "model.lm"
     renamed.write_bytes(lms.upper_bin.read_bytes())
     assert lm.check_lm_file(renamed) == "binary"
-    with pytest.raises(ConfigError, match="does not exist"):
+    with pytest.raises(LMError, match="missing.bin: no such language model file"):
         lm.check_lm_file(tmp_path / "missing.bin")
 
 
@@ -238,10 +240,12 @@ def test_build_arpa_only_with_pruning_and_no_model(tmp_path: Path) -> None:
     assert result.lines == 12 and result.words == 36 and result.dropped_words == 0
     assert result.case == "none"
     assert len(result.ngram_counts) == 3
-    assert (tmp_path / "out" / "unigrams.txt").read_text().split() == sorted(
+    assert (tmp_path / "out" / "lm.arpa.unigrams.txt").read_text().split() == sorted(
         {"the", "cat", "sat", "ran", "dog", "a", "bird", "flew"}
     )
-    assert not list((tmp_path / "out").glob(".*partial"))
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
+        "lm.arpa", "lm.arpa.unigrams.txt"
+    ]  # nothing temporary left
 
 
 def test_build_argument_errors(tmp_path: Path) -> None:
@@ -262,19 +266,19 @@ def test_build_argument_errors(tmp_path: Path) -> None:
 
 
 def test_existing_language_model_folder_is_not_replaced(lms: BuiltLMs) -> None:
-    with pytest.raises(ConfigError, match="already exists"):
+    with pytest.raises(OutputError, match="already exists"):
         lm.write_language_model_dir(
-            lms.model_dir, lms.upper_bin, lms.upper_bin.parent / "unigrams.txt", UPPER
+            lms.model_dir, lms.upper_bin, lm.unigrams_path_for(lms.upper_bin), UPPER
         )
 
 
 def test_missing_tools_name_the_build_command(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    monkeypatch.setattr(lm, "repo_lm_dir", lambda: tmp_path / "lm")
+    monkeypatch.setattr(lm_build, "repo_lm_dir", lambda: tmp_path / "lm")
     monkeypatch.setenv("PATH", str(tmp_path))
     monkeypatch.delenv("W2V2_KENLM_BIN", raising=False)
-    with pytest.raises(ConfigError, match=r"lmplz was not found.*build_kenlm\.sh"):
+    with pytest.raises(ToolError, match=r"lmplz was not found.*build_kenlm\.sh"):
         lm.find_kenlm_tool("lmplz")
 
 
@@ -287,7 +291,7 @@ def test_tool_lookup_order(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> N
     monkeypatch.setenv("W2V2_KENLM_BIN", str(env_bin))
     assert lm.find_kenlm_tool("lmplz") == tool  # the explicit choice wins
     monkeypatch.delenv("W2V2_KENLM_BIN")
-    monkeypatch.setattr(lm, "repo_lm_dir", lambda: tmp_path / "nowhere")
+    monkeypatch.setattr(lm_build, "repo_lm_dir", lambda: tmp_path / "nowhere")
     monkeypatch.setenv("PATH", str(env_bin) + os.pathsep + os.environ.get("PATH", ""))
     assert lm.find_kenlm_tool("lmplz") == tool  # then PATH
 
@@ -337,7 +341,7 @@ def test_cli_build_end_to_end(lms: BuiltLMs, tmp_path: Path) -> None:
     )
     assert result.exit_code == 0, result.output
     assert "Built" in result.output and "case: folded to the model's (upper)" in result.output
-    assert out.is_file() and (out.parent / "unigrams.txt").is_file()
+    assert out.is_file() and lm.unigrams_path_for(out).is_file()
     assert lm.check_lm_file(out) == "binary"
     assert lm.find_model_lm(model) == model / "language_model"
     # transformers reads the folder as a Wav2Vec2ProcessorWithLM.
@@ -374,7 +378,8 @@ def test_cli_errors_are_one_line(tmp_path: Path) -> None:
         lm_group,
         ["build", str(text), "-o", str(tmp_path / "x.bin"), "--order", "3", "--prune", "0 2 1"],
     )
-    assert bad_order.exit_code == 1 and "Error: prune thresholds" in bad_order.output
+    assert bad_order.exit_code == 2 and "error: prune thresholds" in bad_order.output
+    assert len(bad_order.output.strip().splitlines()) == 1
     assert "Traceback" not in bad_order.output
 
 

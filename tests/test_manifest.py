@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from w2v2cli.errors import W2V2Error
-from w2v2cli.manifest import Manifest, ManifestEntry, ManifestError, load_manifest
+from w2v2cli.errors import ManifestError, W2V2Error
+from w2v2cli.evaluation import Manifest, ManifestEntry, load_manifest
 
 
 def write(path: Path, text: str, encoding: str = "utf-8") -> Path:

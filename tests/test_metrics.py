@@ -13,25 +13,27 @@ from hypothesis import strategies as st
 from rich.cells import cell_len
 from rich.console import Console
 
-from w2v2cli.errors import ConfigError
-from w2v2cli.metrics import (
-    ErrorCounts,
-    Score,
+from w2v2cli.cli.render import (
     SummaryRow,
-    aggregate,
-    align_words,
     alignment_lines,
     alignment_text,
     format_duration,
+    summary_table,
+)
+from w2v2cli.errors import ConfigError
+from w2v2cli.evaluation import (
+    ErrorCounts,
+    Score,
+    aggregate,
     normalize,
     prepare,
     report_format,
     score,
-    summary_table,
     utterance_scores,
     worst,
     write_report,
 )
+from w2v2cli.evaluation.scoring import align_words
 
 # --- normalisation -----------------------------------------------------------------------
 

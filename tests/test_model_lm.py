@@ -12,8 +12,8 @@ from conftest import noise_audio
 from lm_fixtures import built_lms
 
 from w2v2cli.cli import main
+from w2v2cli.models import load_model
 from w2v2cli.options import ModelOptions
-from w2v2cli.runner import load_model
 
 
 @pytest.fixture
@@ -46,20 +46,42 @@ def test_model_without_lm_decodes_greedily(group_model, tmp_path):
     assert _decoder_used(["-m", str(group_model)], tmp_path) == "greedy"
 
 
-def test_hub_repo_lm_is_fetched_with_the_model(model_with_lm, monkeypatch):
-    """For a hub id the repo's language_model/ files are fetched through huggingface_hub;
-    the hub is unreachable here, so snapshot_download is replaced by one that returns a
-    real local snapshot folder, as it would after downloading."""
-    import huggingface_hub
+def hub_cache(tmp_path, folder, repo="org/model-with-lm"):
+    """A Hugging Face cache holding ``folder`` as the snapshot of ``repo`` (the layout
+    huggingface_hub writes: refs/main names the commit, snapshots/<commit>/ the files)."""
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    repo_dir = tmp_path / "hf-cache" / ("models--" + repo.replace("/", "--"))
+    (repo_dir / "refs").mkdir(parents=True)
+    (repo_dir / "refs" / "main").write_text(commit)
+    shutil.copytree(folder, repo_dir / "snapshots" / commit)
+    return tmp_path / "hf-cache"
 
-    loaded = load_model(ModelOptions(model=str(model_with_lm)))
-    calls = []
 
-    def fake_snapshot(repo_id, allow_patterns=None, **kw):
-        calls.append((repo_id, allow_patterns))
-        return str(model_with_lm)
+def test_cached_hub_model_loads_offline_with_its_lm(model_with_lm, tmp_path):
+    """A hub id found in the cache is loaded from there without any network access, and
+    its language_model/ (in the same snapshot) selects beam search by default."""
+    cache = hub_cache(tmp_path, model_with_lm)
+    used = _decoder_used(["-m", "org/model-with-lm", "--cache-dir", str(cache)], tmp_path)
+    assert used == "beam"
+    loaded = load_model(ModelOptions(model="org/model-with-lm", cache_dir=cache))
+    assert loaded.is_hub and loaded.find_lm_dir(cache) is not None
 
-    monkeypatch.setattr(huggingface_hub, "snapshot_download", fake_snapshot)
-    hub = type(loaded)(**{**loaded.__dict__, "name": "org/model-with-lm", "local_dir": None})
-    assert hub.find_lm_dir() == model_with_lm / "language_model"
-    assert calls == [("org/model-with-lm", ["language_model/*"])]
+
+def test_uncached_hub_model_fails_at_once_in_one_line(tmp_path, monkeypatch):
+    """Not cached and no hub (offline mode, or a hub that refuses connections: the endpoint
+    points at a closed local port): one line naming the model and why, exit 2, and none of
+    huggingface_hub's retry warnings."""
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "ENDPOINT", "http://127.0.0.1:9")
+    sf.write(tmp_path / "a.wav", noise_audio(1.0, 1), 16000)
+    for offline in ("1", "0"):
+        monkeypatch.setenv("HF_HUB_OFFLINE", offline)
+        r = CliRunner().invoke(main, ["transcribe", str(tmp_path / "a.wav"), "-m", "org/absent",
+                                      "--cache-dir", str(tmp_path / "empty-cache")])
+        assert r.exit_code == 2, r.output
+        lines = r.stderr.strip().splitlines()
+        assert len(lines) == 1 and "org/absent" in lines[0], r.stderr
+        assert "not in the Hugging Face cache" in lines[0] and "Retry" not in r.stderr
+        assert ("HF_HUB_OFFLINE" in lines[0]) == (offline == "1")
+        assert ("cannot connect to 127.0.0.1" in lines[0]) == (offline == "0")

@@ -10,9 +10,10 @@ import pytest
 from conftest import noise_audio, save_tiny_model
 
 from w2v2cli.errors import ModelError
+from w2v2cli.inference import Runner
+from w2v2cli.models import load_model
 from w2v2cli.options import ModelOptions
 from w2v2cli.records import Chunk
-from w2v2cli.runner import Runner, load_model
 
 LENGTHS = [16000 * 6 + 77, 3100, 16000 * 2, 900, 16000 * 4 + 5000]
 

@@ -9,8 +9,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from w2v2cli.options import SubtitleOptions
+from w2v2cli.output.segmenter import break_lines, segment
 from w2v2cli.records import Cue, Word
-from w2v2cli.segmenter import break_lines, segment
 
 
 def words_at(text: str, start: float = 0.0, step: float = 0.3, length: float = 0.25) -> list[Word]:

@@ -5,14 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from w2v2cli.records import Emissions, Vocabulary, Word
-from w2v2cli.timing import (
+from w2v2cli.decoding.alignment import (
     align_path,
     collapse_path,
     file_confidence,
     frame_end,
     words_from_frame_spans,
 )
+from w2v2cli.records import Emissions, Vocabulary, Word
 
 TOKENS = ("<pad>", "<s>", "</s>", "<unk>", "|", "A", "B", "D", "E", "H", "L", "O", "R", "W")
 VOCAB = Vocabulary(TOKENS, blank_id=0, delimiter_id=4, special_ids=frozenset({0, 1, 2, 3}))

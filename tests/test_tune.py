@@ -27,26 +27,23 @@ import pytest
 from click.testing import CliRunner
 from lm_fixtures import EN_UPPER, english_sentences, make_vocab, require_kenlm_tools
 
-from w2v2cli import tune as tune_module
-from w2v2cli.beam import BeamDecoder
 from w2v2cli.cli import main
-from w2v2cli.errors import ConfigError
-from w2v2cli.evaluate import save_emissions, save_logits_meta
-from w2v2cli.manifest import ManifestEntry
-from w2v2cli.metrics import aggregate, utterance_scores
-from w2v2cli.options import DecodeOptions
-from w2v2cli.records import Emissions
-from w2v2cli.tune import (
+from w2v2cli.decoding import pool as pool_module
+from w2v2cli.decoding.beam import BeamDecoder, beam_settings
+from w2v2cli.errors import ConfigError, LMError
+from w2v2cli.evaluation import LogitsStore, ManifestEntry, aggregate, utterance_scores
+from w2v2cli.evaluation.tune import (
+    TuneResult,
     TuneRow,
-    attrs_path,
-    check_lm,
     grid_pairs,
     grid_values,
     random_pairs,
     tune,
     tune_pairs,
-    update_lm_attrs,
 )
+from w2v2cli.lm import attrs_path, update_lm_attrs
+from w2v2cli.options import DecodeOptions
+from w2v2cli.records import Emissions
 
 UPPER = make_vocab(EN_UPPER)
 _IDS = {t: i for i, t in enumerate(EN_UPPER)}
@@ -114,7 +111,7 @@ def options(lm_dir: Path) -> DecodeOptions:
 
 
 @pytest.fixture(scope="module")
-def grid_result(lm_dir: Path) -> tune_module.TuneResult:
+def grid_result(lm_dir: Path) -> TuneResult:
     return tune(ITEMS, UPPER, options(lm_dir), ALPHAS, BETAS, workers=0)
 
 
@@ -125,7 +122,7 @@ def by_pair(rows: tuple[TuneRow, ...]) -> dict[tuple[float, float], TuneRow]:
 # --------------------------------------------------------------------------- library
 
 
-def test_grid_finds_the_known_best_pair(grid_result: tune_module.TuneResult) -> None:
+def test_grid_finds_the_known_best_pair(grid_result: TuneResult) -> None:
     result = grid_result
     rows = by_pair(result.rows)
     assert len(result.rows) == len(ALPHAS) * len(BETAS) and result.utterances == 3
@@ -146,7 +143,7 @@ def test_grid_finds_the_known_best_pair(grid_result: tune_module.TuneResult) -> 
 
 
 def test_switching_weights_equals_a_fresh_decoder(
-    grid_result: tune_module.TuneResult, lm_dir: Path
+    grid_result: TuneResult, lm_dir: Path
 ) -> None:
     """reset_params on one decoder gives exactly what a decoder built with those weights
     (what ``w2v2 eval --alpha A --beta B`` uses) gives."""
@@ -160,12 +157,12 @@ def test_switching_weights_equals_a_fresh_decoder(
 
 
 def test_pool_equals_in_process_and_is_built_once(
-    grid_result: tune_module.TuneResult, lm_dir: Path, monkeypatch: pytest.MonkeyPatch
+    grid_result: TuneResult, lm_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     pools: list[object] = []
     submitted: list[tuple[object, ...]] = []
 
-    class CountingPool(tune_module.ProcessPoolExecutor):
+    class CountingPool(pool_module.ProcessPoolExecutor):
         def __init__(self, *args: object, **kwargs: object) -> None:
             pools.append(kwargs.get("max_workers"))
             super().__init__(*args, **kwargs)  # type: ignore[arg-type]
@@ -174,7 +171,7 @@ def test_pool_equals_in_process_and_is_built_once(
             submitted.append(args)
             return super().submit(fn, *args, **kwargs)
 
-    monkeypatch.setattr(tune_module, "ProcessPoolExecutor", CountingPool)
+    monkeypatch.setattr(pool_module, "ProcessPoolExecutor", CountingPool)
     seen: list[TuneRow] = []
     pooled = tune(ITEMS, UPPER, options(lm_dir), ALPHAS, BETAS, workers=2, on_result=seen.append)
     assert pooled.workers == 2
@@ -182,8 +179,9 @@ def test_pool_equals_in_process_and_is_built_once(
     assert sorted(seen, key=TuneRow.sort_key) == list(pooled.rows)
     assert pools == [2]  # one pool for the whole search
     # Tasks carry numbers only: the log-probabilities went to the workers once.
+    # (WorkerPool submits ``_run(task, args)``: the task's own arguments are args[1].)
     assert len(submitted) == len(ALPHAS) * len(BETAS)
-    assert all(isinstance(a, (int, float)) for args in submitted for a in args)
+    assert all(isinstance(a, (int, float)) for args in submitted for a in args[1])
 
     # Fewer pairs than workers: each pair is split into utterance shards.
     submitted.clear()
@@ -194,7 +192,7 @@ def test_pool_equals_in_process_and_is_built_once(
 def test_workers_one_and_zero_decode_in_process(lm_dir: Path) -> None:
     pairs = [(0.0, 0.0), (0.5, 2.0)]
     r0 = tune_pairs(ITEMS, UPPER, options(lm_dir), pairs, workers=0)
-    r1 = tune_pairs(ITEMS, UPPER, check_lm(UPPER, options(lm_dir)), pairs, workers=1)
+    r1 = tune_pairs(ITEMS, UPPER, beam_settings(UPPER, options(lm_dir)), pairs, workers=1)
     assert r0.workers == r1.workers == 0 and r0.rows == r1.rows
 
 
@@ -224,15 +222,15 @@ def test_search_values() -> None:
 
 
 def test_shards_cover_every_utterance_once() -> None:
-    from w2v2cli.tune import MAX_TASK_ITEMS, _shards
+    from w2v2cli.evaluation.tune import MAX_TASK_ITEMS, shards
 
     for n_items, n_pairs, workers in [(3, 16, 2), (3, 1, 2), (1, 1, 8), (200, 25, 4), (130, 1, 1)]:
-        shards = _shards(n_items, n_pairs, workers)
-        covered = [i for a, b in shards for i in range(a, b)]
+        parts = shards(n_items, n_pairs, workers)
+        covered = [i for a, b in parts for i in range(a, b)]
         assert covered == list(range(n_items))
-        assert all(b - a <= MAX_TASK_ITEMS for a, b in shards)
+        assert all(b - a <= MAX_TASK_ITEMS for a, b in parts)
         if n_pairs < workers:
-            assert len(shards) >= min(n_items, -(-workers // n_pairs))
+            assert len(parts) >= min(n_items, -(-workers // n_pairs))
 
 
 def test_bad_inputs_are_config_errors(lm_dir: Path) -> None:
@@ -287,10 +285,10 @@ def test_attrs_target_errors(tmp_path: Path) -> None:
     lm = tmp_path / "language_model"
     lm.mkdir()
     (lm / "attrs.json").write_text("[1, 2]")
-    with pytest.raises(ConfigError, match="JSON object"):
+    with pytest.raises(LMError, match="attrs.json: does not hold a JSON object"):
         attrs_path(tmp_path)
     (lm / "attrs.json").write_text("{broken")
-    with pytest.raises(ConfigError, match="cannot read"):
+    with pytest.raises(LMError, match="attrs.json: not valid JSON"):
         update_lm_attrs(lm, 0.5, 1.0)
 
 
@@ -310,10 +308,10 @@ def constructed_logits(tmp_path: Path) -> tuple[Path, Path]:
     lines = [{"audio_filepath": f"u{i}.wav", "text": ref} for i, (ref, _) in enumerate(ITEMS)]
     manifest.write_text("\n".join(json.dumps(x) for x in lines) + "\n")
     logits = tmp_path / "logits"
-    save_logits_meta(logits, "constructed", UPPER)
+    store = LogitsStore.create(logits, "constructed", None, UPPER)
     for i, (ref, em) in enumerate(ITEMS):
         entry = ManifestEntry(line=i + 1, audio=manifest.parent / f"u{i}.wav", text=ref)
-        save_emissions(logits, i, entry, em)
+        store.save(i, entry, em)
     return manifest, logits
 
 

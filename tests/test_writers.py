@@ -15,9 +15,8 @@ import webvtt
 
 from w2v2cli.errors import ConfigError
 from w2v2cli.options import FORMATS, SubtitleOptions
-from w2v2cli.records import AudioItem, Transcript, Word
-from w2v2cli.segmenter import segment
-from w2v2cli.writers import (
+from w2v2cli.output.segmenter import segment
+from w2v2cli.output.writers import (
     JSON_SCHEMA,
     WRITERS,
     JsonWriter,
@@ -29,6 +28,7 @@ from w2v2cli.writers import (
     format_timestamp,
     get_writers,
 )
+from w2v2cli.records import AudioItem, Transcript, Word
 
 OPTS = SubtitleOptions(max_line_chars=16, max_lines=2, pause=0.8)
 
@@ -231,7 +231,7 @@ def test_atomic_write(item: AudioItem, monkeypatch: pytest.MonkeyPatch) -> None:
     def failing_replace(src: str, dst: str) -> None:
         raise OSError("replace failed")
 
-    monkeypatch.setattr("w2v2cli.writers.os.replace", failing_replace)
+    monkeypatch.setattr("w2v2cli.fsutil.os.replace", failing_replace)
     with pytest.raises(OSError, match="replace failed"):
         TxtWriter().write(t, item)
     monkeypatch.undo()

@@ -20,7 +20,18 @@ from __future__ import annotations
 from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING, Any
 
-from .errors import AudioError, ConfigError, ModelError, W2V2Error
+from .errors import (
+    AudioError,
+    ConfigError,
+    DecodeError,
+    LMError,
+    LogitsError,
+    ManifestError,
+    ModelError,
+    OutputError,
+    ToolError,
+    W2V2Error,
+)
 from .options import (
     ChunkOptions,
     DecodeOptions,
@@ -39,14 +50,20 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree
 if TYPE_CHECKING:
     from .audio import load_audio
     from .discovery import discover
-    from .pipeline import RunSummary, Transcriber, run
+    from .evaluation import evaluate, load_manifest
+    from .inference import Engine
+    from .run import RunSummary, Transcriber, iter_run, run
 
 _LAZY = {
-    "Transcriber": "pipeline",
-    "run": "pipeline",
-    "RunSummary": "pipeline",
+    "Transcriber": "run",
+    "run": "run",
+    "iter_run": "run",
+    "RunSummary": "run",
+    "Engine": "inference",
     "discover": "discovery",
     "load_audio": "audio",
+    "evaluate": "evaluation",
+    "load_manifest": "evaluation",
 }
 
 
@@ -67,21 +84,31 @@ __all__ = [
     "ChunkOptions",
     "ConfigError",
     "Cue",
+    "DecodeError",
     "DecodeOptions",
     "Emissions",
+    "Engine",
     "FileResult",
+    "LMError",
+    "LogitsError",
+    "ManifestError",
     "ModelError",
     "ModelOptions",
+    "OutputError",
     "OutputOptions",
     "RunOptions",
     "RunSummary",
     "SubtitleOptions",
+    "ToolError",
     "Transcriber",
     "Transcript",
     "Vocabulary",
     "W2V2Error",
     "Word",
     "discover",
+    "evaluate",
+    "iter_run",
     "load_audio",
+    "load_manifest",
     "run",
 ]

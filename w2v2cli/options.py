@@ -12,8 +12,12 @@ from .errors import ConfigError
 
 DEFAULT_MODEL = "facebook/wav2vec2-base-960h"
 
+# Every choice the options offer, defined once (the CLI's choices come from here).
 DEVICES_HELP = "auto, cpu, cuda or cuda:N"
 DTYPES = ("auto", "float32", "float16", "bfloat16")
+DECODERS = ("auto", "greedy", "beam")
+FORMATS = ("txt", "json", "srt", "vtt", "tsv")
+CASE_MODES = ("keep", "lower", "sentence")
 
 
 @dataclass(frozen=True)
@@ -91,8 +95,8 @@ class DecodeOptions:
     workers: int | None = None  # None: the number of CPU cores
 
     def __post_init__(self) -> None:
-        if self.decoder not in ("auto", "greedy", "beam"):
-            raise ConfigError(f"decoder must be auto, greedy or beam, not {self.decoder!r}")
+        if self.decoder not in DECODERS:
+            raise ConfigError(f"decoder must be {', '.join(DECODERS)}, not {self.decoder!r}")
         if self.beam_width < 1:
             raise ConfigError("beam width must be at least 1")
         if self.workers is not None and self.workers < 0:
@@ -101,7 +105,7 @@ class DecodeOptions:
 
 @dataclass(frozen=True)
 class SubtitleOptions:
-    """Cue segmentation limits for SRT/VTT (see ``segmenter.py``).
+    """Cue segmentation limits for SRT/VTT (see ``output/segmenter.py``).
 
     42 characters and 2 lines are the common broadcast limits (BBC, Netflix style guides);
     6 s keeps a cue readable; a pause of 0.8 s or more between words starts a new cue.
@@ -118,9 +122,6 @@ class SubtitleOptions:
             raise ConfigError("max line chars and max lines must be at least 1")
         if self.max_cue_duration <= 0 or self.pause <= 0 or self.min_cue_duration < 0:
             raise ConfigError("cue durations and pause must be positive")
-
-
-FORMATS = ("txt", "json", "srt", "vtt", "tsv")
 
 
 @dataclass(frozen=True)
@@ -145,8 +146,8 @@ class OutputOptions:
                 raise ConfigError(f"unknown format {f!r}; choose from {', '.join(FORMATS)} or all")
         if not self.formats:
             raise ConfigError("at least one output format is needed")
-        if self.case not in ("keep", "lower", "sentence"):
-            raise ConfigError(f"case must be keep, lower or sentence, not {self.case!r}")
+        if self.case not in CASE_MODES:
+            raise ConfigError(f"case must be {', '.join(CASE_MODES)}, not {self.case!r}")
 
 
 @dataclass(frozen=True)

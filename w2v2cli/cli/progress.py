@@ -1,10 +1,9 @@
-"""The one place that draws progress. Silent mode is a null object with the same methods."""
+"""The one place that draws progress: a rich bar on stderr, implementing ``run.Progress``
+(``run.NullProgress`` is the silent one)."""
 
 from __future__ import annotations
 
-import sys
 import time
-from typing import TextIO
 
 from rich.console import Console
 from rich.progress import (
@@ -17,32 +16,7 @@ from rich.progress import (
 )
 from rich.text import Text
 
-
-def format_seconds(seconds: float) -> str:
-    """``H:MM:SS`` for audio durations in messages and the summary."""
-    seconds = max(0, int(round(seconds)))
-    h, rest = divmod(seconds, 3600)
-    m, s = divmod(rest, 60)
-    return f"{h}:{m:02d}:{s:02d}"
-
-
-class NullProgress:
-    """Does nothing; used with ``--quiet`` and by library callers who want no output."""
-
-    def start(self, files: int, audio_seconds: float | None) -> None:
-        pass
-
-    def advance_audio(self, seconds: float) -> None:
-        pass
-
-    def file_done(self) -> None:
-        pass
-
-    def message(self, text: str) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
+from .render import format_seconds
 
 
 class _AudioColumn(ProgressColumn):
@@ -75,14 +49,18 @@ class _FilesColumn(ProgressColumn):
 
 
 class RichProgress:
-    """A rich progress bar on stderr: files, audio time done, speed as x real time, ETA."""
+    """A rich progress bar on stderr: files, audio time done, speed as x real time, ETA.
 
-    def __init__(self, stream: TextIO | None = None) -> None:
-        self.console = Console(file=stream or sys.stderr)
+    Give it the ``Console.err`` that error lines are printed on, so they appear above the
+    bar. A context manager: leaving it (normally or by an exception) stops the bar.
+    """
+
+    def __init__(self, console: Console, label: str = "transcribing") -> None:
+        self.console = console
         self.started = time.perf_counter()
         self._files = _FilesColumn()
         self._progress = Progress(
-            TextColumn("[bold]transcribing"),
+            TextColumn(f"[bold]{label}"),
             BarColumn(),
             self._files,
             _AudioColumn(),
@@ -108,9 +86,13 @@ class RichProgress:
         if self._task is not None:
             self._progress.refresh()
 
-    def message(self, text: str) -> None:
-        self._progress.console.print(text, markup=False, highlight=False, soft_wrap=True)
-
     def close(self) -> None:
         if self._task is not None:  # stopping a bar that never started prints a blank line
             self._progress.stop()
+            self._task = None
+
+    def __enter__(self) -> RichProgress:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,7 +1,7 @@
 """Output writers: one small class per format over a shared base, and a registry.
 
 The base class owns the output path (``out_base`` + ``.`` + extension), casing (applied
-to a copy of the transcript) and atomic writing; subclasses only turn a ``Transcript``
+to a copy of the transcript) and atomic writing (``fsutil``); subclasses only turn a ``Transcript``
 into text. SRT and VTT share one segmenter (``segmenter.segment``) and differ in a few
 attributes. Writers never compute timings: word times come from the decoder, cue times
 from the segmenter.
@@ -27,34 +27,18 @@ Format decisions, written down where they are made:
 from __future__ import annotations
 
 import json
-import os
-import secrets
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, ClassVar, TextIO
 
+from ..errors import ConfigError
+from ..fsutil import atomic_file
+from ..options import FORMATS, SubtitleOptions
+from ..records import AudioItem, Cue, Transcript
 from .casing import apply_case, check_case
-from .errors import ConfigError
-from .options import SubtitleOptions
-from .records import AudioItem, Cue, Transcript
 from .segmenter import segment
 
 JSON_SCHEMA = "w2v2cli.transcript/1"
-
-
-def _open_temp(path: Path) -> tuple[int, Path]:
-    """Create a new hidden temporary file next to ``path``; return its fd and path.
-
-    ``os.open`` with mode 0o666 lets the umask decide permissions, as for any ordinary
-    file (``tempfile.mkstemp`` would leave outputs readable by their owner only).
-    """
-    for _ in range(100):
-        tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-        try:
-            return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), tmp
-        except FileExistsError:
-            continue
-    raise FileExistsError(f"cannot create a temporary file next to {path}")
 
 
 def format_timestamp(seconds: float, decimal_marker: str = ".") -> str:
@@ -91,29 +75,16 @@ class Writer:
         return segment(transcript.words, self.subtitle_options, transcript.duration)
 
     def write(self, transcript: Transcript, item: AudioItem) -> Path:
-        """Write the output file atomically and return its path.
+        """Write the output file atomically (``fsutil.atomic_file``) and return its path.
 
-        The text is formatted first, then written to a temporary file in the destination
-        folder, flushed and fsynced, and renamed over the destination with ``os.replace``.
-        A failure at any step leaves any existing file untouched and no temporary file
-        behind. Whether an existing file may be replaced is the caller's decision.
+        The text is formatted first, so a formatting failure writes nothing. A failure at
+        any step leaves any existing file untouched and no temporary file behind. Whether
+        an existing file may be replaced is the caller's decision.
         """
         path = self.output_path(item)
         data = self.render(transcript, item)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = _open_temp(path)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
-                handle.write(data)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            try:
-                os.unlink(tmp)
-            except FileNotFoundError:
-                pass
-            raise
+        with atomic_file(path) as handle:
+            handle.write(data)
         return path
 
     def write_stream(
@@ -240,7 +211,7 @@ class TsvWriter(Writer):
         return "\n".join(rows) + "\n"
 
 
-WRITERS: dict[str, type[Writer]] = {
+WRITERS: dict[str, type[Writer]] = {  # one class per name in options.FORMATS
     "txt": TxtWriter,
     "json": JsonWriter,
     "srt": SrtWriter,
@@ -270,3 +241,13 @@ def get_writers(
             if expanded not in names:
                 names.append(expanded)
     return [WRITERS[name](subtitle_options, case) for name in names]
+
+
+def expand_formats(formats: Iterable[str]) -> tuple[str, ...]:
+    """``all`` → every format; duplicates removed, order kept."""
+    out: list[str] = []
+    for f in formats:
+        for g in FORMATS if f == "all" else (f,):
+            if g not in out:
+                out.append(g)
+    return tuple(out)

@@ -29,7 +29,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .records import Emissions, TokenSpan, Vocabulary, Word
+from ..records import Emissions, TokenSpan, Vocabulary, Word
 
 # What each collapsed run of frames is, for word building.
 LETTER, BOUNDARY, SPECIAL = "letter", "boundary", "special"

@@ -1,61 +1,19 @@
-"""``w2v2 lm ...``: build KenLM language models and tune their weights for beam search.
-
-Thin, like the rest of the CLI: arguments → ``lm.build_lm`` or ``tune.tune_pairs`` → a
-summary; library errors become ``click.ClickException``. The main CLI registers
-``lm_group``.
-"""
+"""``w2v2 lm build`` and ``w2v2 lm tune``: arguments → ``lm.build_lm`` or
+``evaluation.tune_pairs`` → a summary."""
 
 from __future__ import annotations
 
-import re
-import sys
 from pathlib import Path
 from typing import Any
 
 import click
 
-from . import lm
-from .cli_options import (
-    EXIT_FAILED,
-    EXIT_INTERRUPTED,
-    Console,
-    FatalError,
-    build_run_options,
-    model_options,
-)
-from .errors import ModelError, W2V2Error
-from .options import DecodeOptions
-from .records import Vocabulary
-
-
-def load_vocabulary(model: str) -> Vocabulary:
-    """A model's ``Vocabulary`` from its tokenizer alone: no weights are loaded.
-
-    The one place ``lm build`` turns ``--model`` into an alphabet.
-    """
-    try:
-        from transformers import AutoTokenizer
-    except ImportError as exc:  # pragma: no cover - transformers is a dependency
-        raise ModelError(f"transformers is needed to read a model's tokenizer: {exc}") from None
-    from .vocab import vocabulary_from_tokenizer
-
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(model, trust_remote_code=False)
-    except (OSError, ValueError, KeyError) as exc:
-        raise ModelError(f"cannot load the tokenizer of {model}: {exc}") from None
-    return vocabulary_from_tokenizer(tokenizer)
-
-
-def _parse_prune(value: str | None) -> list[int] | None:
-    if value is None or not value.strip():
-        return None
-    parts = [p for p in re.split(r"[\s,]+", value.strip()) if p]
-    try:
-        return [int(p) for p in parts]
-    except ValueError:
-        raise click.BadParameter(
-            f"expected integers like '0 1 1' or '0,1,1', got {value!r}", param_hint="--prune"
-        ) from None
+from ..errors import ConfigError
+from ..lm.build import KENLM_MAX_ORDER
+from ..options import DecodeOptions
+from .errors import EXIT_FAILED, Console, handle_errors
+from .eval import check_outputs, emission_source
+from .options import model_options, parse_numbers, parse_range, quiet_option
 
 
 @click.group("lm")
@@ -77,11 +35,11 @@ def lm_group() -> None:
     required=True,
     type=click.Path(dir_okay=False, path_type=Path),
     help="LM file to write: binary (.bin), or ARPA with --arpa-only. "
-    "unigrams.txt is written beside it.",
+    "Its word list is written beside it as NAME.unigrams.txt.",
 )
 @click.option(
     "--order",
-    type=click.IntRange(1, lm.KENLM_MAX_ORDER),
+    type=click.IntRange(1, KENLM_MAX_ORDER),
     default=5,
     show_default=True,
     help="N-gram order (longest word sequence the LM scores).",
@@ -120,6 +78,7 @@ def lm_group() -> None:
     type=click.Path(file_okay=False, exists=True, path_type=Path),
     help="Folder for temporary files (the normalised text, lmplz's sort files).",
 )
+@handle_errors
 def build_command(
     text_files: tuple[Path, ...],
     output: Path,
@@ -130,7 +89,7 @@ def build_command(
     save_model_dir: Path | None,
     memory: str | None,
     tmp_dir: Path | None,
-) -> None:
+) -> int:
     """Build a KenLM model from TEXT_FILES (UTF-8 text, one sentence per line; .gz, .bz2
     and .xz are read too).
 
@@ -138,21 +97,21 @@ def build_command(
     punctuation removed (in-word apostrophes kept when the model has them), accents it
     lacks stripped, and words it cannot spell (numbers, other scripts) dropped.
     """
-    try:
-        vocab = load_vocabulary(model) if model else None
-        result = lm.build_lm(
-            list(text_files),
-            output,
-            order,
-            _parse_prune(prune),
-            vocab,
-            binary=not arpa_only,
-            model_dir_out=save_model_dir,
-            memory=memory,
-            tmp_dir=tmp_dir,
-        )
-    except W2V2Error as exc:
-        raise click.ClickException(str(exc)) from None
+    from ..lm import build_lm
+    from ..models import load_vocabulary
+
+    vocab = load_vocabulary(model) if model else None
+    result = build_lm(
+        list(text_files),
+        output,
+        order,
+        parse_numbers(prune, "--prune", kind=int),
+        vocab,
+        binary=not arpa_only,
+        model_dir_out=save_model_dir,
+        memory=memory,
+        tmp_dir=tmp_dir,
+    )
     counts = "/".join(f"{n:,}" for n in result.ngram_counts)
     echo = click.echo
     echo(f"Built {result.lm_path} ({result.format}, order {result.order})", err=True)
@@ -168,48 +127,21 @@ def build_command(
     if result.language_model_dir is not None:
         echo(f"  language model folder: {result.language_model_dir}", err=True)
     echo(f"  took {result.seconds:.1f} s", err=True)
+    return 0
 
 
 # --------------------------------------------------------------------------- tune
 
 
-def _parse_range(value: str, name: str) -> tuple[float, float]:
-    parts = [p for p in re.split(r"[\s,:]+", value.strip()) if p]
-    try:
-        low, high = (float(p) for p in parts)
-    except ValueError:
-        raise click.BadParameter(
-            f"expected LOW,HIGH like '0,2', got {value!r}", param_hint=name
-        ) from None
-    if low > high:
-        raise click.BadParameter(f"{value!r}: LOW is above HIGH", param_hint=name)
-    return low, high
-
-
-def _parse_values(value: str | None, name: str) -> list[float] | None:
-    if value is None:
-        return None
-    parts = [p for p in re.split(r"[\s,]+", value.strip()) if p]
-    try:
-        values = [float(p) for p in parts]
-    except ValueError:
-        raise click.BadParameter(
-            f"expected numbers like '0.3,0.5,1', got {value!r}", param_hint=name
-        ) from None
-    if not values:
-        raise click.BadParameter("give at least one value", param_hint=name)
-    return list(dict.fromkeys(values))
-
-
 def _search_pairs(kw: dict[str, Any], ctx: click.Context) -> list[tuple[float, float]]:
     """The (alpha, beta) pairs the options ask for: a grid (ranges, or explicit value
     lists per axis) or seeded random samples from the ranges."""
-    from .tune import grid_pairs, grid_values, random_pairs
+    from ..evaluation.tune import grid_pairs, grid_values, random_pairs
 
-    alpha_range = _parse_range(kw["alpha_range"], "--alpha-range")
-    beta_range = _parse_range(kw["beta_range"], "--beta-range")
-    alphas = _parse_values(kw["alphas"], "--alphas")
-    betas = _parse_values(kw["betas"], "--betas")
+    alpha_range = parse_range(kw["alpha_range"], "--alpha-range")
+    beta_range = parse_range(kw["beta_range"], "--beta-range")
+    alphas = parse_numbers(kw["alphas"], "--alphas")
+    betas = parse_numbers(kw["betas"], "--betas")
 
     def given(name: str) -> bool:
         return ctx.get_parameter_source(name) == click.core.ParameterSource.COMMANDLINE
@@ -332,9 +264,10 @@ def _search_pairs(kw: dict[str, Any], ctx: click.Context) -> list[tuple[float, f
     is_flag=True,
     help="Score raw text (whitespace split only): no case folding or punctuation removal.",
 )
-@click.option("-q", "--quiet", is_flag=True, help="No progress; the table still prints.")
+@quiet_option("No progress; the table still prints.")
 @click.pass_context
-def tune_command(ctx: click.Context, manifest: Path, **kw: Any) -> None:
+@handle_errors
+def tune_command(ctx: click.Context, manifest: Path, **kw: Any) -> int:
     """Find the LM weight (alpha) and word bonus (beta) with the lowest WER on MANIFEST.
 
     The model runs once (or not at all with --load-logits); beam search then decodes the
@@ -343,93 +276,65 @@ def tune_command(ctx: click.Context, manifest: Path, **kw: Any) -> None:
     """
     from rich.console import Console as RichConsole
 
-    from .errors import ConfigError
-    from .evaluate import compute_emissions, load_logits_meta
-    from .manifest import load_manifest
-    from .progress import NullProgress, RichProgress
-    from .tune import TuneRow, attrs_path, check_lm, results_table, tune_pairs, update_lm_attrs
+    from ..decoding.beam import beam_settings
+    from ..evaluation import compute_emissions, load_manifest
+    from ..evaluation.tune import TuneRow, tune_pairs
+    from ..lm import attrs_path, update_lm_attrs
+    from ..run import NullProgress
+    from .progress import RichProgress
+    from .render import results_table
 
     console = Console(kw["quiet"])
-    try:
-        pairs = _search_pairs(kw, ctx)
-        if kw["write_attrs"] is not None:
-            attrs_path(kw["write_attrs"])  # a bad target fails now, not after the search
-        decoding = DecodeOptions(
-            decoder="beam",
-            lm=kw["lm"],
-            unigrams=kw["unigrams"],
-            beam_width=kw["beam_width"],
-            workers=kw["decode_workers"],
-        )
-        run_options = build_run_options(kw, decoding)
-        loaded_manifest = load_manifest(manifest)
-    except ConfigError as exc:
-        raise click.UsageError(str(exc)) from None
-    except W2V2Error as exc:
-        raise FatalError(str(exc)) from None
-
-    progress = NullProgress() if kw["quiet"] else RichProgress()
-    transcriber = None
-    try:
-        if kw["load_logits"] is not None:
-            _model, vocabulary = load_logits_meta(kw["load_logits"])
-        else:
-            from .pipeline import Transcriber
-
-            transcriber = Transcriber(run_options)
-            vocabulary = transcriber.loaded.vocabulary
-        settings = check_lm(vocabulary, decoding)  # before the model: a bad LM costs no time
+    pairs = _search_pairs(kw, ctx)
+    if kw["write_attrs"] is not None:
+        attrs_path(kw["write_attrs"])  # a bad target fails now, not after the search
+    check_outputs(kw)
+    decoding = DecodeOptions(
+        decoder="beam",
+        lm=kw["lm"],
+        unigrams=kw["unigrams"],
+        beam_width=kw["beam_width"],
+        workers=kw["decode_workers"],
+    )
+    loaded_manifest = load_manifest(manifest)
+    with emission_source(kw) as source:
+        settings = beam_settings(source.vocabulary, decoding)  # before the model runs
         total = sum(e.duration or 0.0 for e in loaded_manifest.entries) or None
-        progress.start(len(loaded_manifest.entries), total)
-        ok, failed, _seconds = compute_emissions(
-            loaded_manifest,
-            transcriber=transcriber,
-            load_logits=kw["load_logits"],
-            save_logits=kw["save_logits"],
-            on_audio=progress.advance_audio,
-        )
-        progress.close()
-        for entry, reason in failed:
-            console.error(f"{entry.audio}: {reason}")
-        if not ok:
-            raise click.ClickException("no utterance could be read; nothing to tune on")
-        console.info(
-            f"tuning {len(pairs)} (alpha, beta) pairs on {len(ok)} utterances with "
-            f"beam width {kw['beam_width']}"
-        )
-        done = [0]
-
-        def report(row: TuneRow) -> None:
-            done[0] += 1
-            console.info(
-                f"[{done[0]}/{len(pairs)}] alpha {row.alpha:g}  beta {row.beta:g}  "
-                f"WER {100 * row.wer:.2f}%  CER {100 * row.cer:.2f}%"
+        progress = NullProgress() if kw["quiet"] else RichProgress(console.err, "computing")
+        with progress:
+            progress.start(len(loaded_manifest.entries), total)
+            ok, failed, _seconds = compute_emissions(
+                loaded_manifest, source, save_logits=kw["save_logits"],
+                on_audio=progress.advance_audio,
             )
+        vocabulary = source.vocabulary
+    for entry, reason in failed:
+        console.error(f"{entry.audio}: {reason}")
+    if not ok:
+        raise ConfigError("no utterance could be read; nothing to tune on")
+    console.info(
+        f"tuning {len(pairs)} (alpha, beta) pairs on {len(ok)} utterances with "
+        f"beam width {kw['beam_width']}"
+    )
+    done = [0]
 
-        result = tune_pairs(
-            [(entry.text, em) for entry, em in ok],
-            vocabulary,
-            settings,
-            pairs,
-            workers=kw["decode_workers"],
-            normalize=not kw["no_normalize"],
-            ids=[loaded_manifest.entry_id(entry) for entry, _ in ok],
-            on_result=report,
+    def report(row: TuneRow) -> None:
+        done[0] += 1
+        console.info(
+            f"[{done[0]}/{len(pairs)}] alpha {row.alpha:g}  beta {row.beta:g}  "
+            f"WER {100 * row.wer:.2f}%  CER {100 * row.cer:.2f}%"
         )
-    except KeyboardInterrupt:
-        progress.close()
-        console.error("interrupted; nothing was written")
-        sys.exit(EXIT_INTERRUPTED)
-    except ConfigError as exc:
-        progress.close()
-        raise click.UsageError(str(exc)) from None
-    except W2V2Error as exc:
-        progress.close()
-        raise FatalError(str(exc)) from None
-    finally:
-        if transcriber is not None:
-            transcriber.close()
 
+    result = tune_pairs(
+        [(entry.text, em) for entry, em in ok],
+        vocabulary,
+        settings,
+        pairs,
+        workers=kw["decode_workers"],
+        normalize=not kw["no_normalize"],
+        ids=[loaded_manifest.entry_id(entry) for entry, _ in ok],
+        on_result=report,
+    )
     out = RichConsole()  # the table and the best pair are the result: stdout
     out.print(results_table(result, title=f"{manifest.name or manifest}: alpha and beta"))
     best = result.best
@@ -439,14 +344,10 @@ def tune_command(ctx: click.Context, manifest: Path, **kw: Any) -> None:
         highlight=False,
     )
     if kw["write_attrs"] is not None:
-        try:
-            written = update_lm_attrs(kw["write_attrs"], best.alpha, best.beta)
-        except (W2V2Error, OSError) as exc:
-            raise click.ClickException(f"cannot write attrs.json: {exc}") from None
+        written = update_lm_attrs(kw["write_attrs"], best.alpha, best.beta)
         console.info(f"alpha {best.alpha:g} and beta {best.beta:g} written to {written}")
     console.info(
         f"{len(result.rows)} pairs, {result.utterances} utterances in {result.seconds:.1f} s "
         f"({result.workers or 'no'} worker processes)"
     )
-    if failed:
-        sys.exit(EXIT_FAILED)
+    return EXIT_FAILED if failed else 0

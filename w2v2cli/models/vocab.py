@@ -6,10 +6,11 @@ tokens, and fail early with a clear message on anything surprising.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
-from .errors import ModelError
-from .records import Vocabulary
+from ..errors import ModelError
+from ..records import Vocabulary
 
 
 def vocabulary_from_tokenizer(tokenizer: Any, vocab_size: int | None = None) -> Vocabulary:
@@ -52,3 +53,37 @@ def vocabulary_from_tokenizer(tokenizer: Any, vocab_size: int | None = None) -> 
         delimiter_id=delimiter_id,
         special_ids=frozenset(int(i) for i in special),
     )
+
+
+def load_vocabulary(model: str, cache_dir: str | None = None) -> Vocabulary:
+    """A model's ``Vocabulary`` from its tokenizer alone: no weights are loaded (``lm build``).
+
+    A hub id is read from the cache when it is there, and fails at once when it is not and
+    the hub cannot be reached (see ``hub.py``).
+    """
+    from transformers import AutoTokenizer
+
+    from . import hub
+    from .loading import is_local
+
+    hub.quiet_hub_logging()
+    source = model
+    if not is_local(model):
+        snapshot = hub.cached_snapshot(model, cache_dir)
+        if snapshot is not None:
+            source = str(snapshot)
+        elif (reason := hub.unreachable_reason()) is not None:
+            raise ModelError(
+                f"model {model!r} is not a local folder and is not in the Hugging Face cache, "
+                f"and it cannot be downloaded ({reason})"
+            )
+    elif not Path(model).expanduser().is_dir():
+        raise ModelError(f"model folder {model!r} does not exist")
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=False)
+    except Exception as exc:  # noqa: BLE001 - any loading failure is this model's fault
+        text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ModelError(f"cannot load the tokenizer of {model}: {text}") from None
+    if not hasattr(tokenizer, "convert_ids_to_tokens"):
+        raise ModelError(f"{model} has no CTC tokenizer (vocab.json)")
+    return vocabulary_from_tokenizer(tokenizer)

@@ -20,10 +20,9 @@ import re
 from collections.abc import Sequence
 from typing import overload
 
-from .errors import ConfigError
-from .records import Transcript
-
-CASE_MODES = ("keep", "lower", "sentence")
+from ..errors import ConfigError
+from ..options import CASE_MODES
+from ..records import Transcript
 
 _SENTENCE_END = re.compile(r"[.?!][\"'’”)\]]*$")
 _PRONOUN_I = re.compile(r"^i(?=$|['’](?:m|ve|ll|d)$)")

@@ -1,11 +1,11 @@
 """Tune beam search's LM weight (alpha) and word bonus (beta) on cached log-probabilities.
 
 The model's output does not depend on alpha and beta, so the model runs once
-(``evaluate.compute_emissions``, or saved ``--load-logits``) and only beam search is
+(an ``EmissionSource``: the engine or saved ``--load-logits``) and only beam search is
 repeated, once per ``(alpha, beta)`` pair, on the same log-probabilities; corpus-level WER
 and CER of each pair come from ``metrics``. Typical use::
 
-    ok, failed, _ = compute_emissions(manifest, transcriber=t)
+    ok, failed, _ = compute_emissions(manifest, ModelSource(engine))
     items = [(entry.text, em) for entry, em in ok]
     result = tune(items, vocab, DecodeOptions(lm=Path("lm.bin")), [0.3, 0.6], [0.0, 1.5],
                   workers=4)
@@ -18,12 +18,11 @@ Decisions, with reasons:
   building pyctcdecode's unigram trie is the expensive part of a decoder, and alpha/beta
   are only two numbers in its ``LanguageModel``; pyctcdecode's ``reset_params`` changes
   them without a rebuild (its score caches live per ``decode_beams`` call, so nothing stale
-  survives a switch). Decoders are built by ``beam.py``'s own machinery (same labels,
-  special-token folding, memory-mapped binary LMs, case-mapped lookups), so a pair's WER
-  here is the WER ``w2v2 eval --decoder beam --alpha A --beta B`` reports.
-- **One pool for the whole search.** ``workers`` processes are started once (the
-  ``forkserver``/``spawn`` start method of ``beam.start_method``, for the same reason as
-  there: the parent has torch threads). Log-probabilities go to a temporary folder once,
+  survives a switch): ``BeamCore.set_weights``. Decoders are ``decoding.beam``'s own
+  (same labels, special-token folding, memory-mapped binary LMs, case-mapped lookups), so
+  a pair's WER here is the WER ``w2v2 eval --decoder beam --alpha A --beta B`` reports.
+- **One pool for the whole search.** ``workers`` processes are started once, in the same
+  ``decoding.pool.WorkerPool`` beam decoding uses. Log-probabilities go to a temporary folder once,
   as two ``.npy`` files that every worker memory-maps, so N workers share one copy in the
   page cache and nothing is pickled per pair. A task is one pair on a shard of at most
   ``MAX_TASK_ITEMS`` utterances (more shards when there are fewer pairs than workers), so
@@ -39,34 +38,26 @@ Decisions, with reasons:
 
 from __future__ import annotations
 
-import json
 import logging
 import math
-import multiprocessing as mp
-import os
 import random
 import shutil
-import signal
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
-from concurrent.futures.process import BrokenProcessPool
-from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, wait
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
-from rich import box
-from rich.table import Table
 
-from .beam import BeamDecoder, BeamSettings, _Core, _decode_with, start_method
-from .errors import ConfigError, W2V2Error
-from .lm import ATTRS_FILE, LM_FOLDER, LM_SUFFIXES
-from .metrics import Normalization, Score, aggregate, utterance_scores
-from .options import DecodeOptions
-from .records import Emissions, Vocabulary
+from ..decoding.beam import BeamSettings, beam_settings, quiet_core, resolve_workers
+from ..decoding.pool import WorkerPool
+from ..errors import ConfigError
+from ..options import DecodeOptions
+from ..records import Emissions, Vocabulary
+from .normalize import Normalization
+from .scoring import Score, aggregate, utterance_scores
 
 logger = logging.getLogger("w2v2cli")
 
@@ -153,24 +144,16 @@ def random_pairs(
 # --------------------------------------------------------------------------- decoding
 
 
-class _WeightedCore(_Core):
-    """``beam._Core`` whose LM weights can be switched without rebuilding the LM."""
-
-    def set_weights(self, alpha: float, beta: float) -> None:
-        # pyctcdecode checks isinstance(alpha, float): ints (from a grid like 0,1) fail.
-        self._decoder.reset_params(alpha=float(alpha), beta=float(beta))
-
-
-class _Tuner:
+class Tuner:
     """One decoder and the utterances it decodes; lives in the parent or in a worker."""
 
     def __init__(self, settings: BeamSettings, emissions: Sequence[Emissions]) -> None:
-        self.core = _WeightedCore(settings)
+        self.core = quiet_core(settings)
         self.emissions = emissions
 
     def texts(self, alpha: float, beta: float, start: int, stop: int) -> list[str]:
         self.core.set_weights(alpha, beta)
-        return [_decode_with(self.core, em).text for em in self.emissions[start:stop]]
+        return [self.core.decode(em).text for em in self.emissions[start:stop]]
 
     def close(self) -> None:
         self.core.close()
@@ -220,32 +203,12 @@ def _open_store(store: _Store) -> list[Emissions]:
     ]
 
 
-# Worker-process state: one tuner per worker, built by the pool's initializer.
-_WORKER_TUNER: _Tuner | None = None
-_WORKER_ERROR: W2V2Error | None = None
+def _worker_tuner(settings: BeamSettings, store: _Store) -> Tuner:
+    return Tuner(settings, _open_store(store))
 
 
-def _worker_init(settings: BeamSettings, store: _Store) -> None:
-    """Build the worker's decoder and map the log-probabilities, once. Errors are kept and
-    raised per task (as in ``beam._worker_init``): a raising initializer breaks the pool
-    with an unhelpful message."""
-    global _WORKER_TUNER, _WORKER_ERROR
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
-    # pyctcdecode's build warnings would repeat per worker; check_lm's checks cover them.
-    logging.getLogger("pyctcdecode").setLevel(logging.ERROR)
-    try:
-        _WORKER_TUNER = _Tuner(settings, _open_store(store))
-    except W2V2Error as exc:
-        _WORKER_ERROR = exc
-    except Exception as exc:  # noqa: BLE001 - any library failure, reported by the task
-        _WORKER_ERROR = W2V2Error(f"cannot build the beam decoder: {type(exc).__name__}: {exc}")
-
-
-def _worker_texts(alpha: float, beta: float, start: int, stop: int) -> list[str]:
-    if _WORKER_ERROR is not None:
-        raise _WORKER_ERROR
-    assert _WORKER_TUNER is not None
-    return _WORKER_TUNER.texts(alpha, beta, start, stop)
+def _worker_texts(tuner: Tuner, alpha: float, beta: float, start: int, stop: int) -> list[str]:
+    return tuner.texts(alpha, beta, start, stop)
 
 
 #: Most utterances one task decodes: keeps tasks short, so the last pairs spread over all
@@ -253,7 +216,7 @@ def _worker_texts(alpha: float, beta: float, start: int, stop: int) -> list[str]
 MAX_TASK_ITEMS = 64
 
 
-def _shards(n_items: int, n_pairs: int, workers: int) -> list[tuple[int, int]]:
+def shards(n_items: int, n_pairs: int, workers: int) -> list[tuple[int, int]]:
     """Utterance ranges each pair is cut into: at most ``MAX_TASK_ITEMS`` utterances, and
     with fewer pairs than workers enough parts that every worker gets some."""
     parts = math.ceil(n_items / MAX_TASK_ITEMS)
@@ -262,40 +225,6 @@ def _shards(n_items: int, n_pairs: int, workers: int) -> list[tuple[int, int]]:
     parts = max(1, min(parts, n_items))
     bounds = [round(i * n_items / parts) for i in range(parts + 1)]
     return [(a, b) for a, b in zip(bounds, bounds[1:], strict=False) if b > a] or [(0, 0)]
-
-
-def check_lm(vocabulary: Vocabulary, decode_options: DecodeOptions) -> BeamSettings:
-    """Resolve and check the LM exactly as ``BeamDecoder`` does (files, unigrams, case,
-    spelling, attrs.json), so tuning and decoding can never disagree about the LM. Cheap
-    (an ARPA file is not parsed here, a binary one is memory-mapped), so callers can run it
-    before the model; pass the result to ``tune_pairs`` to skip a second check.
-    """
-    if decode_options.lm is None:
-        raise ConfigError("tuning alpha and beta needs a language model (--lm)")
-    # workers=2: BeamDecoder then skips its own parse of an ARPA file (the tuning decoders
-    # parse it anyway) and only builds a decoder in this process for a binary LM.
-    with BeamDecoder(vocabulary, replace(decode_options, workers=2)) as decoder:
-        return decoder.settings
-
-
-@contextmanager
-def _quiet_pyctcdecode() -> Iterator[None]:
-    """pyctcdecode's build-time warnings ("only N unigrams...") repeat for every decoder
-    built; ``check_lm``'s own checks already said what matters."""
-    log = logging.getLogger("pyctcdecode")
-    level = log.level
-    log.setLevel(logging.ERROR)
-    try:
-        yield
-    finally:
-        log.setLevel(level)
-
-
-def _resolve_workers(workers: int | None) -> int:
-    requested = (os.cpu_count() or 1) if workers is None else int(workers)
-    if requested < 0:
-        raise ConfigError("decode workers must not be negative")
-    return requested if requested > 1 else 0
 
 
 def tune_pairs(
@@ -312,10 +241,10 @@ def tune_pairs(
     """Score beam search with every ``(alpha, beta)`` in ``pairs`` on the same emissions.
 
     ``items`` are ``(reference, emissions)`` pairs; ``decode_options`` gives the LM and the
-    beam settings (its alpha, beta and workers are not used), or is what ``check_lm``
-    returned for them. ``workers``: processes to
-    decode in (None: one per CPU core; 0 or 1: this process). ``on_result`` is called in
-    this process with each pair's row as soon as it is scored (for progress).
+    beam settings (its alpha, beta and workers are not used), or is what
+    ``decoding.beam.beam_settings`` returned for them. ``workers``: processes to decode in
+    (None: one per CPU core; 0 or 1: this process). ``on_result`` is called in this
+    process with each pair's row as soon as it is scored (for progress).
     """
     started = time.perf_counter()
     pairs = list(dict.fromkeys((float(a), float(b)) for a, b in pairs))
@@ -336,16 +265,18 @@ def tune_pairs(
             )
     ids = list(ids) if ids is not None else [str(i + 1) for i in range(len(items))]
 
-    requested = _resolve_workers(workers)
-    shards = _shards(len(items), len(pairs), max(requested, 1))
-    n_workers = min(requested, len(pairs) * len(shards)) if requested else 0
+    requested = resolve_workers(workers)
+    parts = shards(len(items), len(pairs), max(requested, 1))
+    n_workers = min(requested, len(pairs) * len(parts)) if requested else 0
     n_workers = n_workers if n_workers > 1 else 0
     if isinstance(decode_options, BeamSettings):
         settings = decode_options
         if settings.vocabulary != vocabulary:
             raise ConfigError("the beam settings were checked for another vocabulary")
     else:
-        settings = check_lm(vocabulary, decode_options)
+        settings = beam_settings(vocabulary, decode_options)
+    if settings.lm_path is None:
+        raise ConfigError("tuning alpha and beta needs a language model (--lm)")
 
     rows: list[TuneRow] = []
 
@@ -358,15 +289,14 @@ def tune_pairs(
             on_result(row)
 
     if n_workers == 0:
-        with _quiet_pyctcdecode():
-            tuner = _Tuner(settings, emissions)
+        tuner = Tuner(settings, emissions)
         try:
             for index, (alpha, beta) in enumerate(pairs):
                 score_pair(index, tuner.texts(alpha, beta, 0, len(items)))
         finally:
             tuner.close()
     else:
-        _run_pool(settings, emissions, vocabulary.size, pairs, shards, n_workers, score_pair)
+        _run_pool(settings, emissions, vocabulary.size, pairs, parts, n_workers, score_pair)
     rows.sort(key=TuneRow.sort_key)
     return TuneResult(
         rows=tuple(rows),
@@ -381,27 +311,22 @@ def _run_pool(
     emissions: Sequence[Emissions],
     vocab_size: int,
     pairs: Sequence[tuple[float, float]],
-    shards: Sequence[tuple[int, int]],
+    parts: Sequence[tuple[int, int]],
     workers: int,
     done: Callable[[int, list[str]], None],
 ) -> None:
     """Decode every (pair, shard) task in one pool; call ``done(pair index, texts)`` when
-    all shards of a pair are back."""
+    all shards of a pair are back. Any task's failure (``W2V2Error``) ends the search."""
     folder = Path(tempfile.mkdtemp(prefix="w2v2-tune-"))
-    pool: ProcessPoolExecutor | None = None
+    pool: WorkerPool | None = None
     try:
         store = _write_store(emissions, vocab_size, folder)
-        pool = ProcessPoolExecutor(
-            max_workers=workers,
-            mp_context=mp.get_context(start_method()),
-            initializer=_worker_init,
-            initargs=(settings, store),
-        )
+        pool = WorkerPool(workers, _worker_tuner, settings, store)
         texts: list[list[str]] = [[""] * len(emissions) for _ in pairs]
-        missing = [len(shards)] * len(pairs)
+        missing = [len(parts)] * len(pairs)
         futures: dict[Future[list[str]], tuple[int, int, int]] = {}
         for p, (alpha, beta) in enumerate(pairs):
-            for start, stop in shards:
+            for start, stop in parts:
                 future = pool.submit(_worker_texts, alpha, beta, start, stop)
                 futures[future] = (p, start, stop)
         pending = set(futures)
@@ -409,20 +334,13 @@ def _run_pool(
             finished, pending = wait(pending, return_when=FIRST_COMPLETED)
             for future in finished:
                 p, start, stop = futures[future]
-                try:
-                    texts[p][start:stop] = future.result()
-                except BrokenProcessPool:
-                    raise W2V2Error("a tuning worker process died (out of memory?)") from None
-                except W2V2Error:
-                    raise
-                except Exception as exc:  # a library failing in a new way
-                    raise W2V2Error(f"beam search failed: {type(exc).__name__}: {exc}") from exc
+                texts[p][start:stop] = future.result()
                 missing[p] -= 1
                 if missing[p] == 0:
                     done(p, texts[p])
     finally:
         if pool is not None:
-            pool.shutdown(wait=True, cancel_futures=True)
+            pool.close()
         shutil.rmtree(folder, ignore_errors=True)
 
 
@@ -452,90 +370,3 @@ def tune(
     )
 
 
-# --------------------------------------------------------------------------- attrs.json
-
-
-def attrs_path(folder: Path) -> Path:
-    """The ``attrs.json`` to update for ``folder``: a ``language_model/`` folder (one with
-    an ``attrs.json`` or a KenLM file) or a model folder that has one. Checked before any
-    tuning so a long search never ends in a path error. Raises ``ConfigError``."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise ConfigError(f"{folder} is not a folder")
-
-    def is_lm_folder(path: Path) -> bool:
-        return (path / ATTRS_FILE).is_file() or any(
-            p.is_file() and p.suffix in LM_SUFFIXES for p in path.iterdir()
-        )
-
-    for candidate in (folder, folder / LM_FOLDER):
-        if candidate.is_dir() and is_lm_folder(candidate):
-            target = candidate / ATTRS_FILE
-            _read_attrs(target)  # a broken file fails now, not after the search
-            return target
-    raise ConfigError(
-        f"{folder} is neither a {LM_FOLDER}/ folder (with {ATTRS_FILE} or a KenLM file) nor "
-        f"a model folder that has one"
-    )
-
-
-def _read_attrs(path: Path) -> dict[str, Any]:
-    if not path.is_file():
-        return {}
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise ConfigError(f"cannot read {path}: {exc}") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path} does not hold a JSON object")
-    return data
-
-
-def update_lm_attrs(folder: Path, alpha: float, beta: float) -> Path:
-    """Set ``alpha`` and ``beta`` in ``folder``'s ``attrs.json`` (see ``attrs_path``),
-    keeping its other keys (unk_score_offset, score_boundary, anything else) and their
-    order; a missing file is created. Written to a temporary file in the same folder and
-    renamed, so readers see the old or the new file, never half of one. Returns the path.
-    """
-    target = attrs_path(folder)
-    data = _read_attrs(target)
-    data["alpha"] = float(alpha)
-    data["beta"] = float(beta)
-    if target.exists():
-        mode = target.stat().st_mode & 0o777
-    else:
-        umask = os.umask(0)
-        os.umask(umask)
-        mode = 0o666 & ~umask
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".attrs-", suffix=".json")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(json.dumps(data))
-        os.chmod(tmp, mode)  # mkstemp makes 0600 files; keep the folder readable as before
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return target
-
-
-# --------------------------------------------------------------------------- display
-
-
-def results_table(result: TuneResult, *, title: str | None = None) -> Table:
-    """A rich table of every pair, best first and highlighted: alpha, beta, WER, CER and
-    word substitutions/deletions/insertions (insertions show a beta that is too high)."""
-    table = Table(title=title, box=box.SIMPLE_HEAD, pad_edge=False)
-    for name in ("alpha", "beta", "WER", "CER", "S/D/I"):
-        table.add_column(name, justify="right", no_wrap=True)
-    for i, row in enumerate(result.rows):
-        words = row.score.words
-        table.add_row(
-            f"{row.alpha:g}",
-            f"{row.beta:g}",
-            f"{100 * row.wer:.2f}%",
-            f"{100 * row.cer:.2f}%",
-            f"{words.substitutions}/{words.deletions}/{words.insertions}",
-            style="bold green" if i == 0 else None,
-        )
-    return table

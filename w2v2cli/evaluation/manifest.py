@@ -41,26 +41,11 @@ from dataclasses import dataclass
 from pathlib import Path, PurePath
 from typing import Any
 
-from .discovery import AUDIO_EXTENSIONS  # one list, so eval folders match transcribe's
-from .errors import W2V2Error
+from ..discovery import AUDIO_EXTENSIONS  # one list, so eval folders match transcribe's
+from ..errors import ManifestError
 
 AUDIO_COLUMNS = ("path", "audio_filepath")
 TEXT_COLUMNS = ("text", "transcript")
-
-
-class ManifestError(W2V2Error):
-    """A manifest that cannot be read; the message names the file and, if known, the line.
-
-    ``line`` is 1-based, or None for problems of the whole file or folder (not found, no
-    entries, audio files without references).
-    """
-
-    def __init__(self, path: str | Path, line: int | None, reason: str) -> None:
-        self.path = Path(path)
-        self.line = line
-        self.reason = reason
-        where = f"{path}:{line}" if line is not None else f"{path}"
-        super().__init__(f"{where}: {reason}")
 
 
 @dataclass(frozen=True)
@@ -131,7 +116,10 @@ def load_manifest(path: str | Path) -> Manifest:
 
 def _read_text(path: Path) -> str:
     """Decode as UTF-8, dropping a BOM; a decoding error names the line it is on."""
-    data = path.read_bytes()
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ManifestError(path, None, f"cannot read: {exc.strerror or exc}") from None
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:

@@ -1,18 +1,22 @@
-"""Option groups and helpers shared by the ``w2v2`` commands (transcribe, eval, lm).
+"""Option groups, parameter parsing and option-record builders shared by the commands.
 
-Kept apart from ``cli.py`` so command modules can import them without import cycles.
+Each group is a decorator, so ``transcribe``, ``eval`` and ``lm tune`` offer the same
+model, chunking, batching and decoding options with the same help; the builders turn the
+parsed values into the library's frozen option records (which validate themselves).
 """
 
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import click
 
-from .options import (
+from ..options import (
+    DECODERS,
     DEFAULT_MODEL,
     DTYPES,
     ChunkOptions,
@@ -22,9 +26,37 @@ from .options import (
     RunOptions,
 )
 
-EXIT_FAILED = 1
-EXIT_USAGE = 2
-EXIT_INTERRUPTED = 130
+
+def _apply(f: Callable[..., Any], decorators: list[Callable[..., Any]]) -> Callable[..., Any]:
+    return functools.reduce(lambda acc, d: d(acc), reversed(decorators), f)
+
+
+def parse_numbers(value: str | None, name: str, *, kind: type = float) -> list[Any] | None:
+    """``"0.3,0.5 1"`` → ``[0.3, 0.5, 1.0]`` (commas or spaces); None for no value."""
+    if value is None or not value.strip():
+        return None
+    parts = [p for p in re.split(r"[\s,]+", value.strip()) if p]
+    try:
+        return [kind(p) for p in parts]
+    except ValueError:
+        example = "'0 1 1' or '0,1,1'" if kind is int else "'0.3,0.5,1'"
+        raise click.BadParameter(
+            f"expected numbers like {example}, got {value!r}", param_hint=name
+        ) from None
+
+
+def parse_range(value: str, name: str) -> tuple[float, float]:
+    """``"LOW,HIGH"`` (or ``LOW:HIGH``) → ``(low, high)`` with ``low <= high``."""
+    parts = [p for p in re.split(r"[\s,:]+", value.strip()) if p]
+    try:
+        low, high = (float(p) for p in parts)
+    except ValueError:
+        raise click.BadParameter(
+            f"expected LOW,HIGH like '0,2', got {value!r}", param_hint=name
+        ) from None
+    if low > high:
+        raise click.BadParameter(f"{value!r}: LOW is above HIGH", param_hint=name)
+    return low, high
 
 
 def _stride(value: str | None) -> tuple[float, float] | None:
@@ -66,7 +98,7 @@ def model_options(f: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--stride-length", metavar="SECONDS|LEFT,RIGHT",
                      help="Overlap dropped on each side of a chunk [default: 3]."),
     ]
-    return functools.reduce(lambda acc, d: d(acc), reversed(decorators), f)
+    return _apply(f, decorators)
 
 
 def decode_options(f: Callable[..., Any], *, several: bool = False) -> Callable[..., Any]:
@@ -79,7 +111,7 @@ def decode_options(f: Callable[..., Any], *, several: bool = False) -> Callable[
     if several:
         decoder_help += " Repeat to compare decoders on one model pass."
     decorators = [
-        click.option("--decoder", "decoder", type=click.Choice(["auto", "greedy", "beam"]),
+        click.option("--decoder", "decoder", type=click.Choice(DECODERS),
                      multiple=several, default=("auto",) if several else "auto",
                      show_default=True, help=decoder_help),
         click.option("--lm", type=click.Path(exists=True, path_type=Path),
@@ -101,7 +133,12 @@ def decode_options(f: Callable[..., Any], *, several: bool = False) -> Callable[
         click.option("--decode-workers", type=click.IntRange(min=0),
                      help="Beam-search worker processes [default: CPU cores; 0: in-process]."),
     ]
-    return functools.reduce(lambda acc, d: d(acc), reversed(decorators), f)
+    return _apply(f, decorators)
+
+
+def quiet_option(help_text: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """``-q/--quiet``: no progress or summary; error lines always print."""
+    return click.option("-q", "--quiet", is_flag=True, help=help_text)
 
 
 def build_model_options(kw: dict[str, Any]) -> ModelOptions:
@@ -127,29 +164,6 @@ def build_decode_options(kw: dict[str, Any], decoder: str | None = None) -> Deco
         hotwords=tuple(kw["hotwords"]), hotword_weight=kw["hotword_weight"],
         workers=kw["decode_workers"],
     )
-
-
-class FatalError(click.ClickException):
-    """An error that stops the whole run before any file (bad model, bad options): exit 2."""
-
-    exit_code = EXIT_USAGE
-
-
-class Console:
-    """Messages to stderr; stdout is kept for results."""
-
-    def __init__(self, quiet: bool) -> None:
-        from rich.console import Console as RichConsole
-
-        self.quiet = quiet
-        self.err = RichConsole(stderr=True, highlight=False)
-
-    def error(self, text: str) -> None:
-        self.err.print(f"[bold red]error:[/] {text}", soft_wrap=True, markup=True)
-
-    def info(self, text: str) -> None:
-        if not self.quiet:
-            self.err.print(text, soft_wrap=True)
 
 
 def build_run_options(

@@ -25,8 +25,8 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from .options import SubtitleOptions
-from .records import Cue, Word
+from ..options import SubtitleOptions
+from ..records import Cue, Word
 
 
 def segment(words: Sequence[Word], options: SubtitleOptions, duration: float) -> tuple[Cue, ...]:

@@ -1,0 +1,35 @@
+"""The ``w2v2`` command line: one module per command group over the library API.
+
+``transcribe.py``, ``eval.py`` and ``lm.py`` hold the commands; ``options.py`` the option
+groups they share; ``errors.py`` the one mapping from faults to messages and exit statuses;
+``render.py`` and ``progress.py`` everything that is drawn. Heavy imports happen inside
+the commands, so ``w2v2 --help`` starts fast.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import click
+
+from .eval import eval_command
+from .lm import lm_group
+from .transcribe import transcribe
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="w2v2cli")
+@click.option("-v", "--verbose", is_flag=True, help="Log debugging details to stderr.")
+def main(verbose: bool) -> None:
+    """Batch speech transcription and subtitles with wav2vec 2.0-style CTC models."""
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.WARNING,
+        format="%(levelname)s: %(message)s",
+    )
+
+
+main.add_command(transcribe)
+main.add_command(eval_command)
+main.add_command(lm_group)
+
+__all__ = ["main"]

@@ -1,0 +1,171 @@
+"""The one way this package writes files and folders: atomically, with the user's umask.
+
+Every output (transcripts, subtitles, reports, saved logits, LM files, ``language_model/``
+folders, ``attrs.json``) is written to a hidden temporary name in its destination folder,
+flushed and fsynced, then renamed over the destination. Readers, resumed runs and a second
+run writing the same folder see the old file or the new one, never half of one; any
+failure, Ctrl-C or SIGTERM included, removes the temporary file or folder. A process killed
+with SIGKILL can leave a hidden ``.NAME.XXXXXXXX.tmp`` behind, never a partial output.
+
+Permissions follow the umask, like any file a shell command creates (``tempfile.mkstemp``
+and ``mkdtemp`` would make them 0600/0700): files are created with mode 0666 and folders
+with 0777, both minus the umask. A file that replaces one keeps the mode of the old file.
+
+``check_output_file`` and ``check_output_dir`` let commands refuse an unwritable output
+path before any work starts, so a long run never ends in a path error.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO, Any
+
+from .errors import OutputError
+
+
+def temp_path(path: Path, suffix: str = ".tmp") -> Path:
+    """A hidden, unused-looking name next to ``path`` (``.NAME.RANDOM.tmp``)."""
+    return path.with_name(f".{path.name}.{secrets.token_hex(4)}{suffix}")
+
+
+def _create_temp(path: Path) -> tuple[int, Path]:
+    for _ in range(100):
+        tmp = temp_path(path)
+        try:
+            return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), tmp
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"cannot create a temporary file next to {path}")
+
+
+@contextmanager
+def atomic_file(
+    path: str | Path, mode: str = "w", *, encoding: str | None = "utf-8", newline: str | None = ""
+) -> Iterator[IO[Any]]:
+    """Open a temporary file next to ``path``; on a clean exit it is fsynced and renamed
+    over ``path`` (parents are created). ``mode`` is ``"w"`` (text, UTF-8, ``\\n`` line
+    ends by default) or ``"wb"``. On any exception the temporary file is removed and the
+    old ``path``, if any, is untouched."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    old_mode = _existing_mode(path)
+    fd, tmp = _create_temp(path)
+    try:
+        if "b" in mode:
+            handle: IO[Any] = os.fdopen(fd, mode)
+        else:
+            handle = os.fdopen(fd, mode, encoding=encoding, newline=newline)
+        with handle:
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
+        if old_mode is not None:
+            os.chmod(tmp, old_mode)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def atomic_write(path: str | Path, data: str | bytes) -> Path:
+    """Write ``data`` (text as UTF-8, or bytes) to ``path`` atomically; returns the path."""
+    with atomic_file(path, "wb" if isinstance(data, bytes) else "w") as f:
+        f.write(data)
+    return Path(path)
+
+
+def atomic_copy(source: str | Path, path: str | Path) -> Path:
+    """Copy ``source`` to ``path`` atomically (bytes, in blocks)."""
+    with open(source, "rb") as src, atomic_file(path, "wb") as dst:
+        shutil.copyfileobj(src, dst, 1 << 20)
+    return Path(path)
+
+
+@contextmanager
+def atomic_dir(path: str | Path) -> Iterator[Path]:
+    """A temporary folder next to ``path`` to fill; renamed to ``path`` on a clean exit.
+
+    ``path`` must not exist (a folder cannot be replaced atomically): ``OutputError``.
+    Another process that creates ``path`` meanwhile wins, and this one fails with
+    ``OutputError`` without touching it. On any exception the temporary folder goes.
+    """
+    path = Path(path)
+    if path.exists():
+        raise OutputError(f"{path} already exists; remove it first to replace it")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = temp_path(path, ".dir")
+    os.mkdir(tmp, 0o777)
+    try:
+        yield tmp
+        try:
+            os.rename(tmp, path)  # fails if path appeared meanwhile and is not empty
+        except OSError as exc:
+            raise OutputError(f"cannot create {path}: {exc.strerror or exc}") from None
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def _existing_mode(path: Path) -> int | None:
+    try:
+        return path.stat().st_mode & 0o7777
+    except OSError:
+        return None
+
+
+def _nearest_existing(path: Path) -> Path:
+    path = path.absolute()
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return path
+
+
+def _write_probe(folder: Path) -> str | None:
+    """None if a file can be created in ``folder``, else the reason. A real attempt, not
+    ``os.access``: that says yes to root on a read-only mount."""
+    try:
+        fd, tmp = _create_temp(folder / ".w2v2-probe")
+    except OSError as exc:
+        return exc.strerror or str(exc)
+    os.close(fd)
+    tmp.unlink(missing_ok=True)
+    return None
+
+
+def check_output_dir(path: str | Path, what: str = "output folder") -> Path:
+    """Refuse a folder that cannot receive outputs, without creating anything.
+
+    It is fine if it does not exist yet, as long as its nearest existing ancestor is a
+    writable folder (it is created when the first output is written). Raises
+    ``OutputError`` naming the path: a file in the way, no permission, a read-only mount.
+    """
+    path = Path(path)
+    if path.exists():
+        if not path.is_dir():
+            raise OutputError(f"{what} {path} is a file, not a folder")
+        reason = _write_probe(path)
+        if reason:
+            raise OutputError(f"{what} {path} is not writable: {reason}")
+        return path
+    base = _nearest_existing(path)
+    if not base.is_dir():
+        raise OutputError(f"{what} {path} cannot be created: {base} is a file")
+    reason = _write_probe(base)
+    if reason:
+        raise OutputError(f"{what} {path} cannot be created in {base}: {reason}")
+    return path
+
+
+def check_output_file(path: str | Path, what: str = "output file") -> Path:
+    """Refuse a file path that cannot be written (see ``check_output_dir``): a folder at the
+    path, a parent that is a file or not writable, an existing file that is read-only."""
+    path = Path(path)
+    if path.is_dir():
+        raise OutputError(f"{what} {path} is a folder")
+    check_output_dir(path.parent if str(path.parent) else Path("."), f"folder of the {what}")
+    return path

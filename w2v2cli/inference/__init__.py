@@ -1,0 +1,7 @@
+"""Running the model: the runner (batches → log-probabilities), exact batching, and the
+windowed engine every command gets its emissions from. Imports torch."""
+
+from .engine import AudioLoader, Engine, file_loader
+from .runner import Runner
+
+__all__ = ["AudioLoader", "Engine", "Runner", "file_loader"]

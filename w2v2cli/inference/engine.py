@@ -1,0 +1,188 @@
+"""The windowed engine: audio loaders in, each file's stitched log-probabilities out, in order.
+
+``Engine`` owns what is loaded once for a run (the model, the runner, the chunk plan) and
+is the one way any command runs the model: ``transcribe``, ``eval`` and ``lm tune`` all get
+their ``Emissions`` from ``Engine.emissions``. It decodes audio a file or two ahead in a
+background thread, cuts files into chunks, batches chunks *across files* in windows sorted
+by length (less padding), and hands back each file's stitched log-probabilities in input
+order as soon as they are complete. It never decodes text.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .. import chunking
+from ..errors import W2V2Error
+from ..models import LoadedModel, load_model
+from ..options import ChunkOptions, ModelOptions
+from ..records import Chunk, Emissions
+from .runner import Runner
+
+log = logging.getLogger("w2v2cli")
+
+#: Something that returns one file's mono float32 samples at the model's rate, or raises.
+AudioLoader = Callable[[], np.ndarray]
+
+
+@dataclass
+class _FileState:
+    chunks: list[Chunk]
+    outputs: list[np.ndarray | None]
+    num_samples: int
+    remaining: int
+
+
+class Engine:
+    """One model, loaded on construction and released by ``close``.
+
+    ``batch_size`` and ``max_padding`` default by device (see ``Runner``); ``exact=False``
+    turns exact batching off (benchmarks only).
+    """
+
+    def __init__(
+        self,
+        model: ModelOptions | None = None,
+        chunking_options: ChunkOptions | None = None,
+        *,
+        batch_size: int | None = None,
+        max_padding: float | None = None,
+        exact: bool = True,
+    ) -> None:
+        self.model_options = model or ModelOptions()
+        self.loaded: LoadedModel = load_model(self.model_options)
+        self.runner = Runner(
+            self.loaded, exact=exact, max_padding=max_padding, batch_size=batch_size
+        )
+        self.plan = chunking.plan(
+            chunking_options or ChunkOptions(),
+            self.loaded.sampling_rate,
+            self.loaded.samples_per_frame,
+        )
+
+    @property
+    def sampling_rate(self) -> int:
+        return self.loaded.sampling_rate
+
+    def close(self) -> None:
+        """Drop the model (its memory goes with the last reference)."""
+        self.runner = None  # type: ignore[assignment]
+        self.loaded = None  # type: ignore[assignment]
+
+    def emissions(
+        self,
+        loaders: Iterable[AudioLoader],
+        on_audio: Callable[[float], None] | None = None,
+    ) -> Iterator[tuple[int, Emissions | W2V2Error]]:
+        """Yield ``(index, Emissions)`` per loader, in order; a failed load yields the error.
+
+        Chunks of several files share batches. A window of at least ``8 * batch_size``
+        chunks is gathered and split into batches by ``chunking.plan_batches`` (longest
+        first, padding limited by the runner's device policy), so model activations exist
+        only for the batch in flight. ``on_audio`` is called with the seconds of audio each
+        processed chunk completes (for progress).
+        """
+        if self.runner is None:
+            raise W2V2Error("this engine is closed")
+        batch_size = self.runner.batch_size
+        window = max(8 * batch_size, 32)
+        sr = self.loaded.sampling_rate
+        states: dict[int, _FileState] = {}
+        ready: dict[int, Emissions | W2V2Error] = {}
+        next_out = 0
+        source = iter(enumerate(loaders))
+        inflight: deque[tuple[int, Future[np.ndarray]]] = deque()
+        exhausted = False
+
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="w2v2-audio") as pool:
+
+            def top_up() -> None:
+                nonlocal exhausted
+                while not exhausted and len(inflight) < 2:
+                    try:
+                        idx, loader = next(source)
+                    except StopIteration:
+                        exhausted = True
+                        return
+                    inflight.append((idx, pool.submit(loader)))
+
+            try:
+                while True:
+                    pending: list[Chunk] = []
+                    top_up()
+                    while inflight and len(pending) < window:
+                        idx, fut = inflight.popleft()
+                        top_up()
+                        try:
+                            samples = fut.result()
+                        except W2V2Error as exc:
+                            ready[idx] = exc
+                            continue
+                        except MemoryError:
+                            ready[idx] = W2V2Error("not enough memory to decode this file")
+                            continue
+                        except Exception as exc:  # a decoder library failing in a new way
+                            ready[idx] = W2V2Error(f"{type(exc).__name__}: {exc}")
+                            continue
+                        chunks = chunking.split(idx, samples, self.plan)
+                        if not chunks:
+                            ready[idx] = W2V2Error("no audio samples")
+                            continue
+                        states[idx] = _FileState(
+                            chunks, [None] * len(chunks), len(samples), len(chunks)
+                        )
+                        pending.extend(chunks)
+                    while next_out in ready:
+                        yield next_out, ready.pop(next_out)
+                        next_out += 1
+                    if not pending:
+                        if exhausted and not inflight:
+                            break
+                        continue
+                    plan = chunking.plan_batches(
+                        [c.length for c in pending], batch_size, self.runner.max_padding
+                    )
+                    for indices in plan:
+                        batch = [pending[i] for i in indices]
+                        outputs = self.runner.run(batch)
+                        for chunk, out in zip(batch, outputs, strict=True):
+                            state = states[chunk.file_index]
+                            state.outputs[chunk.index] = out
+                            state.remaining -= 1
+                            if on_audio is not None:
+                                kept = chunk.length - chunk.stride_left - chunk.stride_right
+                                on_audio(max(kept, 0) / sr)
+                            if state.remaining == 0:
+                                del states[chunk.file_index]
+                                ready[chunk.file_index] = chunking.stitch(
+                                    state.chunks,
+                                    [o for o in state.outputs if o is not None],
+                                    self.plan,
+                                    state.num_samples,
+                                )
+                        while next_out in ready:
+                            yield next_out, ready.pop(next_out)
+                            next_out += 1
+                while next_out in ready:
+                    yield next_out, ready.pop(next_out)
+                    next_out += 1
+            finally:
+                # On an early exit (Ctrl-C, a consumer that stops) the loads queued in the
+                # thread are dropped rather than waited for.
+                for _, fut in inflight:
+                    fut.cancel()
+
+
+def file_loader(path: str | Path, sampling_rate: int) -> AudioLoader:
+    """A loader for one audio file (decoded in the engine's reading thread)."""
+    from ..audio import load_audio
+
+    return lambda: load_audio(path, sampling_rate)
+

@@ -1,0 +1,22 @@
+"""Checkpoints → ``LoadedModel``: loading, validation and vocabularies (no inference here)."""
+
+from .loading import (
+    LoadedModel,
+    find_model_lm_dir,
+    is_local,
+    load_model,
+    resolve_device,
+    resolve_dtype,
+)
+from .vocab import load_vocabulary, vocabulary_from_tokenizer
+
+__all__ = [
+    "LoadedModel",
+    "find_model_lm_dir",
+    "is_local",
+    "load_model",
+    "load_vocabulary",
+    "resolve_device",
+    "resolve_dtype",
+    "vocabulary_from_tokenizer",
+]

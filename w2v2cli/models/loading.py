@@ -1,0 +1,227 @@
+"""Load and validate a CTC checkpoint once: ``ModelOptions`` in, ``LoadedModel`` out.
+
+The only module that turns a model name into weights on a device. Every way a checkpoint
+can be unusable ends in a one-line ``ModelError``: a missing folder, a config that is not
+JSON, corrupt weights, no CTC head, no tokenizer, a tokenizer that does not fit the head,
+a model that does not take raw audio, CUDA without a GPU, a hub id that is neither cached
+nor reachable (see ``hub.py``). Remote code is never run (``trust_remote_code=False``).
+
+Each call loads its own model object: two ``Transcriber``s never share (and never switch
+exact batching for) one model, and a model is freed with its last user.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import ModelError
+from ..options import ModelOptions
+from ..records import Vocabulary
+from . import hub
+from .vocab import vocabulary_from_tokenizer
+
+log = logging.getLogger("w2v2cli")
+
+
+@dataclass
+class LoadedModel:
+    """A model with everything needed around it, loaded once per run.
+
+    ``local_dir`` is the folder the files were read from (a user's folder, or the hub
+    cache's snapshot of a hub id); ``is_hub`` says which: a hub id's own LM is looked up on
+    the hub, a folder's in the folder.
+    """
+
+    name: str
+    model: Any  # transformers PreTrainedModel (kept untyped: no torch import for callers)
+    feature_extractor: Any
+    tokenizer: Any
+    vocabulary: Vocabulary
+    sampling_rate: int
+    samples_per_frame: int
+    device: Any  # torch.device
+    dtype: Any  # torch.dtype
+    wants_attention_mask: bool
+    local_dir: Path | None
+    is_hub: bool = False
+
+    @property
+    def frame_duration(self) -> float:
+        return self.samples_per_frame / self.sampling_rate
+
+    def find_lm_dir(
+        self, cache_dir: Path | None = None, revision: str | None = None
+    ) -> Path | None:
+        """The model's own ``language_model/`` folder (Wav2Vec2ProcessorWithLM layout), or
+        None. Called only when beam search could use it, so greedy runs never look."""
+        return find_model_lm_dir(self.name, cache_dir, revision)
+
+
+def is_local(name: str) -> bool:
+    """A folder (or a path-looking name) rather than a hub id."""
+    return os.path.isdir(name) or name.startswith((".", "/", "~")) or os.sep + os.sep in name
+
+
+def find_model_lm_dir(
+    name: str, cache_dir: Path | None = None, revision: str | None = None
+) -> Path | None:
+    """``language_model/`` of a model given by name: in the folder for a local model, from
+    the cache or the hub for a hub id (see ``hub.model_lm_folder``)."""
+    from ..lm import find_model_lm
+
+    if is_local(name):
+        folder = Path(name).expanduser()
+        return find_model_lm(folder) if folder.is_dir() else None
+    return hub.model_lm_folder(name, cache_dir, revision)
+
+
+def resolve_device(device: str) -> str:
+    """``auto`` → ``cuda`` when a GPU is usable, else ``cpu``; CUDA without a GPU fails."""
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise ModelError(f"device {device!r} was asked for but CUDA is not available here")
+        if ":" in device and int(device.split(":")[1]) >= torch.cuda.device_count():
+            raise ModelError(
+                f"device {device!r} does not exist ({torch.cuda.device_count()} CUDA device(s))"
+            )
+    return device
+
+
+def resolve_dtype(dtype: str, device: str) -> Any:
+    """``auto`` → float16 on CUDA, float32 on CPU (CPU half precision is slow)."""
+    import torch
+
+    if dtype == "auto":
+        return torch.float16 if device.startswith("cuda") else torch.float32
+    return getattr(torch, dtype)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _source(options: ModelOptions) -> tuple[str, Path | None, bool]:
+    """What to pass to ``from_pretrained``: a folder whenever possible (a user's folder or
+    the cache's snapshot), the hub id only when it must be downloaded."""
+    name = options.model
+    if is_local(name):
+        path = Path(name).expanduser()
+        if not path.is_dir():
+            raise ModelError(f"model folder {name!r} does not exist")
+        if not (path / "config.json").is_file():
+            raise ModelError(f"{name!r} is not a model folder: it has no config.json")
+        return str(path), path, False
+    snapshot = hub.cached_snapshot(name, options.cache_dir, options.revision)
+    if snapshot is not None:
+        return str(snapshot), snapshot, True
+    reason = hub.unreachable_reason()
+    if reason is not None:
+        raise ModelError(
+            f"model {name!r} is not a local model folder and is not in the Hugging Face "
+            f"cache, and it cannot be downloaded ({reason})"
+        )
+    return name, None, True
+
+
+def load_model(options: ModelOptions) -> LoadedModel:
+    """Load processor parts and the CTC model; raises ``ModelError`` with one line."""
+    import torch
+    from transformers import AutoConfig, AutoFeatureExtractor, AutoModelForCTC, AutoTokenizer
+
+    hub.quiet_hub_logging()
+    name = options.model
+    name_or_path, local_dir, is_hub = _source(options)
+    common: dict[str, Any] = {"trust_remote_code": False}
+    if options.cache_dir is not None:
+        common["cache_dir"] = str(options.cache_dir)
+    if options.revision is not None and local_dir is None:
+        common["revision"] = options.revision
+
+    try:
+        config = AutoConfig.from_pretrained(name_or_path, **common)
+    except Exception as exc:  # noqa: BLE001 - any loading failure is this model's fault
+        raise ModelError(f"cannot load model {name!r}: {_first_line(exc)}") from None
+
+    archs = list(getattr(config, "architectures", None) or [])
+    if archs and not any(a.endswith("ForCTC") for a in archs):
+        raise ModelError(
+            f"{name!r} is a {archs[0]} checkpoint without a CTC head: it needs CTC fine-tuning "
+            "before it can transcribe (use a fine-tuned model such as "
+            "facebook/wav2vec2-base-960h)"
+        )
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(name_or_path, **common)
+    except Exception as exc:  # noqa: BLE001 - reported as "no tokenizer" below
+        log.debug("tokenizer load failed: %s", exc)
+        tokenizer = None
+    if tokenizer is None or not hasattr(tokenizer, "convert_ids_to_tokens"):
+        raise ModelError(
+            f"{name!r} has no tokenizer (vocab.json): a CTC model needs one to turn outputs "
+            "into text; pretrained-only checkpoints need CTC fine-tuning first"
+        )
+    try:
+        feature_extractor = AutoFeatureExtractor.from_pretrained(name_or_path, **common)
+    except Exception as exc:  # noqa: BLE001
+        raise ModelError(
+            f"{name!r} has no usable feature extractor config: {_first_line(exc)}"
+        ) from None
+
+    device = resolve_device(options.device)
+    dtype = resolve_dtype(options.dtype, device)
+    try:
+        model, info = AutoModelForCTC.from_pretrained(
+            name_or_path, dtype=dtype, output_loading_info=True, **common
+        )
+    except ValueError as exc:
+        if "Unrecognized configuration class" in str(exc):
+            raise ModelError(
+                f"{name!r} is a {config.model_type} model, which has no CTC variant in transformers"
+            ) from None
+        raise ModelError(f"cannot load model {name!r}: {_first_line(exc)}") from None
+    except Exception as exc:  # noqa: BLE001 - corrupt weights raise library-specific errors
+        raise ModelError(f"cannot load the weights of {name!r}: {_first_line(exc)}") from None
+    missing = set(info.get("missing_keys", []))
+    if any(k.startswith("lm_head") for k in missing):
+        raise ModelError(
+            f"{name!r} has no trained CTC head (lm_head weights are missing): it needs CTC "
+            "fine-tuning before it can transcribe"
+        )
+    if getattr(model, "main_input_name", "input_values") != "input_values":
+        raise ModelError(
+            f"{name!r} takes {model.main_input_name}, not raw audio; only raw-audio CTC models "
+            "(wav2vec2, HuBERT, WavLM, Data2Vec audio, XLS-R...) are supported"
+        )
+    model.to(device)
+    model.eval()
+    vocabulary = vocabulary_from_tokenizer(tokenizer, getattr(config, "vocab_size", None))
+    samples_per_frame = int(
+        getattr(config, "inputs_to_logits_ratio", 0) or np.prod(config.conv_stride)
+    )
+    sampling_rate = int(getattr(feature_extractor, "sampling_rate", 16000))
+    wants_mask = bool(getattr(feature_extractor, "return_attention_mask", False))
+    log.debug("loaded %s on %s as %s", name, device, dtype)
+    return LoadedModel(
+        name=name,
+        model=model,
+        feature_extractor=feature_extractor,
+        tokenizer=tokenizer,
+        vocabulary=vocabulary,
+        sampling_rate=sampling_rate,
+        samples_per_frame=samples_per_frame,
+        device=torch.device(device),
+        dtype=dtype,
+        wants_attention_mask=wants_mask,
+        local_dir=local_dir,
+        is_hub=is_hub,
+    )

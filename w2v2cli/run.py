@@ -1,0 +1,320 @@
+"""What ``w2v2 transcribe`` calls: ``Transcriber`` (a model and a decoder, loaded once),
+``iter_run``/``run`` (skip, transcribe, write) and ``RunSummary``.
+
+The straight pipeline, each stage in its own subpackage::
+
+    AudioItem ─► Engine.emissions (audio → chunks → batches → stitched log-probs)
+              ─► Decoder.submit (greedy | beam) ─► Transcript ─► Writer.write ─► files
+
+A file that fails at any stage (audio, decoding, timing, segmenting, writing) fails alone:
+its ``FileResult`` says why and the run goes on. Only faults of the whole run (the model,
+the LM, an unwritable output folder) raise.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import sys
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol, TextIO
+
+import numpy as np
+
+from .errors import ConfigError, LMError, W2V2Error, reason_of
+from .fsutil import check_output_dir
+from .options import RunOptions
+from .records import AudioItem, Emissions, FileResult, Transcript
+
+if TYPE_CHECKING:
+    from .decoding import Decoder
+    from .inference import AudioLoader, Runner
+    from .models import LoadedModel
+    from .output import Writer
+
+log = logging.getLogger("w2v2cli")
+
+
+class Progress(Protocol):
+    """What a run reports as it goes (the CLI draws a bar; ``NullProgress`` does nothing)."""
+
+    def start(self, files: int, audio_seconds: float | None) -> None: ...
+    def advance_audio(self, seconds: float) -> None: ...
+    def file_done(self) -> None: ...
+    def close(self) -> None: ...
+
+
+class NullProgress:
+    """Reports nothing; for ``--quiet`` and for library callers."""
+
+    def start(self, files: int, audio_seconds: float | None) -> None:
+        pass
+
+    def advance_audio(self, seconds: float) -> None:
+        pass
+
+    def file_done(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self) -> NullProgress:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        pass
+
+
+class Transcriber:
+    """Load a model once; transcribe arrays, files or whole runs.
+
+    >>> t = Transcriber(RunOptions())                       # doctest: +SKIP
+    >>> t.transcribe_file("talk.wav").text                 # doctest: +SKIP
+
+    The model is this transcriber's own (``inference.Engine``); ``close`` frees it and the
+    decoder's workers. ``exact=False`` turns exact batching off (benchmarks only).
+    """
+
+    def __init__(
+        self, options: RunOptions | None = None, *, exact: bool = True,
+        decoder: Decoder | None = None,
+    ) -> None:
+        from .inference import Engine
+
+        self.options = options or RunOptions()
+        self.engine = Engine(
+            self.options.model,
+            self.options.chunking,
+            batch_size=self.options.batch_size,
+            max_padding=self.options.max_padding,
+            exact=exact,
+        )
+        self._decoder = decoder
+
+    @property
+    def loaded(self) -> LoadedModel:
+        return self.engine.loaded
+
+    @property
+    def runner(self) -> Runner:
+        return self.engine.runner
+
+    @property
+    def sampling_rate(self) -> int:
+        return self.engine.sampling_rate
+
+    @property
+    def decoder(self) -> Decoder:
+        """The run's decoder, built on first use (``decoding.make_decoder``)."""
+        if self._decoder is None:
+            from .decoding import make_decoder
+
+            model = self.options.model
+            self._decoder = make_decoder(
+                self.loaded.vocabulary,
+                self.options.decoding,
+                lambda: self.loaded.find_lm_dir(model.cache_dir, model.revision),
+            )
+        return self._decoder
+
+    def close(self) -> None:
+        if self._decoder is not None:
+            self._decoder.close()
+            self._decoder = None
+        self.engine.close()
+
+    def __enter__(self) -> Transcriber:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def emissions(
+        self, loaders: Iterable[AudioLoader], on_audio: Callable[[float], None] | None = None
+    ) -> Iterator[tuple[int, Emissions | W2V2Error]]:
+        """The engine's emissions (see ``inference.Engine.emissions``)."""
+        return self.engine.emissions(loaders, on_audio)
+
+    def label(self, transcript: Transcript) -> Transcript:
+        """``transcript`` with this run's model and decoder names (for the JSON output)."""
+        return dataclasses.replace(transcript, model=self.loaded.name, decoder=self.decoder.name)
+
+    def transcribe_array(self, samples: np.ndarray) -> Transcript:
+        """Transcribe mono float32 samples already at ``self.sampling_rate``."""
+        ((_, em),) = list(self.emissions([lambda: np.asarray(samples, dtype=np.float32)]))
+        if isinstance(em, W2V2Error):
+            raise em
+        return self.label(self.decoder.decode(em))
+
+    def transcribe_file(self, path: str | Path) -> Transcript:
+        """Transcribe one audio file of any supported format."""
+        return self.transcribe_files([path])[0]
+
+    def transcribe_files(self, paths: Sequence[str | Path]) -> list[Transcript]:
+        """Transcribe several files, batched together; raises on the first bad file."""
+        from .inference import file_loader
+
+        loaders = [file_loader(Path(p), self.sampling_rate) for p in paths]
+        futures: list[Future[Transcript]] = []
+        for _, em in self.emissions(loaders):
+            if isinstance(em, W2V2Error):
+                raise em
+            futures.append(self.decoder.submit(em))
+        return [self.label(f.result()) for f in futures]
+
+
+@dataclass
+class RunSummary:
+    """Counts and times for the end-of-run summary and the exit status."""
+
+    results: list[FileResult] = field(default_factory=list)
+    wall_seconds: float = 0.0
+
+    def count(self, status: str) -> int:
+        return sum(1 for r in self.results if r.status == status)
+
+    @property
+    def audio_seconds(self) -> float:
+        return sum(r.duration for r in self.results if r.status == "done")
+
+    @property
+    def failed(self) -> list[FileResult]:
+        return [r for r in self.results if r.status == "failed"]
+
+
+def _write_outputs(
+    transcript: Transcript,
+    item: AudioItem,
+    writers: list[Writer],
+    stream: TextIO | None,
+    header: bool,
+) -> FileResult:
+    """Write every output of one file; any failure fails this file only."""
+    paths: list[Path] = []
+    for w in writers:
+        try:
+            if stream is not None:
+                stream.write(w.stream_text(transcript, item, header))
+                stream.flush()
+            else:
+                paths.append(w.write(transcript, item))
+        except OSError as exc:
+            where = "standard output" if stream is not None else str(w.output_path(item))
+            reason = exc.strerror or str(exc) or type(exc).__name__
+            return FileResult(item, "failed", transcript.duration,
+                              error=f"cannot write {where}: {reason}")  # fmt: skip
+        except Exception as exc:  # a formatting bug must not cost the other files
+            log.debug("writing %s failed", item.path, exc_info=True)
+            return FileResult(item, "failed", transcript.duration,
+                              error=f"cannot format the {w.extension} output: "
+                                    f"{type(exc).__name__}: {exc}")  # fmt: skip
+    return FileResult(item, "done", transcript.duration, transcript, outputs=tuple(paths))
+
+
+def iter_run(
+    items: Sequence[AudioItem],
+    transcriber: Transcriber,
+    *,
+    progress: Progress | None = None,
+    stream: TextIO | None = None,
+) -> Iterator[FileResult]:
+    """Transcribe ``items`` and write their outputs, yielding one ``FileResult`` per item.
+
+    Items whose every output already exists are skipped unless ``overwrite``. With
+    ``output.stdout`` results go to ``stream`` (default: ``sys.stdout``) as soon as each
+    file is done: with several inputs, a ``==> path <==`` line precedes each result (like
+    ``head``), except for JSON, which is one compact object per line (JSON Lines).
+    Raises ``OutputError`` before any work when the output folder cannot be written, and
+    ``LMError`` when the language model turns out to be unusable in the decode workers.
+    """
+    from .audio import audio_duration
+    from .inference import file_loader
+    from .output import get_writers
+
+    out = transcriber.options.output
+    progress = progress or NullProgress()
+    writers = get_writers(out.formats, out.subtitles, out.case)
+    if out.stdout and len(writers) != 1:
+        raise ConfigError("--stdout writes exactly one format; choose it with -f")
+    if out.stdout:
+        stream = stream if stream is not None else sys.stdout
+    else:
+        stream = None
+        if out.output_dir is not None:
+            check_output_dir(out.output_dir)
+
+    todo: list[AudioItem] = []
+    for item in items:
+        if stream is None and not out.overwrite and all(
+            w.output_path(item).exists() for w in writers
+        ):
+            yield FileResult(item, "skipped")
+            continue
+        todo.append(item)
+    if not todo:
+        return
+    durations = [audio_duration(i.path) for i in todo]
+    total = sum(d for d in durations if d) if any(durations) else None
+    progress.start(len(todo), total)
+    decoder = transcriber.decoder
+    queue: deque[tuple[AudioItem, Future[Transcript]]] = deque()
+    header = stream is not None and len(items) > 1
+
+    def finish(item: AudioItem, fut: Future[Transcript]) -> FileResult:
+        progress.file_done()
+        try:
+            transcript = transcriber.label(fut.result())
+        except LMError:
+            raise  # the LM is broken for every file, not this one
+        except W2V2Error as exc:
+            return FileResult(item, "failed", error=reason_of(exc))
+        return _write_outputs(transcript, item, writers, stream, header)
+
+    loaders = [file_loader(item.path, transcriber.sampling_rate) for item in todo]
+    max_queue = 2 * max(1, decoder.workers) + 2
+    for idx, em in transcriber.emissions(loaders, on_audio=progress.advance_audio):
+        item = todo[idx]
+        if isinstance(em, W2V2Error):
+            progress.file_done()
+            yield FileResult(item, "failed", error=reason_of(em))
+            continue
+        queue.append((item, decoder.submit(em)))
+        while queue and (queue[0][1].done() or len(queue) > max_queue):
+            yield finish(*queue.popleft())
+    while queue:
+        yield finish(*queue.popleft())
+
+
+def run(
+    items: Sequence[AudioItem],
+    options: RunOptions | None = None,
+    *,
+    transcriber: Transcriber | None = None,
+    progress: Progress | None = None,
+    stream: TextIO | None = None,
+    on_result: Callable[[FileResult], None] | None = None,
+) -> RunSummary:
+    """Run ``iter_run`` to the end and return the summary (the library's main entry)."""
+    started = time.perf_counter()
+    own = transcriber is None
+    transcriber = transcriber or Transcriber(options)
+    summary = RunSummary()
+    try:
+        for result in iter_run(items, transcriber, progress=progress, stream=stream):
+            summary.results.append(result)
+            if on_result is not None:
+                on_result(result)
+    finally:
+        if progress is not None:
+            progress.close()
+        if own:
+            transcriber.close()
+    summary.wall_seconds = time.perf_counter() - started
+    return summary
+
