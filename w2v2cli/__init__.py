@@ -42,6 +42,10 @@ from .options import (
 )
 from .records import AudioItem, Chunk, Cue, Emissions, FileResult, Transcript, Vocabulary, Word
 
+# Imported here, not lazily: the module shares its name with the function, and importing
+# the submodule later would make ``w2v2cli.run`` the module. It is light (no torch).
+from .run import RunSummary, Transcriber, iter_run, run
+
 try:
     __version__ = version("w2v2cli")
 except PackageNotFoundError:  # pragma: no cover - running from a source tree
@@ -52,13 +56,8 @@ if TYPE_CHECKING:
     from .discovery import discover
     from .evaluation import evaluate, load_manifest
     from .inference import Engine
-    from .run import RunSummary, Transcriber, iter_run, run
 
 _LAZY = {
-    "Transcriber": "run",
-    "run": "run",
-    "iter_run": "run",
-    "RunSummary": "run",
     "Engine": "inference",
     "discover": "discovery",
     "load_audio": "audio",

@@ -51,6 +51,10 @@ class PathError(W2V2Error):
         self.reason = reason
         super().__init__(f"{path}: {reason}")
 
+    def __reduce__(self) -> tuple[type, tuple[Path, str]]:
+        # Errors cross process boundaries (decode workers): rebuild from both fields.
+        return type(self), (self.path, self.reason)
+
 
 class AudioError(PathError):
     """One input file cannot be read as audio. Carries the path so messages name it."""
@@ -77,6 +81,9 @@ class ManifestError(W2V2Error):
         self.reason = reason
         where = f"{path}:{line}" if line is not None else f"{path}"
         super().__init__(f"{where}: {reason}")
+
+    def __reduce__(self) -> tuple[type, tuple[Path, int | None, str]]:
+        return type(self), (self.path, self.line, self.reason)
 
 
 class ToolError(W2V2Error):

@@ -137,6 +137,15 @@ def _write_probe(folder: Path) -> str | None:
     return None
 
 
+def _cannot_create(path: Path) -> str | None:
+    """Why ``path`` (which does not exist) could not be created, or None if it can."""
+    base = _nearest_existing(path)
+    if not base.is_dir():
+        return f"{base} is a file"
+    reason = _write_probe(base)
+    return f"{base} is not writable: {reason}" if reason else None
+
+
 def check_output_dir(path: str | Path, what: str = "output folder") -> Path:
     """Refuse a folder that cannot receive outputs, without creating anything.
 
@@ -152,20 +161,20 @@ def check_output_dir(path: str | Path, what: str = "output folder") -> Path:
         if reason:
             raise OutputError(f"{what} {path} is not writable: {reason}")
         return path
-    base = _nearest_existing(path)
-    if not base.is_dir():
-        raise OutputError(f"{what} {path} cannot be created: {base} is a file")
-    reason = _write_probe(base)
+    reason = _cannot_create(path)
     if reason:
-        raise OutputError(f"{what} {path} cannot be created in {base}: {reason}")
+        raise OutputError(f"{what} {path} cannot be created: {reason}")
     return path
 
 
 def check_output_file(path: str | Path, what: str = "output file") -> Path:
     """Refuse a file path that cannot be written (see ``check_output_dir``): a folder at the
-    path, a parent that is a file or not writable, an existing file that is read-only."""
+    path, a parent that is a file, a folder that is not writable."""
     path = Path(path)
     if path.is_dir():
         raise OutputError(f"{what} {path} is a folder")
-    check_output_dir(path.parent if str(path.parent) else Path("."), f"folder of the {what}")
+    folder = path.absolute().parent
+    reason = _write_probe(folder) if folder.is_dir() else _cannot_create(folder)
+    if reason:
+        raise OutputError(f"{what} {path} cannot be created: {reason}")
     return path

@@ -26,7 +26,7 @@ from typing import Protocol
 
 import numpy as np
 
-from ..errors import LogitsError, OutputError, W2V2Error, reason_of
+from ..errors import AudioError, LogitsError, OutputError, W2V2Error, reason_of
 from ..fsutil import atomic_file, atomic_write, check_output_dir
 from ..records import Emissions, Vocabulary
 from .manifest import Manifest, ManifestEntry
@@ -247,7 +247,8 @@ def compute_emissions(
     ok: dict[int, Emissions] = {}
     for index, em in source.emissions(todo, on_audio or (lambda _s: None)):
         if isinstance(em, W2V2Error):
-            failed[index] = reason_of(em)
+            # Audio errors name the audio file, which the caller's line names already.
+            failed[index] = reason_of(em) if isinstance(em, AudioError) else str(em)
             continue
         if store is not None:
             try:

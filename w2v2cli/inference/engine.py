@@ -150,8 +150,18 @@ class Engine:
                         [c.length for c in pending], batch_size, self.runner.max_padding
                     )
                     for indices in plan:
-                        batch = [pending[i] for i in indices]
-                        outputs = self.runner.run(batch)
+                        batch = [pending[i] for i in indices if pending[i].file_index in states]
+                        if not batch:
+                            continue
+                        try:
+                            outputs = self.runner.run(batch)
+                        except Exception as exc:  # noqa: BLE001 - these files fail, not the run
+                            log.debug("model failed on a batch", exc_info=True)
+                            reason = f"the model failed on this file: {type(exc).__name__}: {exc}"
+                            for chunk in batch:
+                                if states.pop(chunk.file_index, None) is not None:
+                                    ready[chunk.file_index] = W2V2Error(" ".join(reason.split()))
+                            continue
                         for chunk, out in zip(batch, outputs, strict=True):
                             state = states[chunk.file_index]
                             state.outputs[chunk.index] = out

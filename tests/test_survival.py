@@ -1,0 +1,452 @@
+"""Faults a batch run must survive: full and read-only disks, concurrent runs, real SIGINT
+and SIGTERM then a resumed run, corrupt models and LMs, odd audio, symlink loops, a failure
+at any stage of one file. In each: no traceback, a line naming the file and the reason, the
+right exit status, every finished output complete, no temporary file left, and the other
+files still done.
+
+Disk faults use a real tmpfs (full, or mounted read-only) when the tests run as root, as in
+CI; otherwise a patched ``fsync`` that fails with ENOSPC, and ``chmod``, which binds a
+non-root user. Signals are real signals sent to a real ``w2v2`` process.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+from click.testing import CliRunner
+from conftest import noise_audio
+from lm_fixtures import built_lms
+
+from w2v2cli.cli import main
+
+AS_ROOT = os.geteuid() == 0
+
+
+def invoke(*args: object):
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+def leftovers(folder: Path) -> list[str]:
+    """Hidden temporary files or folders (``.NAME.XXXX.tmp``/``.dir``) under ``folder``."""
+    return sorted(str(p) for p in folder.rglob(".*") if ".tmp" in p.name or ".dir" in p.name)
+
+
+def error_lines(result_stderr: str) -> list[str]:
+    return [ln for ln in result_stderr.splitlines() if ln.startswith("error:")]
+
+
+@pytest.fixture
+def clips(tmp_path: Path) -> Path:
+    folder = tmp_path / "clips"
+    folder.mkdir()
+    for i, secs in enumerate([2.0, 1.2, 3.1, 0.8, 2.6, 1.7, 2.2, 0.9]):
+        sf.write(folder / f"c{i}.wav", noise_audio(secs, 40 + i), 16000)
+    return folder
+
+
+@pytest.fixture
+def reference(group_model: Path, clips: Path, tmp_path: Path) -> Path:
+    """What a clean run writes, to compare every surviving output with."""
+    out = tmp_path / "reference"
+    r = invoke("transcribe", clips, "-m", group_model, "-o", out, "-f", "json", "-f", "srt", "-q")
+    assert r.exit_code == 0, r.output
+    return out
+
+
+def assert_complete(out: Path, reference: Path) -> int:
+    """Every output under ``out`` equals the clean run's, byte for byte; returns the count."""
+    files = [p for p in out.rglob("*") if p.is_file()]
+    for p in files:
+        expected = reference / p.relative_to(out)
+        assert p.read_bytes() == expected.read_bytes(), p
+    return len(files)
+
+
+@contextmanager
+def mounted_tmpfs(path: Path, size_kb: int) -> Iterator[Path]:
+    path.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size_kb}k,mode=755", "tmpfs",
+                    str(path)], check=True)  # fmt: skip
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", "-l", str(path)], check=False)
+
+
+def make_read_only(path: Path) -> None:
+    if AS_ROOT:
+        subprocess.run(["mount", "-o", "remount,ro", str(path)], check=True)
+    else:
+        path.chmod(0o555)
+
+
+@contextmanager
+def small_disk(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, room_kb: int) -> Iterator[Path]:
+    """A folder with about ``room_kb`` of free space: a real tmpfs as root, else a folder
+    whose fsync fails with ENOSPC once that much has been written through ``fsutil``."""
+    target = tmp_path / "small"
+    if AS_ROOT:
+        with mounted_tmpfs(target, room_kb) as folder:
+            yield folder
+        return
+    target.mkdir()
+    from w2v2cli import fsutil
+
+    real = fsutil.os.fsync
+    written = {"bytes": 0}
+
+    def fsync(fd: int) -> None:
+        written["bytes"] += os.fstat(fd).st_size
+        if written["bytes"] > room_kb * 1024:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        real(fd)
+
+    monkeypatch.setattr(fsutil.os, "fsync", fsync)
+    yield target
+
+
+# --- disks --------------------------------------------------------------------------------
+
+
+def test_disk_full_fails_the_files_that_do_not_fit(group_model, clips, reference, tmp_path,
+                                                   monkeypatch):  # fmt: skip
+    with small_disk(tmp_path, monkeypatch, room_kb=28) as disk:
+        out = disk / "out"
+        r = invoke("transcribe", clips, "-m", group_model, "-o", out, "-f", "json", "-f", "srt")
+        assert r.exit_code == 1, r.output
+        errors = error_lines(r.stderr)
+        assert errors and all("No space left on device" in e for e in errors), r.stderr
+        assert all(any(f"c{i}.wav" in e for i in range(8)) for e in errors)
+        done = [ln for ln in r.stderr.splitlines() if " done, " in ln]
+        assert done and not done[0].startswith("0 done"), r.stderr
+        assert assert_complete(out, reference) >= 2
+        assert leftovers(disk) == []
+        assert "Traceback" not in r.output
+
+
+def test_read_only_output_folder_is_refused_before_work(group_model, clips, tmp_path):
+    target = tmp_path / "ro"
+    if AS_ROOT:
+        with mounted_tmpfs(target, 64):
+            make_read_only(target)
+            r = invoke("transcribe", clips, "-m", group_model, "-o", target)
+    else:
+        target.mkdir()
+        make_read_only(target)
+        r = invoke("transcribe", clips, "-m", group_model, "-o", target)
+    assert r.exit_code == 2
+    (line,) = r.stderr.strip().splitlines()
+    assert line.startswith("error: output folder") and "is not writable" in line
+
+
+def test_read_only_input_folder_fails_each_file_next_to_it(group_model, tmp_path):
+    """Outputs go next to the inputs, on a read-only disk: each file fails, named."""
+    folder = tmp_path / "ro-in"
+
+    def run() -> None:
+        for i in range(2):
+            sf.write(folder / f"x{i}.wav", noise_audio(1.0, i), 16000)
+        make_read_only(folder)
+        r = invoke("transcribe", folder, "-m", group_model)
+        assert r.exit_code == 1
+        errors = error_lines(r.stderr)
+        assert len(errors) == 2 and all("cannot write" in e for e in errors), r.stderr
+        assert sorted(p.name for p in folder.iterdir()) == ["x0.wav", "x1.wav"]
+
+    if AS_ROOT:
+        with mounted_tmpfs(folder, 1024):
+            run()
+    else:
+        folder.mkdir()
+        run()
+
+
+# --- concurrency and signals -------------------------------------------------------------
+
+
+def w2v2(*args: object) -> list[str]:
+    return [sys.executable, "-m", "w2v2cli", *map(str, args)]
+
+
+def test_two_runs_writing_one_folder_at_once(group_model, clips, reference, tmp_path):
+    out = tmp_path / "shared"
+    cmd = w2v2("transcribe", clips, "-m", group_model, "-o", out, "-f", "json", "-f", "srt",
+               "--overwrite", "-q")  # fmt: skip
+    procs = [subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    for p in procs:
+        _, err = p.communicate(timeout=300)
+        assert p.returncode == 0, err
+    assert assert_complete(out, reference) == 16
+    assert leftovers(out) == []
+
+
+@pytest.fixture
+def many_clips(tmp_path: Path) -> Path:
+    """Enough audio that a run is still going when the signal arrives."""
+    folder = tmp_path / "many"
+    folder.mkdir()
+    for i in range(150):
+        sf.write(folder / f"m{i:03d}.wav", noise_audio(3.0, i), 16000)
+    return folder
+
+
+def wait_for_outputs(out: Path, n: int, proc: subprocess.Popen, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if out.is_dir() and len(list(out.glob("*.json"))) >= n:
+            return
+        assert proc.poll() is None, "the run ended before it could be interrupted"
+        time.sleep(0.01)
+    raise AssertionError("no outputs appeared")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("sig", "status"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_signal_mid_run_then_resume(group_model, many_clips, tmp_path, sig, status):
+    out = tmp_path / "out"
+    cmd = w2v2("transcribe", many_clips, "-m", group_model, "-o", out, "-f", "json", "-f", "txt",
+               "-q")  # fmt: skip
+    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
+    wait_for_outputs(out, 3, proc)
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == status, err
+    assert "Traceback" not in err
+    (line,) = err.strip().splitlines()
+    assert ("terminated" if sig == signal.SIGTERM else "interrupted") in line
+    assert leftovers(out) == []
+    jsons = sorted(out.glob("*.json"))
+    assert 3 <= len(jsons) < 150
+    for p in jsons:  # every finished output is whole
+        assert json.loads(p.read_text())["schema"] == "w2v2cli.transcript/1"
+    finished = sum(1 for p in jsons if p.with_suffix(".txt").is_file())
+
+    again = subprocess.run(cmd, stderr=subprocess.PIPE, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr
+    assert len(list(out.glob("*.json"))) == len(list(out.glob("*.txt"))) == 150
+    loud = [a for a in cmd if a != "-q"]
+    result = subprocess.run(loud, stderr=subprocess.PIPE, text=True)
+    assert "0 done, 150 skipped, 0 failed" in result.stderr
+    assert finished >= 3
+
+
+@pytest.mark.slow
+def test_sigterm_during_eval_keeps_finished_logits(group_model, many_clips, tmp_path):
+    manifest = tmp_path / "m.tsv"
+    manifest.write_text("path\ttext\n" + "".join(f"many/m{i:03d}.wav\tX\n" for i in range(150)))
+    logits = tmp_path / "logits"
+    proc = subprocess.Popen(w2v2("eval", manifest, "-m", group_model, "--save-logits", logits,
+                                 "-q"), stderr=subprocess.PIPE, text=True)  # fmt: skip
+    deadline = time.monotonic() + 120
+    while len(list(logits.glob("*.npz"))) < 3 and time.monotonic() < deadline:
+        assert proc.poll() is None
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 143, err
+    assert "terminated" in err and "Traceback" not in err
+    assert leftovers(logits) == []
+    for p in logits.glob("*.npz"):
+        with np.load(p) as z:
+            assert z["log_probs"].ndim == 2
+
+
+# --- broken models and LMs ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        ("weights", "cannot load the weights of"),
+        ("config", "cannot load model"),
+    ],
+)
+def test_corrupt_model_folder_is_one_line(group_model, clips, tmp_path, damage, message):
+    model = tmp_path / "model"
+    shutil.copytree(group_model, model)
+    if damage == "weights":
+        (model / "model.safetensors").write_bytes(os.urandom(4096))
+    else:
+        (model / "config.json").write_text("{ this is not json")
+    r = invoke("transcribe", clips, "-m", model)
+    assert r.exit_code == 2
+    (line,) = r.stderr.strip().splitlines()
+    assert message in line and str(model) in line
+
+
+@pytest.mark.parametrize("workers", ["0", "2"])
+@pytest.mark.parametrize("kind", ["random bytes", "broken arpa"])
+def test_garbage_lm_is_one_line(group_model, clips, tmp_path, kind, workers):
+    lm = tmp_path / "lm.arpa"
+    if kind == "random bytes":
+        lm.write_bytes(os.urandom(2048))
+    else:
+        lm.write_text("\\data\\\nngram 1=3\n\n\\1-grams:\n-1.0\tA\nnonsense here\n\\end\\\n")
+    (tmp_path / "lm.arpa.unigrams.txt").write_text("A\nB\n")
+    out = tmp_path / "out"
+    r = invoke("transcribe", clips, "-m", group_model, "--lm", lm, "--decode-workers", workers,
+               "-o", out, "-q")  # fmt: skip
+    assert r.exit_code == 2, r.output
+    (line,) = r.stderr.strip().splitlines()
+    assert line.startswith(f"error: {lm}: ")
+    assert not out.exists() or leftovers(out) == []
+
+
+# --- odd inputs -----------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_odd_audio_is_transcribed(group_model, tmp_path, caplog):
+    folder = tmp_path / "odd"
+    folder.mkdir()
+    sf.write(folder / "few samples.wav", np.array([0.1, -0.2, 0.3, 0.1, 0.0], np.float32), 16000)
+    bad = noise_audio(2.0, 3)
+    bad[100:200] = np.nan
+    bad[300] = np.inf
+    sf.write(folder / "nan.wav", bad, 16000, subtype="FLOAT")
+    sf.write(folder / "silence.flac", np.zeros(16000 * 600, np.float32), 16000)
+    stereo = np.stack([noise_audio(1.5, 4, sr=384000), noise_audio(1.5, 5, sr=384000)], axis=1)
+    sf.write(folder / "8-bit 384 kHz stéréo ünï.wav", stereo, 384000, subtype="PCM_U8")
+    out = tmp_path / "out"
+    r = invoke("transcribe", folder, "-m", group_model, "-o", out, "-f", "json")
+    assert r.exit_code == 0, r.output
+    assert "4 done, 0 skipped, 0 failed" in r.stderr
+    docs = {p.name: json.loads(p.read_text()) for p in out.glob("*.json")}
+    assert sorted(docs) == sorted(["few samples.json", "nan.json", "silence.json",
+                                   "8-bit 384 kHz stéréo ünï.json"])  # fmt: skip
+    assert docs["few samples.json"]["text"] == "" and docs["few samples.json"]["duration"] == 0.0
+    assert docs["silence.json"]["duration"] == 600.0
+    assert docs["8-bit 384 kHz stéréo ünï.json"]["duration"] == 1.5
+    assert "nan.wav: replaced NaN/infinite samples with silence" in caplog.text
+
+
+def test_symlink_loop_inside_an_input_folder(group_model, clips, tmp_path):
+    (clips / "sub").mkdir()
+    sf.write(clips / "sub" / "deep.wav", noise_audio(1.0, 9), 16000)
+    (clips / "sub" / "loop").symlink_to(clips, target_is_directory=True)
+    (clips / "self").symlink_to(clips / "self")  # a link to itself
+    out = tmp_path / "out"
+    r = invoke("transcribe", clips, "-m", group_model, "-o", out, "-f", "txt")
+    assert "Traceback" not in r.output
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*.txt")) == sorted(
+        [f"c{i}.txt" for i in range(8)] + ["sub/deep.txt"]
+    )
+    assert r.exit_code == 0 or error_lines(r.stderr) == [], r.stderr
+
+
+# --- one file failing at any stage ----------------------------------------------------------
+
+
+def test_a_segmenting_failure_fails_that_file(group_model, clips, tmp_path, monkeypatch):
+    from w2v2cli.output import writers
+
+    real = writers.SubtitlesWriter.format
+
+    def fragile(self, transcript, item):
+        if item.path.name == "c2.wav":
+            raise ValueError("cue ends before it starts")
+        return real(self, transcript, item)
+
+    monkeypatch.setattr(writers.SubtitlesWriter, "format", fragile)
+    out = tmp_path / "out"
+    r = invoke("transcribe", clips, "-m", group_model, "-o", out, "-f", "txt", "-f", "srt")
+    assert r.exit_code == 1
+    (line,) = error_lines(r.stderr)
+    assert "c2.wav" in line and "cannot format the srt output: ValueError" in line
+    assert len(list(out.glob("*.srt"))) == 7 and "7 done" in r.stderr
+
+
+def test_a_model_failure_fails_the_files_of_that_batch(group_model, clips, tmp_path,
+                                                       monkeypatch):  # fmt: skip
+    from w2v2cli.inference import Runner
+
+    real = Runner.run
+
+    def fragile(self, chunks):
+        if any(c.length == int(3.1 * 16000) for c in chunks):
+            raise RuntimeError("CUDA out of memory")
+        return real(self, chunks)
+
+    monkeypatch.setattr(Runner, "run", fragile)
+    out = tmp_path / "out"
+    r = invoke("transcribe", clips, "-m", group_model, "-o", out, "-f", "txt")
+    assert r.exit_code == 1
+    (line,) = error_lines(r.stderr)
+    assert "c2.wav" in line and "the model failed on this file: RuntimeError" in line
+    assert len(list(out.glob("*.txt"))) == 7
+
+
+# --- one error model across commands --------------------------------------------------------
+
+
+@pytest.fixture
+def manifest(clips: Path, tmp_path: Path) -> Path:
+    path = tmp_path / "m.tsv"
+    path.write_text("path\ttext\nclips/c0.wav\tHELLO\nclips/c1.wav\tWORLD\n")
+    return path
+
+
+def commands(manifest: Path, model: Path, lm: Path, tmp_path: Path) -> dict[str, list[object]]:
+    text = tmp_path / "t.txt"
+    text.write_text("hello world\n")
+    return {
+        "transcribe": ["transcribe", manifest.parent / "clips", "-m", model, "-o", tmp_path / "o"],
+        "eval": ["eval", manifest, "-m", model],
+        "lm tune": ["lm", "tune", manifest, "--lm", lm, "-m", model],
+        "lm build": ["lm", "build", text, "-o", tmp_path / "x.bin", "--model", model],
+    }
+
+
+@pytest.mark.parametrize("command", ["transcribe", "eval", "lm tune", "lm build"])
+def test_same_model_fault_same_status_and_line_in_every_command(
+    manifest, tmp_path, tmp_path_factory, command
+):
+    lm = built_lms(tmp_path_factory).upper_bin
+    missing = tmp_path / "no-such-model"
+    r = invoke(*commands(manifest, missing, lm, tmp_path)[command])
+    assert r.exit_code == 2
+    assert r.stderr.strip().splitlines() == [f"error: model folder '{missing}' does not exist"]
+
+
+@pytest.mark.parametrize("command", ["transcribe", "eval", "lm tune"])
+def test_same_option_fault_same_status_and_line_in_every_command(
+    manifest, group_model, tmp_path, tmp_path_factory, command
+):
+    lm = built_lms(tmp_path_factory).upper_bin
+    args = commands(manifest, group_model, lm, tmp_path)[command]
+    r = invoke(*args, "--chunk-length", "4", "--stride-length", "2")
+    assert r.exit_code == 2
+    assert r.stderr.strip().splitlines() == [
+        "error: chunk length (4 s) must be greater than the two strides together (2 + 2 s)"
+    ]
+
+
+@pytest.mark.parametrize("command", ["transcribe", "eval", "lm tune", "lm build"])
+def test_ctrl_c_exits_130_in_every_command(manifest, group_model, tmp_path, tmp_path_factory,
+                                           monkeypatch, command):  # fmt: skip
+    """Ctrl-C at the first audio file read (or lmplz run, for lm build)."""
+    from w2v2cli import audio
+    from w2v2cli.lm import build as lm_build
+
+    def interrupt(*_args, **_kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(audio, "_check_file", interrupt)
+    monkeypatch.setattr(lm_build, "_run_tool", interrupt)
+    lm = built_lms(tmp_path_factory).upper_bin
+    r = invoke(*commands(manifest, group_model, lm, tmp_path)[command])
+    assert r.exit_code == 130, r.output
+    assert r.stderr.strip().splitlines()[-1].startswith("error: interrupted")
