@@ -53,3 +53,37 @@ def test_main_help_lists_commands():
     out = CliRunner().invoke(main, ["--help"]).output
     for name, _ in COMMANDS:
         assert name.split()[0] in out
+
+
+def readme_python_example() -> str:
+    section = README[README.index("## Python API"):]
+    start = section.index("```python\n") + len("```python\n")
+    return section[start:section.index("```", start)]
+
+
+def test_readme_python_example_runs(group_model, tmp_path, monkeypatch, capsys):
+    """The README's Python example, run as written with the tiny model in place of the hub
+    id, on the example clips: the library API it shows keeps working."""
+    import shutil
+
+    examples = Path(__file__).parent.parent / "examples" / "audio"
+    shutil.copy(examples / "stella.mp3", tmp_path / "talk.mp3")
+    (tmp_path / "recordings").mkdir()
+    for name in ("fox.wav", "journey.flac", "stella.mp3"):
+        shutil.copy(examples / name, tmp_path / "recordings" / name)
+    # The example manifest, its audio paths relative to the manifest's folder.
+    rows = (examples / "references.tsv").read_text().splitlines()
+    (tmp_path / "test.tsv").write_text(
+        "\n".join([rows[0]] + [f"recordings/{row}" for row in rows[1:]]) + "\n"
+    )
+    code = readme_python_example()
+    assert '"facebook/wav2vec2-base-960h"' in code
+    monkeypatch.chdir(tmp_path)
+    exec(compile(code.replace('"facebook/wav2vec2-base-960h"', repr(str(group_model))),
+                 "README.md", "exec"), {})  # fmt: skip
+    lines = capsys.readouterr().out.splitlines()
+    assert "3 0" in lines  # three files done, none failed
+    assert lines[-1].startswith("WER ") and lines[-1].endswith("%")
+    written = sorted(p.name for p in (tmp_path / "out").iterdir())
+    assert written == ["fox.json", "fox.srt", "journey.json", "journey.srt", "stella.json",
+                       "stella.srt"]  # fmt: skip

@@ -88,16 +88,9 @@ def _counts_row(wer: float, cer: float, words: ErrorCounts, chars: ErrorCounts) 
     }
 
 
-@dataclass(frozen=True)
-class UtteranceScore:
-    """One scored pair. ``reference``/``hypothesis`` are the texts as given; ``ref``/``hyp``
-    are the texts as scored (normalised, single spaces), which alignments use."""
+class Rates:
+    """``wer`` and ``cer`` of anything that has word and character ``ErrorCounts``."""
 
-    id: str
-    reference: str
-    hypothesis: str
-    ref: str
-    hyp: str
     words: ErrorCounts
     chars: ErrorCounts
 
@@ -108,6 +101,20 @@ class UtteranceScore:
     @property
     def cer(self) -> float:
         return self.chars.rate
+
+
+@dataclass(frozen=True)
+class UtteranceScore(Rates):
+    """One scored pair. ``reference``/``hypothesis`` are the texts as given; ``ref``/``hyp``
+    are the texts as scored (normalised, single spaces), which alignments use."""
+
+    id: str
+    reference: str
+    hypothesis: str
+    ref: str
+    hyp: str
+    words: ErrorCounts
+    chars: ErrorCounts
 
     def to_row(self) -> dict[str, object]:
         """A flat record for ``write_report``; callers may add keys (decoder, duration...)."""
@@ -122,20 +129,12 @@ class UtteranceScore:
 
 
 @dataclass(frozen=True)
-class Score:
+class Score(Rates):
     """Corpus-level result: counts summed over utterances, rates computed from the sums."""
 
     words: ErrorCounts
     chars: ErrorCounts
     utterances: int
-
-    @property
-    def wer(self) -> float:
-        return self.words.rate
-
-    @property
-    def cer(self) -> float:
-        return self.chars.rate
 
     def to_dict(self) -> dict[str, object]:
         """A JSON-ready summary."""

@@ -3,7 +3,7 @@
 The model's output does not depend on alpha and beta, so the model runs once
 (an ``EmissionSource``: the engine or saved ``--load-logits``) and only beam search is
 repeated, once per ``(alpha, beta)`` pair, on the same log-probabilities; corpus-level WER
-and CER of each pair come from ``metrics``. Typical use::
+and CER of each pair come from ``scoring``. Typical use::
 
     ok, failed, _ = compute_emissions(manifest, ModelSource(engine))
     items = [(entry.text, em) for entry, em in ok]
