@@ -50,10 +50,6 @@ _PYAV_ONLY_EXTENSIONS = frozenset({"mp3", "mp2", "mp1", "mpga"})
 _PYAV_ONLY_SF_FORMATS = frozenset({"MP3", "MPEG"})
 
 
-class _NotForSoundfile(Exception):
-    """libsndfile cannot (or should not) read this file; try PyAV."""
-
-
 def load_audio(path: str | Path, sample_rate: int) -> np.ndarray:
     """Decode ``path`` to a 1-D float32 mono array at ``sample_rate`` Hz.
 
@@ -66,11 +62,8 @@ def load_audio(path: str | Path, sample_rate: int) -> np.ndarray:
     p = Path(path)
     _check_file(p)
     sink = _ResamplingSink(sample_rate)
-    try:
-        if p.suffix.lower().lstrip(".") in _PYAV_ONLY_EXTENSIONS:
-            raise _NotForSoundfile
-        _decode_soundfile(p, sink)
-    except _NotForSoundfile:
+    pyav_only = p.suffix.lower().lstrip(".") in _PYAV_ONLY_EXTENSIONS
+    if pyav_only or not _decode_soundfile(p, sink):
         sink = _ResamplingSink(sample_rate)
         _decode_pyav(p, sink)
     audio = sink.finish()
@@ -224,16 +217,18 @@ def _to_mono(block: np.ndarray, axis: int) -> np.ndarray:
 # --- soundfile ---------------------------------------------------------------------------
 
 
-def _decode_soundfile(p: Path, sink: _ResamplingSink) -> None:
+def _decode_soundfile(p: Path, sink: _ResamplingSink) -> bool:
+    """Decode into ``sink`` with libsndfile; False when it cannot (or should not) read the
+    file, which then goes to PyAV."""
     try:
         f = sf.SoundFile(str(p))
     except (sf.LibsndfileError, RuntimeError, ValueError, TypeError):
-        raise _NotForSoundfile from None
+        return False
     except OSError as e:
         raise AudioError(p, f"cannot read: {_os_reason(e)}") from None
     with f:
         if f.format in _PYAV_ONLY_SF_FORMATS:
-            raise _NotForSoundfile
+            return False
         if f.samplerate <= 0 or f.channels <= 0:
             raise AudioError(p, "invalid header (no sample rate or channels)")
         if _header_claims_more_data(f):
@@ -248,6 +243,7 @@ def _decode_soundfile(p: Path, sink: _ResamplingSink) -> None:
                 sink.push(_to_mono(block, axis=1), f.samplerate)
         except (sf.LibsndfileError, RuntimeError, ValueError) as e:
             raise AudioError(p, f"corrupt or truncated audio data ({_one_line(str(e))})") from None
+    return True
 
 
 def _header_claims_more_data(f: sf.SoundFile) -> bool:

@@ -94,6 +94,11 @@ class DecodeError(W2V2Error):
     """Decoding one file's emissions failed (a beam-search worker died, a library error)."""
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised in the main thread (by the CLI's handler) so that it unwinds exactly
+    like Ctrl-C: temporary files are removed, finished outputs kept, workers stopped."""
+
+
 def reason_of(exc: BaseException) -> str:
     """The message without the path prefix for errors that carry one (for per-file lines
     that already name the file), else the whole message."""

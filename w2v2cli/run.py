@@ -204,6 +204,8 @@ def _write_outputs(
                 stream.flush()
             else:
                 paths.append(w.write(transcript, item))
+        except BrokenPipeError:
+            raise  # the reader of --stdout is gone (`| head`): the whole run is over
         except OSError as exc:
             where = "standard output" if stream is not None else str(w.output_path(item))
             reason = exc.strerror or str(exc) or type(exc).__name__

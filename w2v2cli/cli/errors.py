@@ -9,6 +9,8 @@ exit   meaning
 2      the command could not run: bad options or arguments, a model, LM, manifest or
        tool that cannot be used, an output path that cannot be written
 130    interrupted (Ctrl-C, SIGINT)
+141    standard output was closed by its reader (``w2v2 ... --stdout | head``): the run
+       stops quietly, as a shell tool killed by SIGPIPE would
 143    terminated (SIGTERM, what schedulers and ``kill`` send)
 =====  ==============================================================================
 
@@ -21,23 +23,21 @@ temporary files are removed on the way out, finished outputs are kept.
 from __future__ import annotations
 
 import functools
+import os
 import signal
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from ..errors import W2V2Error
+from ..errors import Terminated, W2V2Error
 
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
+EXIT_BROKEN_PIPE = 141
 EXIT_TERMINATED = 143
-
-
-class Terminated(KeyboardInterrupt):
-    """SIGTERM, raised in the main thread so that it unwinds like Ctrl-C."""
 
 
 class Console:
@@ -92,6 +92,14 @@ def handle_errors(command: Callable[..., int | None]) -> Callable[..., None]:
         try:
             with sigterm_as_exception():
                 status = command(*args, **kwargs)
+        except BrokenPipeError:
+            # Nothing more can reach stdout; point it at /dev/null so that Python's final
+            # flush does not complain, and stop without a message.
+            try:
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            except (OSError, ValueError):  # no real file descriptor (an embedding caller)
+                pass
+            sys.exit(EXIT_BROKEN_PIPE)
         except Terminated:
             console.error("terminated; finished outputs are kept, no partial file was written")
             sys.exit(EXIT_TERMINATED)
