@@ -6,12 +6,23 @@ a hub model. Nothing is downloaded.
 
 from __future__ import annotations
 
+import atexit
 import json
+import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
+
+# Every test run gets its own Hugging Face cache (hence its own OpenVINO IR cache): nothing
+# is read from or written to the user's, and nothing can be downloaded into it.
+_HF_HOME = tempfile.mkdtemp(prefix="w2v2-test-hf-")
+os.environ["HF_HOME"] = _HF_HOME
+os.environ.pop("HF_HUB_CACHE", None)
+atexit.register(shutil.rmtree, _HF_HOME, True)
 
 VOCAB = ["<pad>", "<s>", "</s>", "<unk>", "|", *"ETAONIHSRDLUMWCFGYPBVK'XJQZ"]
 
@@ -126,3 +137,19 @@ def audio_folder(tmp_path: Path) -> Path:
         sf.write(root / f"clip{i}.wav", noise_audio(secs, seed=i), 16000)
     sf.write(root / "sub" / "deep.flac", noise_audio(3.3, seed=9), 16000)
     return root
+
+
+@pytest.fixture(scope="session")
+def speech(tmp_path_factory: pytest.TempPathFactory):
+    """Sentences spoken by espeak-ng (``speech.Speech``), synthesised once per session."""
+    from speech import synthesise
+
+    return synthesise(tmp_path_factory.mktemp("speech"))
+
+
+@pytest.fixture(scope="session")
+def trained_model() -> Path:
+    """A small model that really recognises espeak-ng speech (tests/assets)."""
+    from speech import TRAINED_MODEL
+
+    return TRAINED_MODEL

@@ -219,7 +219,7 @@ def test_transcribers_do_not_share_a_model(group_model: Path) -> None:
     from w2v2cli.options import ModelOptions, RunOptions
     from w2v2cli.run import Transcriber
 
-    options = RunOptions(model=ModelOptions(model=str(group_model)))
+    options = RunOptions(model=ModelOptions(model=str(group_model), backend="torch"))
     exact = Transcriber(options)
     plain = Transcriber(options, exact=False)
     assert exact.loaded.model is not plain.loaded.model

@@ -11,6 +11,7 @@ from conftest import noise_audio, save_tiny_model
 
 from w2v2cli.errors import ModelError
 from w2v2cli.inference import Runner
+from w2v2cli.inference.torch_backend import TorchBackend
 from w2v2cli.models import load_model
 from w2v2cli.options import ModelOptions
 from w2v2cli.records import Chunk
@@ -28,7 +29,7 @@ def _chunks(seed: int = 0) -> list[Chunk]:
 @pytest.mark.parametrize("family", ["group_model", "layer_model"])
 def test_batched_log_probs_equal_unbatched(family, request):
     loaded = load_model(ModelOptions(model=str(request.getfixturevalue(family))))
-    runner = Runner(loaded, exact=True)
+    runner = Runner(loaded, TorchBackend(loaded, exact=True))
     chunks = _chunks()
     single = [runner.run([c])[0] for c in chunks]
     batched = runner.run(chunks)
@@ -41,7 +42,7 @@ def test_batched_log_probs_equal_unbatched(family, request):
 def test_plain_padding_is_not_exact_for_group_norm(group_model):
     """The reason exact.py exists: without it, padding changes a group-norm model's output."""
     loaded = load_model(ModelOptions(model=str(group_model), device="cpu"))
-    plain = Runner(loaded, exact=False)
+    plain = Runner(loaded, TorchBackend(loaded, exact=False))
     chunks = _chunks()
     single = [plain.run([c])[0] for c in chunks]
     batched = plain.run(chunks)
@@ -51,8 +52,8 @@ def test_plain_padding_is_not_exact_for_group_norm(group_model):
 
 def test_layer_norm_model_exact_too(layer_model):
     loaded = load_model(ModelOptions(model=str(layer_model)))
-    runner = Runner(loaded, exact=True)
-    assert runner.patched is True and runner.use_mask is True
+    runner = Runner(loaded, TorchBackend(loaded, exact=True))
+    assert runner.patched is True and runner.backend.use_mask is True
     chunks = _chunks(5)
     single = [runner.run([c])[0] for c in chunks]
     for s, b in zip(single, runner.run(chunks), strict=True):

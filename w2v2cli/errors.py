@@ -10,6 +10,7 @@ class              raised when                                            CLI ex
 ``ConfigError``    options that contradict each other or cannot work      2
 ``OutputError``    an output path that cannot be written (checked early)  2
 ``ModelError``     the model cannot be loaded or used                     2
+``ConversionError`` OpenVINO cannot convert the model (auto: use torch)    2
 ``ManifestError``  an eval manifest cannot be read                        2
 ``LogitsError``    saved log-probabilities cannot be read                 2 (per file)
 ``LMError``        a language model, its unigrams or attrs.json is bad    2
@@ -41,6 +42,11 @@ class OutputError(W2V2Error):
 
 class ModelError(W2V2Error):
     """The model or its processor cannot be loaded or used (missing, no CTC head, no tokenizer)."""
+
+
+class ConversionError(ModelError):
+    """A backend cannot convert this model (OpenVINO and an unsupported family): with
+    ``--backend auto`` the run falls back to PyTorch."""
 
 
 class PathError(W2V2Error):

@@ -14,7 +14,8 @@ DEFAULT_MODEL = "facebook/wav2vec2-base-960h"
 
 # Every choice the options offer, defined once (the CLI's choices come from here).
 DEVICES_HELP = "auto, cpu, cuda or cuda:N"
-DTYPES = ("auto", "float32", "float16", "bfloat16")
+DTYPES = ("auto", "float32", "float16", "bfloat16", "int8")
+BACKENDS = ("auto", "torch", "openvino")
 DECODERS = ("auto", "greedy", "beam")
 FORMATS = ("txt", "json", "srt", "vtt", "tsv")
 CASE_MODES = ("keep", "lower", "sentence")
@@ -22,11 +23,14 @@ CASE_MODES = ("keep", "lower", "sentence")
 
 @dataclass(frozen=True)
 class ModelOptions:
-    """Which model to load and where it runs.
+    """Which model to load, where and how it runs.
 
     ``device="auto"`` picks CUDA when available. ``dtype="auto"`` is float16 on CUDA (half
-    the memory traffic, same greedy text in practice) and float32 on CPU (CPU half precision
-    is slow or unsupported). Remote code is never run (``trust_remote_code=False``).
+    the memory traffic, same greedy text in practice) and float32 on CPU (the text of the
+    transformers pipeline); ``bfloat16`` (CPUs with native bf16) and ``int8`` (OpenVINO)
+    trade a little accuracy for speed. ``backend="auto"`` is OpenVINO on the CPU when its
+    extra is installed, else PyTorch (``inference/backends.py``). ``threads=None``: the
+    cores this process may use. Remote code is never run (``trust_remote_code=False``).
     """
 
     model: str = DEFAULT_MODEL
@@ -34,10 +38,18 @@ class ModelOptions:
     dtype: str = "auto"
     cache_dir: Path | None = None
     revision: str | None = None
+    backend: str = "auto"
+    threads: int | None = None
 
     def __post_init__(self) -> None:
         if self.dtype not in DTYPES:
             raise ConfigError(f"dtype must be one of {', '.join(DTYPES)}, not {self.dtype!r}")
+        if self.backend not in BACKENDS:
+            raise ConfigError(
+                f"backend must be one of {', '.join(BACKENDS)}, not {self.backend!r}"
+            )
+        if self.threads is not None and self.threads < 1:
+            raise ConfigError("threads must be at least 1")
         dev = self.device
         if not (dev in ("auto", "cpu", "cuda") or (dev.startswith("cuda:") and dev[5:].isdigit())):
             raise ConfigError(f"device must be {DEVICES_HELP}, not {dev!r}")

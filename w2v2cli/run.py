@@ -78,12 +78,13 @@ class Transcriber:
     >>> t.transcribe_file("talk.wav").text                 # doctest: +SKIP
 
     The model is this transcriber's own (``inference.Engine``); ``close`` frees it and the
-    decoder's workers. ``exact=False`` turns exact batching off (benchmarks only).
+    decoder's workers. ``exact=False`` turns exact batching off (benchmarks only);
+    ``notify`` receives one-line notices (a first OpenVINO conversion).
     """
 
     def __init__(
         self, options: RunOptions | None = None, *, exact: bool = True,
-        decoder: Decoder | None = None,
+        decoder: Decoder | None = None, notify: Callable[[str], None] | None = None,
     ) -> None:
         from .inference import Engine
 
@@ -94,6 +95,7 @@ class Transcriber:
             batch_size=self.options.batch_size,
             max_padding=self.options.max_padding,
             exact=exact,
+            notify=notify,
         )
         self._decoder = decoder
 

@@ -21,7 +21,7 @@ from .options import (
 
 
 @contextmanager
-def emission_source(kw: dict[str, Any]) -> Iterator[Any]:
+def emission_source(kw: dict[str, Any], console: Console) -> Iterator[Any]:
     """The model (``ModelSource``) or ``--load-logits`` (``SavedSource``), closed on exit."""
     from ..evaluation import LogitsStore, ModelSource, SavedSource
 
@@ -33,7 +33,7 @@ def emission_source(kw: dict[str, Any]) -> Iterator[Any]:
 
     options = build_run_options(kw, DecodeOptions())  # decoders are built by the caller
     engine = Engine(options.model, options.chunking, batch_size=options.batch_size,
-                    max_padding=options.max_padding)  # fmt: skip
+                    max_padding=options.max_padding, notify=console.info)  # fmt: skip
     try:
         yield ModelSource(engine)
     finally:
@@ -88,7 +88,7 @@ def eval_command(manifest: Path, **kw: Any) -> int:
     check_outputs(kw, ("report",))
     loaded_manifest = load_manifest(manifest)
 
-    with emission_source(kw) as source:
+    with emission_source(kw, console) as source:
         decoders = make_decoders(names, source.vocabulary, decoding, source.model_lm)
         try:
             total = sum(e.duration or 0.0 for e in loaded_manifest.entries) or None

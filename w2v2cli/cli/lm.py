@@ -297,7 +297,7 @@ def tune_command(ctx: click.Context, manifest: Path, **kw: Any) -> int:
         workers=kw["decode_workers"],
     )
     loaded_manifest = load_manifest(manifest)
-    with emission_source(kw) as source:
+    with emission_source(kw, console) as source:
         settings = beam_settings(source.vocabulary, decoding)  # before the model runs
         total = sum(e.duration or 0.0 for e in loaded_manifest.entries) or None
         progress = NullProgress() if kw["quiet"] else RichProgress(console.err, "computing")

@@ -16,6 +16,7 @@ from typing import Any
 import click
 
 from ..options import (
+    BACKENDS,
     DECODERS,
     DEFAULT_MODEL,
     DTYPES,
@@ -75,14 +76,24 @@ def _stride(value: str | None) -> tuple[float, float] | None:
 
 
 def model_options(f: Callable[..., Any]) -> Callable[..., Any]:
-    """--model, --device, --dtype, --cache-dir, --revision, --batch-size, chunking."""
+    """--model, --device, --dtype, --backend, --threads, --cache-dir, --revision,
+    --batch-size, --max-padding, chunking."""
     decorators = [
         click.option("-m", "--model", default=DEFAULT_MODEL, show_default=True,
                      help="Hugging Face hub id or local folder of a CTC model."),
         click.option("--device", default="auto", show_default=True,
                      help="auto (CUDA if available), cpu, cuda or cuda:N."),
         click.option("--dtype", type=click.Choice(DTYPES), default="auto", show_default=True,
-                     help="Model precision; auto is float16 on CUDA, float32 on CPU."),
+                     help="Model precision; auto is float16 on CUDA, float32 on CPU; "
+                          "bfloat16 (CPUs with native bf16) and int8 (OpenVINO) are faster "
+                          "and slightly less accurate."),
+        click.option("--backend", type=click.Choice(BACKENDS), default="auto",
+                     show_default=True,
+                     help="What runs the model: auto is OpenVINO on CPU when installed "
+                          "(pip install 'w2v2cli[openvino]'), else torch."),
+        click.option("--threads", type=click.IntRange(min=1),
+                     help="CPU threads for the model [default: the cores this process may "
+                          "use]."),
         click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path),
                      help="Hugging Face cache folder (default: HF_HOME's)."),
         click.option("--revision", help="Hub revision (branch, tag or commit) of the model."),
@@ -145,6 +156,7 @@ def build_model_options(kw: dict[str, Any]) -> ModelOptions:
     return ModelOptions(
         model=kw["model"], device=kw["device"], dtype=kw["dtype"],
         cache_dir=kw["cache_dir"], revision=kw["revision"],
+        backend=kw["backend"], threads=kw["threads"],
     )
 
 

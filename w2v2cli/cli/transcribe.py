@@ -110,7 +110,7 @@ def transcribe(inputs: tuple[Path, ...], **kw: Any) -> int:
     counts = {"done": 0, "skipped": 0, "failed": 0}
     audio_seconds = 0.0
     started = time.perf_counter()
-    with Transcriber(options) as transcriber:
+    with Transcriber(options, notify=console.info) as transcriber:
         transcriber.decoder  # noqa: B018 - build it now: a bad LM fails before any file
         progress = NullProgress() if kw["quiet"] else RichProgress(console.err)
         with progress:

@@ -21,9 +21,10 @@ import numpy as np
 
 from .. import chunking
 from ..errors import W2V2Error
-from ..models import LoadedModel, load_model
+from ..models import LoadedModel
 from ..options import ChunkOptions, ModelOptions
 from ..records import Chunk, Emissions
+from .backends import open_backend
 from .runner import Runner
 
 log = logging.getLogger("w2v2cli")
@@ -41,10 +42,12 @@ class _FileState:
 
 
 class Engine:
-    """One model, loaded on construction and released by ``close``.
+    """One model, loaded on construction (``backends.open_backend``) and released by
+    ``close``.
 
     ``batch_size`` and ``max_padding`` default by device (see ``Runner``); ``exact=False``
-    turns exact batching off (benchmarks only).
+    turns exact batching off (benchmarks only); ``notify`` receives one-line notices such
+    as a first OpenVINO conversion (default: the log).
     """
 
     def __init__(
@@ -55,12 +58,12 @@ class Engine:
         batch_size: int | None = None,
         max_padding: float | None = None,
         exact: bool = True,
+        notify: Callable[[str], None] | None = None,
     ) -> None:
         self.model_options = model or ModelOptions()
-        self.loaded: LoadedModel = load_model(self.model_options)
-        self.runner = Runner(
-            self.loaded, exact=exact, max_padding=max_padding, batch_size=batch_size
-        )
+        self.loaded: LoadedModel
+        self.loaded, backend = open_backend(self.model_options, exact=exact, notify=notify)
+        self.runner = Runner(self.loaded, backend, max_padding=max_padding, batch_size=batch_size)
         self.plan = chunking.plan(
             chunking_options or ChunkOptions(),
             self.loaded.sampling_rate,
@@ -71,8 +74,15 @@ class Engine:
     def sampling_rate(self) -> int:
         return self.loaded.sampling_rate
 
+    @property
+    def backend(self) -> str:
+        """``torch`` or ``openvino``."""
+        return self.runner.backend.name
+
     def close(self) -> None:
         """Drop the model (its memory goes with the last reference)."""
+        if self.runner is not None:
+            self.runner.close()
         self.runner = None  # type: ignore[assignment]
         self.loaded = None  # type: ignore[assignment]
 

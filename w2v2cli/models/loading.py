@@ -12,6 +12,7 @@ exact batching for) one model, and a model is freed with its last user.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 from dataclasses import dataclass
@@ -20,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import ModelError
+from ..errors import ConfigError, ModelError
 from ..options import ModelOptions
 from ..records import Vocabulary
 from . import hub
@@ -31,25 +32,33 @@ log = logging.getLogger("w2v2cli")
 
 @dataclass
 class LoadedModel:
-    """A model with everything needed around it, loaded once per run.
+    """A model's processor parts, vocabulary and (for the torch backend) weights.
 
     ``local_dir`` is the folder the files were read from (a user's folder, or the hub
     cache's snapshot of a hub id); ``is_hub`` says which: a hub id's own LM is looked up on
-    the hub, a folder's in the folder.
+    the hub, a folder's in the folder. ``model`` is the transformers model on ``device``
+    in ``dtype`` (names: ``"cpu"``, ``"float32"``), or None when another backend runs the
+    model and the weights were never loaded.
     """
 
     name: str
-    model: Any  # transformers PreTrainedModel (kept untyped: no torch import for callers)
+    model: Any  # transformers PreTrainedModel or None (kept untyped: no torch import)
     feature_extractor: Any
     tokenizer: Any
     vocabulary: Vocabulary
     sampling_rate: int
     samples_per_frame: int
-    device: Any  # torch.device
-    dtype: Any  # torch.dtype
+    device: str
+    dtype: str
     wants_attention_mask: bool
     local_dir: Path | None
     is_hub: bool = False
+    config: Any = None
+    source: str = ""  # what from_pretrained reads: a folder, or the hub id to download
+
+    def output_frames(self, num_samples: int) -> int:
+        """Frames the model outputs for ``num_samples`` samples (0 when too short)."""
+        return output_frames(self.config, num_samples)
 
     @property
     def frame_duration(self) -> float:
@@ -97,13 +106,23 @@ def resolve_device(device: str) -> str:
     return device
 
 
-def resolve_dtype(dtype: str, device: str) -> Any:
+def resolve_dtype(dtype: str, device: str) -> str:
     """``auto`` → float16 on CUDA, float32 on CPU (CPU half precision is slow)."""
-    import torch
-
     if dtype == "auto":
-        return torch.float16 if device.startswith("cuda") else torch.float32
-    return getattr(torch, dtype)
+        return "float16" if device.startswith("cuda") else "float32"
+    return dtype
+
+
+def output_frames(config: Any, num_samples: int) -> int:
+    """The convolutional front end's output length, as transformers computes it for
+    wav2vec2-family models (``_get_feat_extract_output_lengths``), without torch."""
+    n = int(num_samples)
+    for kernel, stride in zip(config.conv_kernel, config.conv_stride, strict=True):
+        n = (n - kernel) // stride + 1
+    if getattr(config, "add_adapter", False):
+        for _ in range(config.num_adapter_layers):
+            n = (n - 1) // config.adapter_stride + 1
+    return max(0, n)
 
 
 def _first_line(exc: BaseException) -> str:
@@ -134,20 +153,18 @@ def _source(options: ModelOptions) -> tuple[str, Path | None, bool]:
     return name, None, True
 
 
-def load_model(options: ModelOptions) -> LoadedModel:
-    """Load processor parts and the CTC model; raises ``ModelError`` with one line."""
-    import torch
-    from transformers import AutoConfig, AutoFeatureExtractor, AutoModelForCTC, AutoTokenizer
+def load_processor(options: ModelOptions) -> LoadedModel:
+    """Everything but the weights: config, tokenizer, feature extractor, vocabulary.
+
+    Enough for a backend that runs its own copy of the model (a cached OpenVINO IR); the
+    ``model`` field is None. Raises ``ModelError`` with one line.
+    """
+    from transformers import AutoConfig, AutoFeatureExtractor, AutoTokenizer
 
     hub.quiet_hub_logging()
     name = options.model
     name_or_path, local_dir, is_hub = _source(options)
-    common: dict[str, Any] = {"trust_remote_code": False}
-    if options.cache_dir is not None:
-        common["cache_dir"] = str(options.cache_dir)
-    if options.revision is not None and local_dir is None:
-        common["revision"] = options.revision
-
+    common = _load_kwargs(options, local_dir)
     try:
         config = AutoConfig.from_pretrained(name_or_path, **common)
     except Exception as exc:  # noqa: BLE001 - any loading failure is this model's fault
@@ -159,6 +176,11 @@ def load_model(options: ModelOptions) -> LoadedModel:
             f"{name!r} is a {archs[0]} checkpoint without a CTC head: it needs CTC fine-tuning "
             "before it can transcribe (use a fine-tuned model such as "
             "facebook/wav2vec2-base-960h)"
+        )
+    if not hasattr(config, "conv_kernel") or not hasattr(config, "conv_stride"):
+        raise ModelError(
+            f"{name!r} is a {config.model_type} model, not a raw-audio CTC model with a "
+            "convolutional front end (wav2vec2, HuBERT, WavLM, Data2Vec audio, XLS-R...)"
         )
     try:
         tokenizer = AutoTokenizer.from_pretrained(name_or_path, **common)
@@ -176,17 +198,55 @@ def load_model(options: ModelOptions) -> LoadedModel:
         raise ModelError(
             f"{name!r} has no usable feature extractor config: {_first_line(exc)}"
         ) from None
+    vocabulary = vocabulary_from_tokenizer(tokenizer, getattr(config, "vocab_size", None))
+    samples_per_frame = int(
+        getattr(config, "inputs_to_logits_ratio", 0) or np.prod(config.conv_stride)
+    )
+    return LoadedModel(
+        name=name,
+        model=None,
+        feature_extractor=feature_extractor,
+        tokenizer=tokenizer,
+        vocabulary=vocabulary,
+        sampling_rate=int(getattr(feature_extractor, "sampling_rate", 16000)),
+        samples_per_frame=samples_per_frame,
+        device="cpu",
+        dtype="float32",
+        wants_attention_mask=bool(getattr(feature_extractor, "return_attention_mask", False)),
+        local_dir=local_dir,
+        is_hub=is_hub,
+        config=config,
+        source=name_or_path,
+    )
 
-    device = resolve_device(options.device)
-    dtype = resolve_dtype(options.dtype, device)
+
+def _load_kwargs(options: ModelOptions, local_dir: Path | None) -> dict[str, Any]:
+    common: dict[str, Any] = {"trust_remote_code": False}
+    if options.cache_dir is not None:
+        common["cache_dir"] = str(options.cache_dir)
+    if options.revision is not None and local_dir is None:
+        common["revision"] = options.revision
+    return common
+
+
+def load_weights(
+    parts: LoadedModel, options: ModelOptions, device: str = "cpu", dtype: str = "float32"
+) -> Any:
+    """The transformers CTC model of ``parts`` on ``device`` in ``dtype``, in eval mode."""
+    import torch
+    from transformers import AutoModelForCTC
+
+    name = parts.name
+    common = _load_kwargs(options, parts.local_dir)
     try:
         model, info = AutoModelForCTC.from_pretrained(
-            name_or_path, dtype=dtype, output_loading_info=True, **common
+            parts.source, dtype=getattr(torch, dtype), output_loading_info=True, **common
         )
     except ValueError as exc:
         if "Unrecognized configuration class" in str(exc):
             raise ModelError(
-                f"{name!r} is a {config.model_type} model, which has no CTC variant in transformers"
+                f"{name!r} is a {parts.config.model_type} model, which has no CTC variant in "
+                "transformers"
             ) from None
         raise ModelError(f"cannot load model {name!r}: {_first_line(exc)}") from None
     except Exception as exc:  # noqa: BLE001 - corrupt weights raise library-specific errors
@@ -204,24 +264,17 @@ def load_model(options: ModelOptions) -> LoadedModel:
         )
     model.to(device)
     model.eval()
-    vocabulary = vocabulary_from_tokenizer(tokenizer, getattr(config, "vocab_size", None))
-    samples_per_frame = int(
-        getattr(config, "inputs_to_logits_ratio", 0) or np.prod(config.conv_stride)
-    )
-    sampling_rate = int(getattr(feature_extractor, "sampling_rate", 16000))
-    wants_mask = bool(getattr(feature_extractor, "return_attention_mask", False))
-    log.debug("loaded %s on %s as %s", name, device, dtype)
-    return LoadedModel(
-        name=name,
-        model=model,
-        feature_extractor=feature_extractor,
-        tokenizer=tokenizer,
-        vocabulary=vocabulary,
-        sampling_rate=sampling_rate,
-        samples_per_frame=samples_per_frame,
-        device=torch.device(device),
-        dtype=dtype,
-        wants_attention_mask=wants_mask,
-        local_dir=local_dir,
-        is_hub=is_hub,
-    )
+    return model
+
+
+def load_model(options: ModelOptions) -> LoadedModel:
+    """Processor parts and the transformers model on the options' device and dtype (the
+    torch backend); raises ``ModelError`` with one line."""
+    parts = load_processor(options)
+    device = resolve_device(options.device)
+    dtype = resolve_dtype(options.dtype, device)
+    if dtype not in ("float32", "float16", "bfloat16"):
+        raise ConfigError(f"--dtype {dtype} needs the OpenVINO backend (--backend openvino)")
+    model = load_weights(parts, options, device, dtype)
+    log.debug("loaded %s on %s as %s", parts.name, device, dtype)
+    return dataclasses.replace(parts, model=model, device=device, dtype=dtype)

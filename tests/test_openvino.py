@@ -1,0 +1,197 @@
+"""The OpenVINO backend against PyTorch: same text at float32 on a trained model, exactness,
+the IR cache, int8 and bf16, and the one-line refusals. CI installs the extra, so these run
+there; a machine without it fails them rather than skipping what CI must check."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import jiwer
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from conftest import noise_audio
+from speech import Speech
+
+from w2v2cli.cli import main
+from w2v2cli.errors import ConfigError, ConversionError
+from w2v2cli.inference import openvino_backend
+from w2v2cli.options import ChunkOptions, ModelOptions, RunOptions
+from w2v2cli.run import Transcriber
+
+
+def transcriber(model: Path, backend: str, cache: Path, **kw) -> Transcriber:
+    options = RunOptions(
+        model=ModelOptions(model=str(model), backend=backend, cache_dir=cache,
+                           dtype=kw.pop("dtype", "auto")),
+        chunking=kw.pop("chunking", ChunkOptions()),
+        **kw,
+    )  # fmt: skip
+    return Transcriber(options)
+
+
+def texts(t: Transcriber, paths: list[Path]) -> list[str]:
+    return [x.text for x in t.transcribe_files(paths)]
+
+
+def test_auto_picks_openvino_on_cpu(trained_model: Path, tmp_path: Path) -> None:
+    assert transcriber(trained_model, "auto", tmp_path).engine.backend == "openvino"
+
+
+def test_float32_same_text_as_torch_on_a_trained_model(trained_model, speech: Speech, tmp_path):
+    torch_t = transcriber(trained_model, "torch", tmp_path)
+    ov_t = transcriber(trained_model, "openvino", tmp_path)
+    paths = [*speech.paths, speech.long]
+    ours, ref = texts(ov_t, paths), texts(torch_t, paths)
+    assert ours == ref
+    assert jiwer.cer(speech.references, ours[:-1]) < 0.3  # it really recognises speech
+
+
+def test_float32_same_text_as_the_pipeline_with_stride(trained_model, speech: Speech, tmp_path):
+    """Chunking with stride on the OpenVINO backend equals the transformers pipeline."""
+    import soundfile as sf
+    import soxr
+    from transformers import pipeline
+
+    audio, rate = sf.read(speech.long, dtype="float32")
+    audio = soxr.resample(audio, rate, 16000).astype(np.float32)
+    t = transcriber(trained_model, "openvino", tmp_path, chunking=ChunkOptions(10.0, 2.0, 2.0),
+                    batch_size=1)  # fmt: skip
+    asr = pipeline("automatic-speech-recognition", model=str(trained_model), device="cpu")
+    ref = asr(audio.copy(), chunk_length_s=10.0, stride_length_s=(2.0, 2.0), batch_size=1)
+    assert t.transcribe_array(audio).text == " ".join(ref["text"].split())
+
+
+def test_batch_size_does_not_change_the_output(trained_model, speech: Speech, tmp_path):
+    paths = [*speech.paths[:6], speech.long]
+    argmaxes = {}
+    for bs, pad in ((1, None), (4, 1.0), (8, 1.0)):
+        t = transcriber(trained_model, "openvino", tmp_path, batch_size=bs, max_padding=pad,
+                        chunking=ChunkOptions(8.0, 1.0, 1.0))  # fmt: skip
+        from w2v2cli.inference import file_loader
+
+        loaders = [file_loader(p, 16000) for p in paths]
+        argmaxes[bs] = [em.log_probs.argmax(-1) for _, em in t.emissions(loaders)]
+    for bs in (4, 8):
+        for a, b in zip(argmaxes[1], argmaxes[bs], strict=True):
+            np.testing.assert_array_equal(a, b)
+
+
+def test_character_error_rate_against_torch_on_a_random_model(group_model, tmp_path):
+    """Random weights make near ties, so a few frames may flip; the text stays within 0.1%."""
+    clips = [noise_audio(s, seed=i) for i, s in enumerate([3.0, 7.5, 12.0, 20.0, 5.5])]
+    ov = [transcriber(group_model, "openvino", tmp_path).transcribe_array(c).text for c in clips]
+    pt = [transcriber(group_model, "torch", tmp_path).transcribe_array(c).text for c in clips]
+    assert sum(len(t) for t in pt) > 300
+    assert jiwer.cer(pt, ov) < 0.001
+
+
+def test_converted_once_then_cached(trained_model: Path, tmp_path: Path) -> None:
+    notes: list[str] = []
+    first = Transcriber(RunOptions(model=ModelOptions(str(trained_model), backend="openvino",
+                                                      cache_dir=tmp_path)), notify=notes.append)
+    assert any(n.startswith("converting") for n in notes)
+    entries = list((tmp_path / "w2v2cli-openvino").iterdir())
+    assert len(entries) == 1 and (entries[0] / "model.xml").is_file()
+    stamp = (entries[0] / "model.xml").stat().st_mtime_ns
+    first.close()
+    notes.clear()
+    again = Transcriber(RunOptions(model=ModelOptions(str(trained_model), backend="openvino",
+                                                      cache_dir=tmp_path)), notify=notes.append)
+    assert notes == [] and again.loaded.model is None  # no conversion, no torch weights
+    assert (entries[0] / "model.xml").stat().st_mtime_ns == stamp
+    assert sorted(p.name for p in (tmp_path / "w2v2cli-openvino").iterdir()) == [entries[0].name]
+
+
+def test_two_runs_converting_at_once_share_one_entry(trained_model, speech: Speech, tmp_path):
+    cmd = [sys.executable, "-m", "w2v2cli", "transcribe", str(speech.paths[0]), "-m",
+           str(trained_model), "--backend", "openvino", "--cache-dir", str(tmp_path / "cache"),
+           "--stdout", "-q"]  # fmt: skip
+    procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for _ in range(2)]  # fmt: skip
+    outs = [p.communicate(timeout=300) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outs
+    assert outs[0][0] == outs[1][0] and outs[0][0].strip()
+    root = tmp_path / "cache" / "w2v2cli-openvino"
+    assert [p.name for p in root.iterdir() if not p.name.startswith(".")] and not [
+        p for p in root.iterdir() if p.name.startswith(".")
+    ]  # no temporary folder left behind
+    assert len(list(root.iterdir())) == 1
+
+
+def test_int8_stays_within_one_wer_point(trained_model, speech: Speech, tmp_path):
+    fp32 = texts(transcriber(trained_model, "openvino", tmp_path), speech.paths)
+    int8 = texts(transcriber(trained_model, "openvino", tmp_path, dtype="int8"), speech.paths)
+    wer32 = jiwer.wer(speech.references, fp32)
+    wer8 = jiwer.wer(speech.references, int8)
+    assert abs(wer8 - wer32) <= 0.01, (wer32, wer8)
+    assert len(list((tmp_path / "w2v2cli-openvino").iterdir())) == 2  # its own cache entry
+
+
+def test_bfloat16_runs_where_the_cpu_has_it_and_is_refused_elsewhere(trained_model, speech,
+                                                                     tmp_path):  # fmt: skip
+    if "BF16" in openvino_backend.cpu_capabilities():
+        bf16 = texts(transcriber(trained_model, "openvino", tmp_path, dtype="bfloat16"),
+                     speech.paths)  # fmt: skip
+        assert jiwer.wer(speech.references, bf16) < 0.8
+    else:
+        with pytest.raises(ConfigError, match="needs a CPU with native bfloat16"):
+            transcriber(trained_model, "openvino", tmp_path, dtype="bfloat16")
+
+
+def test_float16_and_cuda_are_refused_on_openvino(trained_model: Path, tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="float16 is a CUDA precision"):
+        transcriber(trained_model, "openvino", tmp_path, dtype="float16")
+    r = CliRunner().invoke(main, ["transcribe", str(trained_model / "config.json"), "-m",
+                                  str(trained_model), "--backend", "openvino", "--device", "cuda"])
+    assert r.exit_code == 2 and r.stderr.strip() == (
+        "error: the OpenVINO backend runs on the CPU; use --backend torch for --device cuda"
+    )
+
+
+def test_int8_on_torch_is_refused(trained_model: Path, tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="int8 needs the OpenVINO backend"):
+        transcriber(trained_model, "torch", tmp_path, dtype="int8")
+
+
+def test_missing_extra_is_one_line_and_auto_falls_back(trained_model, speech, tmp_path,
+                                                       monkeypatch):  # fmt: skip
+    """Without the extra (simulated: the module cannot be imported)."""
+    monkeypatch.setitem(sys.modules, "openvino", None)
+    monkeypatch.setattr(openvino_backend, "available", lambda: False)
+    r = CliRunner().invoke(main, ["transcribe", str(speech.paths[0]), "-m", str(trained_model),
+                                  "--backend", "openvino", "--stdout"])  # fmt: skip
+    assert r.exit_code == 2
+    assert r.stderr.strip() == ("error: the OpenVINO backend needs the openvino package; "
+                                "install it with: pip install 'w2v2cli[openvino]'")  # fmt: skip
+    assert transcriber(trained_model, "auto", tmp_path).engine.backend == "torch"
+
+
+def test_unconvertible_model_auto_falls_back_explicit_fails(trained_model, tmp_path, monkeypatch):
+    """A family OpenVINO cannot convert (simulated: its converter raises)."""
+    import openvino
+
+    def refuse(*_a, **_k):
+        raise RuntimeError("unsupported operation aten::something")
+
+    monkeypatch.setattr(openvino, "convert_model", refuse)
+    notes: list[str] = []
+    t = Transcriber(RunOptions(model=ModelOptions(str(trained_model), cache_dir=tmp_path)),
+                    notify=notes.append)  # fmt: skip
+    assert t.engine.backend == "torch"
+    assert any("OpenVINO cannot convert" in n and "using the torch backend" in n for n in notes)
+    with pytest.raises(ConversionError, match="aten::something"):
+        transcriber(trained_model, "openvino", tmp_path)
+
+
+def test_cli_shows_the_conversion_once(trained_model: Path, speech: Speech, tmp_path: Path):
+    args = ["transcribe", str(speech.paths[0]), "-m", str(trained_model), "--backend",
+            "openvino", "--cache-dir", str(tmp_path), "-f", "json", "--stdout"]  # fmt: skip
+    first = CliRunner().invoke(main, args)
+    assert first.exit_code == 0 and "converting" in first.stderr
+    second = CliRunner().invoke(main, args)
+    assert second.exit_code == 0 and "converting" not in second.stderr
+    assert json.loads(first.stdout)["text"] == json.loads(second.stdout)["text"]

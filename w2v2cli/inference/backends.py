@@ -1,0 +1,77 @@
+"""Choosing and opening the backend that runs the model: ``--backend auto|torch|openvino``.
+
+``auto`` runs OpenVINO on the CPU when the extra is installed (faster, same text at
+float32; see ``openvino_backend.py``) and PyTorch otherwise; CUDA always runs PyTorch. When
+OpenVINO cannot convert a model family, ``auto`` says so in one line and uses PyTorch;
+``--backend openvino`` fails with that line instead.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Callable
+
+from ..errors import ConfigError, ConversionError
+from ..models import LoadedModel, load_model, load_processor, resolve_dtype
+from ..options import ModelOptions
+from . import openvino_backend
+from .runner import Backend
+from .threads import resolve_threads
+
+log = logging.getLogger("w2v2cli")
+
+Notify = Callable[[str], None]
+
+
+def _wants_cuda(device: str) -> bool:
+    if device.startswith("cuda"):
+        return True
+    if device != "auto":
+        return False
+    import torch
+
+    return bool(torch.cuda.is_available())
+
+
+def choose_backend(options: ModelOptions) -> str:
+    """``torch`` or ``openvino`` for these options (see the module docstring)."""
+    if options.backend == "torch":
+        return "torch"
+    if options.backend == "openvino":
+        if options.device.startswith("cuda"):
+            raise ConfigError("the OpenVINO backend runs on the CPU; use --backend torch "
+                              "for --device cuda")  # fmt: skip
+        return "openvino"
+    if _wants_cuda(options.device):
+        return "torch"
+    if openvino_backend.available():
+        return "openvino"
+    if options.dtype == "int8":
+        raise ConfigError(
+            f"--dtype int8 runs on the OpenVINO backend; {openvino_backend.EXTRA_HINT}"
+        )
+    return "torch"
+
+
+def open_backend(
+    options: ModelOptions, *, exact: bool = True, notify: Notify | None = None
+) -> tuple[LoadedModel, Backend]:
+    """Load what the chosen backend needs and open it; raises ``ModelError``/``ConfigError``."""
+    from .torch_backend import TorchBackend
+
+    notify = notify or log.info
+    threads = resolve_threads(options.threads)
+    if choose_backend(options) == "openvino":
+        precision = resolve_dtype(options.dtype, "cpu")
+        parts = load_processor(options)
+        try:
+            backend = openvino_backend.open_openvino(parts, options, precision, threads, notify)
+        except ConversionError as exc:
+            if options.backend == "openvino" or precision == "int8":
+                raise
+            notify(f"{exc}; using the torch backend")
+        else:
+            return dataclasses.replace(parts, device="cpu", dtype=precision), backend
+    loaded = load_model(options)
+    return loaded, TorchBackend(loaded, exact=exact, threads=threads)

@@ -1,0 +1,261 @@
+"""The OpenVINO backend: the model converted once to OpenVINO IR, cached, run on the CPU.
+
+- **Conversion.** ``openvino.convert_model`` traces the transformers model once, with a
+  dynamic batch and length (one IR serves every chunk shape), and the IR is saved with fp32
+  weights (OpenVINO's default would round them to fp16). ``int8`` is the same IR with its
+  weights compressed to int8 by NNCF (``compress_weights``, asymmetric, per channel):
+  no calibration data, the same file on every machine.
+- **Cache.** IRs live under the Hugging Face cache folder the tool already uses
+  (``--cache-dir`` respected), in ``w2v2cli-openvino/<key>/``. The key covers what the IR
+  depends on: the model's config (content) and weights (size and modification time), the
+  precision, and the OpenVINO, NNCF, transformers and converter versions. An entry is
+  written to a temporary folder and renamed into place (``fsutil.atomic_dir``), so a
+  crash or a second run converting at the same time never leaves half an entry; the
+  second run simply uses the first one's. A second run does not convert again, and it
+  never loads the torch weights.
+- **Precision.** ``float32`` runs with OpenVINO's f32 precision hint (its CPU plugin would
+  otherwise pick bf16 on CPUs that have it); ``bfloat16`` with the bf16 hint, only on CPUs
+  with native bf16; ``int8`` as above.
+- **Exactness.** Items of different lengths are never padded into one inference: each run
+  of equal-length items is one request, so every chunk gets its unbatched result, as with
+  the torch backend's exact batching.
+- **Threads.** ``INFERENCE_NUM_THREADS`` is the cores the process may use (see
+  ``threads.py``); the LATENCY performance mode (one request at a time, all threads on it)
+  measured faster end to end than THROUGHPUT here (benchmarks/RESULTS.md).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+import warnings
+from collections.abc import Callable
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import ConfigError, ConversionError, ModelError, OutputError
+from ..fsutil import atomic_dir, atomic_write
+from ..models import LoadedModel
+from ..options import ModelOptions
+
+log = logging.getLogger("w2v2cli")
+
+#: Bump when the conversion changes in a way that makes older cached IRs wrong.
+CONVERTER_VERSION = 1
+CACHE_FOLDER = "w2v2cli-openvino"
+IR_FILE = "model.xml"
+PRECISIONS = ("float32", "bfloat16", "int8")
+EXTRA_HINT = "install it with: pip install 'w2v2cli[openvino]'"
+_WEIGHT_SUFFIXES = (".safetensors", ".bin", ".json")
+
+
+def import_openvino() -> Any:
+    """The ``openvino`` module, or a one-line ``ConfigError`` saying how to install it."""
+    try:
+        import openvino
+    except ImportError:
+        message = f"the OpenVINO backend needs the openvino package; {EXTRA_HINT}"
+        raise ConfigError(message) from None
+    return openvino
+
+
+def available() -> bool:
+    """Whether the OpenVINO extra is installed (without importing it)."""
+    from importlib.util import find_spec
+
+    return find_spec("openvino") is not None
+
+
+def cpu_capabilities() -> list[str]:
+    """OpenVINO's CPU capabilities, e.g. ``["FP32", "INT8", "BF16"]``."""
+    ov = import_openvino()
+    return list(ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES"))
+
+
+def _version(package: str) -> str:
+    try:
+        return version(package)
+    except PackageNotFoundError:
+        return "-"
+
+
+def _ir_precision(precision: str) -> str:
+    """Which IR a precision runs: bf16 runs the fp32 IR with another hint."""
+    return "int8" if precision == "int8" else "float32"
+
+
+def cache_key(model_dir: Path, precision: str) -> str:
+    """What a cached IR depends on (see the module docstring), as a short hex digest."""
+    h = hashlib.sha256()
+    parts = [f"converter={CONVERTER_VERSION}", f"ir={_ir_precision(precision)}"]
+    parts += [f"{p}={_version(p)}" for p in ("openvino", "nncf", "transformers")]
+    h.update("\n".join(parts).encode())
+    config = model_dir / "config.json"
+    h.update(config.read_bytes())
+    for path in sorted(model_dir.iterdir()):
+        if path.is_file() and path.suffix in _WEIGHT_SUFFIXES and path.name != "config.json":
+            st = path.stat()
+            h.update(f"\n{path.name}:{st.st_size}:{st.st_mtime_ns}".encode())
+    return h.hexdigest()[:20]
+
+
+def cache_root(options: ModelOptions) -> Path:
+    """``--cache-dir`` or the Hugging Face hub cache, plus ``w2v2cli-openvino``."""
+    if options.cache_dir is not None:
+        return Path(options.cache_dir) / CACHE_FOLDER
+    from huggingface_hub import constants
+
+    return Path(constants.HF_HUB_CACHE) / CACHE_FOLDER
+
+
+def _model_dir(parts: LoadedModel, options: ModelOptions) -> Path | None:
+    """The folder holding the model's config and weights, once they are on disk."""
+    if parts.local_dir is not None and not parts.is_hub:
+        return parts.local_dir
+    from ..models import hub
+
+    return hub.cached_snapshot(parts.name, options.cache_dir, options.revision)
+
+
+def convert(parts: LoadedModel, options: ModelOptions, precision: str, target: Path,
+            notify: Callable[[str], None]) -> None:  # fmt: skip
+    """Convert the transformers model to an IR folder at ``target`` (atomically)."""
+    from ..models.loading import load_weights
+
+    ov = import_openvino()
+    import torch
+
+    started = time.perf_counter()
+    model = load_weights(parts, options, "cpu", "float32")
+    notify(f"converting {parts.name} to OpenVINO ({precision}); this happens once, the "
+           f"result is cached in {target.parent}")  # fmt: skip
+    example = torch.zeros(1, parts.sampling_rate, dtype=torch.float32)
+    try:
+        # Tracing warns about every Python branch it freezes; none matters here (the IR's
+        # shapes are dynamic and its outputs are checked against torch in the tests).
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ov_model = ov.convert_model(
+                model,
+                example_input={"input_values": example},
+                input=[("input_values", ov.PartialShape([-1, -1]), ov.Type.f32)],
+            )
+    except Exception as exc:  # noqa: BLE001 - a family OpenVINO cannot convert
+        reason = " ".join(str(exc).split())[:300] or type(exc).__name__
+        raise ConversionError(f"OpenVINO cannot convert {parts.name!r}: {reason}") from None
+    del model
+    if precision == "int8":
+        ov_model = _compress_int8(ov_model, notify)
+    info = {
+        "model": parts.name,
+        "precision": _ir_precision(precision),
+        "openvino": _version("openvino"),
+        "converter": CONVERTER_VERSION,
+    }
+    try:
+        with atomic_dir(target) as tmp:
+            ov.save_model(ov_model, str(tmp / IR_FILE), compress_to_fp16=False)
+            atomic_write(tmp / "w2v2cli-ir.json", json.dumps(info, indent=1))
+    except OutputError:
+        if not (target / IR_FILE).is_file():
+            raise
+        log.debug("another run converted %s at the same time; using its IR", parts.name)
+    notify(f"converted in {time.perf_counter() - started:.0f} s")
+
+
+def _compress_int8(ov_model: Any, notify: Callable[[str], None]) -> Any:
+    try:
+        import nncf
+    except ImportError:
+        raise ConfigError(f"--dtype int8 needs the nncf package; {EXTRA_HINT}") from None
+    notify("compressing the weights to int8")
+    logging.getLogger("nncf").setLevel(logging.ERROR)
+    return nncf.compress_weights(ov_model, mode=nncf.CompressWeightsMode.INT8_ASYM)
+
+
+class OpenVINOBackend:
+    """A compiled OpenVINO model; runs equal-length groups of a batch one request each."""
+
+    name = "openvino"
+    on_cuda = False
+
+    def __init__(self, ir: Path, precision: str, threads: int) -> None:
+        ov = import_openvino()
+        hint = {"float32": "f32", "bfloat16": "bf16", "int8": "f32"}[precision]
+        config = {
+            "INFERENCE_PRECISION_HINT": hint,
+            "PERFORMANCE_HINT": "LATENCY",
+            "INFERENCE_NUM_THREADS": int(threads),
+        }
+        try:
+            compiled = ov.Core().compile_model(str(ir), "CPU", config)
+        except Exception as exc:  # noqa: BLE001 - a damaged cache entry, an old OpenVINO
+            reason = " ".join(str(exc).split())[:300] or type(exc).__name__
+            raise ModelError(f"OpenVINO cannot load {ir}: {reason}") from None
+        self._request = compiled.create_infer_request()
+        self.precision = precision
+        self.threads = int(threads)
+        self.ir = ir
+
+    def log_probs(self, batch: np.ndarray, lengths: list[int]) -> np.ndarray:
+        """Equal-length rows share one request; padding never enters a computation."""
+        groups: dict[int, list[int]] = {}
+        for row, n in enumerate(lengths):
+            groups.setdefault(n, []).append(row)
+        out: np.ndarray | None = None
+        for n, rows in groups.items():
+            logits = self._request.infer({0: np.ascontiguousarray(batch[rows, :n])})[0]
+            lp = _log_softmax(np.asarray(logits, dtype=np.float32))
+            if out is None:
+                frames = max(lp.shape[1], 1)
+                out = np.zeros((batch.shape[0], frames, lp.shape[2]), np.float32)
+            if lp.shape[1] > out.shape[1]:
+                out = np.pad(out, ((0, 0), (0, lp.shape[1] - out.shape[1]), (0, 0)))
+            out[rows, : lp.shape[1]] = lp
+        assert out is not None
+        return out
+
+    def close(self) -> None:
+        self._request = None
+
+
+def _log_softmax(logits: np.ndarray) -> np.ndarray:
+    shifted = logits - logits.max(axis=-1, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+
+
+def open_openvino(
+    parts: LoadedModel, options: ModelOptions, precision: str, threads: int,
+    notify: Callable[[str], None],
+) -> OpenVINOBackend:  # fmt: skip
+    """The cached IR of ``parts`` at ``precision`` (converted first if needed), compiled."""
+    if precision not in PRECISIONS:
+        raise ConfigError(
+            f"the OpenVINO backend runs {', '.join(PRECISIONS)}, not {precision} "
+            "(float16 is a CUDA precision)"
+        )
+    import_openvino()
+    if precision == "bfloat16" and "BF16" not in cpu_capabilities():
+        raise ConfigError(
+            "--dtype bfloat16 needs a CPU with native bfloat16 (AVX512-BF16 or AMX); this "
+            f"one offers {', '.join(cpu_capabilities())}: use float32 or int8"
+        )
+    folder = _model_dir(parts, options)
+    if folder is None or not (folder / "config.json").is_file():
+        from ..models.loading import load_weights
+
+        load_weights(parts, options, "cpu", "float32")  # downloads the weights
+        folder = _model_dir(parts, options)
+        if folder is None:
+            raise ModelError(f"cannot find the downloaded files of {parts.name!r}")
+    root = cache_root(options)
+    target = root / cache_key(folder, precision)
+    if not (target / IR_FILE).is_file():
+        convert(parts, options, precision, target, notify)
+    log.debug("OpenVINO IR for %s: %s", parts.name, target)
+    return OpenVINOBackend(target / IR_FILE, precision, threads)
