@@ -195,3 +195,38 @@ def test_cli_shows_the_conversion_once(trained_model: Path, speech: Speech, tmp_
     second = CliRunner().invoke(main, args)
     assert second.exit_code == 0 and "converting" not in second.stderr
     assert json.loads(first.stdout)["text"] == json.loads(second.stdout)["text"]
+
+
+def test_export_folder_runs_without_conversion_or_weights(trained_model, speech: Speech,
+                                                          tmp_path):  # fmt: skip
+    out = tmp_path / "exported"
+    r = CliRunner().invoke(main, ["export", str(trained_model), "-o", str(out), "--cache-dir",
+                                  str(tmp_path / "cache")])  # fmt: skip
+    assert r.exit_code == 0, r.output
+    assert {"model.xml", "model.bin", "config.json", "vocab.json", "w2v2cli-ir.json"} <= {
+        p.name for p in out.iterdir()
+    }
+    notes: list[str] = []
+    t = Transcriber(RunOptions(model=ModelOptions(str(out), cache_dir=tmp_path / "other")),
+                    notify=notes.append)  # fmt: skip
+    assert t.engine.backend == "openvino" and t.loaded.model is None and notes == []
+    assert not (tmp_path / "other").exists()  # nothing converted or cached for it
+    ref = transcriber(trained_model, "torch", tmp_path)
+    assert texts(t, speech.paths[:4]) == texts(ref, speech.paths[:4])
+    again = CliRunner().invoke(main, ["export", str(trained_model), "-o", str(out)])
+    assert again.exit_code == 2 and "already exists" in again.stderr
+    torch = CliRunner().invoke(main, ["transcribe", str(speech.paths[0]), "-m", str(out),
+                                      "--backend", "torch", "--stdout"])  # fmt: skip
+    assert torch.exit_code == 2 and "holds an OpenVINO model" in torch.stderr
+
+
+def test_int8_export_runs_as_int8_only(trained_model, speech: Speech, tmp_path: Path) -> None:
+    out = tmp_path / "int8"
+    r = CliRunner().invoke(main, ["export", str(trained_model), "-o", str(out), "--dtype",
+                                  "int8", "--cache-dir", str(tmp_path / "cache")])  # fmt: skip
+    assert r.exit_code == 0, r.output
+    assert json.loads((out / "w2v2cli-ir.json").read_text())["precision"] == "int8"
+    t = transcriber(out, "auto", tmp_path)
+    assert t.loaded.dtype == "int8" and texts(t, speech.paths[:1])[0]
+    with pytest.raises(ConfigError, match="exported at int8"):
+        transcriber(out, "openvino", tmp_path, dtype="float32")

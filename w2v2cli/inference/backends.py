@@ -34,10 +34,26 @@ def _wants_cuda(device: str) -> bool:
     return bool(torch.cuda.is_available())
 
 
+def _exported(options: ModelOptions) -> bool:
+    """``-m`` names a folder written by ``w2v2 export``."""
+    from pathlib import Path
+
+    folder = Path(options.model).expanduser()
+    return (folder / openvino_backend.IR_FILE).is_file()
+
+
 def choose_backend(options: ModelOptions) -> str:
     """``torch`` or ``openvino`` for these options (see the module docstring)."""
+    exported = _exported(options)
     if options.backend == "torch":
+        if exported:
+            raise ConfigError(f"{options.model} holds an OpenVINO model (w2v2 export); run it "
+                              "with --backend openvino or auto")  # fmt: skip
         return "torch"
+    if exported:
+        if options.device.startswith("cuda"):
+            raise ConfigError("an exported OpenVINO model runs on the CPU, not --device cuda")
+        return "openvino"
     if options.backend == "openvino":
         if options.device.startswith("cuda"):
             raise ConfigError("the OpenVINO backend runs on the CPU; use --backend torch "
@@ -63,8 +79,11 @@ def open_backend(
     notify = notify or log.info
     threads = resolve_threads(options.threads)
     if choose_backend(options) == "openvino":
-        precision = resolve_dtype(options.dtype, "cpu")
         parts = load_processor(options)
+        exported = openvino_backend.exported_precision(parts.local_dir)
+        precision = resolve_dtype(options.dtype, "cpu")
+        if exported is not None and options.dtype == "auto":
+            precision = exported
         try:
             backend = openvino_backend.open_openvino(parts, options, precision, threads, notify)
         except ConversionError as exc:

@@ -49,6 +49,7 @@ log = logging.getLogger("w2v2cli")
 CONVERTER_VERSION = 1
 CACHE_FOLDER = "w2v2cli-openvino"
 IR_FILE = "model.xml"
+IR_INFO = "w2v2cli-ir.json"
 PRECISIONS = ("float32", "bfloat16", "int8")
 EXTRA_HINT = "install it with: pip install 'w2v2cli[openvino]'"
 _WEIGHT_SUFFIXES = (".safetensors", ".bin", ".json")
@@ -160,7 +161,7 @@ def convert(parts: LoadedModel, options: ModelOptions, precision: str, target: P
     try:
         with atomic_dir(target) as tmp:
             ov.save_model(ov_model, str(tmp / IR_FILE), compress_to_fp16=False)
-            atomic_write(tmp / "w2v2cli-ir.json", json.dumps(info, indent=1))
+            atomic_write(tmp / IR_INFO, json.dumps(info, indent=1))
     except OutputError:
         if not (target / IR_FILE).is_file():
             raise
@@ -229,11 +230,21 @@ def _log_softmax(logits: np.ndarray) -> np.ndarray:
     return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
 
 
-def open_openvino(
-    parts: LoadedModel, options: ModelOptions, precision: str, threads: int,
-    notify: Callable[[str], None],
-) -> OpenVINOBackend:  # fmt: skip
-    """The cached IR of ``parts`` at ``precision`` (converted first if needed), compiled."""
+def exported_precision(folder: Path | None) -> str | None:
+    """The IR precision of a folder written by ``w2v2 export``, or None for other folders."""
+    if folder is None or not (folder / IR_FILE).is_file():
+        return None
+    try:
+        info = json.loads((folder / IR_INFO).read_text(encoding="utf-8"))
+        return str(info["precision"])
+    except (OSError, ValueError, KeyError, TypeError):
+        raise ModelError(f"{folder} holds an OpenVINO model but no valid {IR_INFO}") from None
+
+
+def cached_ir(parts: LoadedModel, options: ModelOptions, precision: str,
+              notify: Callable[[str], None]) -> Path:  # fmt: skip
+    """The IR for ``parts`` at ``precision``: an exported folder's own, or the cache's
+    (converted first when missing). Checks the precision against this CPU."""
     if precision not in PRECISIONS:
         raise ConfigError(
             f"the OpenVINO backend runs {', '.join(PRECISIONS)}, not {precision} "
@@ -245,6 +256,14 @@ def open_openvino(
             "--dtype bfloat16 needs a CPU with native bfloat16 (AVX512-BF16 or AMX); this "
             f"one offers {', '.join(cpu_capabilities())}: use float32 or int8"
         )
+    exported = exported_precision(parts.local_dir)
+    if exported is not None:
+        if _ir_precision(precision) != exported:
+            raise ConfigError(
+                f"{parts.local_dir} was exported at {exported}; it runs as {exported}"
+                + (" or bfloat16" if exported == "float32" else "")
+            )
+        return parts.local_dir / IR_FILE  # type: ignore[operator]
     folder = _model_dir(parts, options)
     if folder is None or not (folder / "config.json").is_file():
         from ..models.loading import load_weights
@@ -253,9 +272,50 @@ def open_openvino(
         folder = _model_dir(parts, options)
         if folder is None:
             raise ModelError(f"cannot find the downloaded files of {parts.name!r}")
-    root = cache_root(options)
-    target = root / cache_key(folder, precision)
+    target = cache_root(options) / cache_key(folder, precision)
     if not (target / IR_FILE).is_file():
         convert(parts, options, precision, target, notify)
     log.debug("OpenVINO IR for %s: %s", parts.name, target)
-    return OpenVINOBackend(target / IR_FILE, precision, threads)
+    return target / IR_FILE
+
+
+def open_openvino(
+    parts: LoadedModel, options: ModelOptions, precision: str, threads: int,
+    notify: Callable[[str], None],
+) -> OpenVINOBackend:  # fmt: skip
+    """The IR of ``parts`` at ``precision`` (see ``cached_ir``), compiled for this CPU."""
+    return OpenVINOBackend(cached_ir(parts, options, precision, notify), precision, threads)
+
+
+def export(options: ModelOptions, out_dir: Path, notify: Callable[[str], None]) -> Path:
+    """Write a folder that ``-m`` accepts on any machine with the extra: the IR at
+    ``options.dtype`` (float32 or int8), the config, tokenizer and feature-extractor files,
+    and the model's ``language_model/`` and ``alphabet.json`` when it has them."""
+    import shutil
+
+    from ..fsutil import check_output_dir
+    from ..models import find_model_lm_dir, load_processor
+
+    out_dir = Path(out_dir)
+    if out_dir.exists():
+        raise OutputError(f"{out_dir} already exists; export writes a new folder")
+    check_output_dir(out_dir, "export folder")
+    precision = "float32" if options.dtype == "auto" else options.dtype
+    if precision not in ("float32", "int8"):
+        raise ConfigError(f"export writes float32 or int8 IRs, not {precision} (bfloat16 is a "
+                          "run-time choice: --dtype bfloat16 runs a float32 IR)")  # fmt: skip
+    parts = load_processor(options)
+    ir = cached_ir(parts, options, precision, notify)
+    lm = find_model_lm_dir(options.model, options.cache_dir, options.revision)
+    with atomic_dir(out_dir) as tmp:
+        for name in (IR_FILE, IR_FILE.replace(".xml", ".bin"), IR_INFO):
+            shutil.copyfile(ir.parent / name, tmp / name)
+        parts.config.save_pretrained(tmp)
+        parts.tokenizer.save_pretrained(tmp)
+        parts.feature_extractor.save_pretrained(tmp)
+        if lm is not None:
+            shutil.copytree(lm, tmp / lm.name)
+            alphabet = lm.parent / "alphabet.json"
+            if alphabet.is_file():
+                shutil.copyfile(alphabet, tmp / alphabet.name)
+    return out_dir
