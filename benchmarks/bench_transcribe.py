@@ -82,6 +82,13 @@ SR = 16000
 NCPU = len(os.sched_getaffinity(0))
 
 VOCAB = ["<pad>", "<s>", "</s>", "<unk>", "|", *"ETAONIHSRDLUMWCFGYPBVK'XJQZ"]
+#: Configurations of w2v2cli: (backend, dtype).
+BACKENDS = {
+    "ours": ("torch", "float32"),
+    "ov": ("openvino", "float32"),
+    "ov8": ("openvino", "int8"),
+    "ovbf16": ("openvino", "bfloat16"),
+}
 CONFIGS = ("ours-bauto", "ours-b8", "ours-pad-b8", "ours-plain-b8", "pipe-b8", "ours-b1",
            "pipe-b1")
 SPECIALS = re.compile(r"<s>|</s>|<unk>|<pad>")
@@ -370,7 +377,7 @@ def chunk_seconds(paths: Sequence[Path], args: argparse.Namespace, config: Any) 
 def parse_config(name: str) -> tuple[str, bool, int, float | None]:
     """``ours-plain-b8`` → (``ours``, exact=False, batch 8, max_padding 1.0)."""
     name = name.removesuffix("+mmap")  # see mmap_threshold()
-    m = re.fullmatch(r"(ours|pipe)(-plain|-pad)?-b(\d+|auto)", name)
+    m = re.fullmatch(r"(ours|ov|ov8|ovbf16|pipe)(-plain|-pad)?-b(\d+|auto)", name)
     if not m:
         raise SystemExit(f"unknown configuration {name!r}")
     variant = m.group(2)
@@ -415,19 +422,22 @@ def run_config(name: str, args: argparse.Namespace) -> dict[str, Any]:
     from w2v2cli.audio import load_audio
 
     started = time.perf_counter()
-    if tool == "ours":
+    if tool != "pipe":
         from w2v2cli.options import ChunkOptions, DecodeOptions, ModelOptions, RunOptions
         from w2v2cli.run import Transcriber
 
+        backend, dtype = BACKENDS[tool]
         options = RunOptions(
-            model=ModelOptions(model=str(model_dir), device="cpu", dtype="float32"),
+            model=ModelOptions(model=str(model_dir), device="cpu", dtype=dtype, backend=backend,
+                               cache_dir=DATA / "hf-cache", threads=args.threads or None),
             chunking=ChunkOptions(chunk, left, right),
             decoding=DecodeOptions(decoder="greedy"),
             batch_size=batch or None,
             max_padding=max_padding,
         )
         transcriber = Transcriber(options, exact=exact)
-        model = transcriber.loaded.model
+        model = transcriber.loaded.model  # None on OpenVINO: shapes recorded at the runner
+        config = transcriber.loaded.config
         load_seconds = time.perf_counter() - started
         transcriber.transcribe_array(warm)
 
@@ -446,6 +456,7 @@ def run_config(name: str, args: argparse.Namespace) -> dict[str, Any]:
             dtype=torch.float32,
         )
         model = asr.model
+        config = model.config
         load_seconds = time.perf_counter() - started
         call = {"chunk_length_s": chunk, "stride_length_s": [left, right], "batch_size": batch}
         asr(warm.copy(), **call)
@@ -464,7 +475,18 @@ def run_config(name: str, args: argparse.Namespace) -> dict[str, Any]:
         x = kwargs.get("input_values", args_[0] if args_ else None)
         shapes.append((int(x.shape[0]), int(x.shape[1])))
 
-    model.register_forward_pre_hook(record, with_kwargs=True)
+    if model is not None:
+        model.register_forward_pre_hook(record, with_kwargs=True)
+    else:
+        backend_obj = transcriber.runner.backend
+        real_log_probs = backend_obj.log_probs
+
+        def counted(batch: np.ndarray, lengths: list[int]) -> np.ndarray:
+            for n in sorted(set(lengths)):  # one request per length on OpenVINO
+                shapes.append((lengths.count(n), n))
+            return real_log_probs(batch, lengths)
+
+        backend_obj.log_probs = counted
     rss_loaded = rss_mb()
     runs: list[dict[str, float]] = []
     texts: list[str] = []
@@ -510,7 +532,7 @@ def run_config(name: str, args: argparse.Namespace) -> dict[str, Any]:
         "audio_seconds": audio_seconds,
         "model_calls": len(shapes),
         "model_input_seconds": sum(b * n for b, n in shapes) / SR,
-        "chunk_seconds": chunk_seconds(paths, args, model.config),
+        "chunk_seconds": chunk_seconds(paths, args, config),
         "files": len(paths),
         "load_seconds": load_seconds,
         "rss_loaded_mb": rss_loaded,
@@ -628,11 +650,26 @@ def machine_info(results: Sequence[dict[str, Any]]) -> list[str]:
             cpu = line.split(":", 1)[1].strip()
             break
     threads = sorted({(r["threads"], r["interop_threads"]) for r in results})
+    flags: set[str] = set()
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("flags"):
+            flags = set(line.split(":", 1)[1].split())
+            break
+    wanted = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_bf16",
+              "amx_int8")  # fmt: skip
+    try:
+        from importlib.metadata import version
+
+        ov = f", openvino {version('openvino')}, nncf {version('nncf')}"
+    except Exception:  # noqa: BLE001 - the extra is optional
+        ov = ", openvino not installed"
     return [
+        f"- CPU flags: {' '.join(f for f in wanted if f in flags) or 'none of'} "
+        f"(of {', '.join(wanted)})",
         f"- machine: {os.cpu_count()} cores (`nproc` {len(os.sched_getaffinity(0))}), "
         f"{cpu}, Python {platform.python_version()}, {platform.system()}",
         f"- torch {torch.__version__}, transformers {transformers.__version__}, "
-        f"numpy {np.__version__}; torch threads (intra, inter-op): "
+        f"numpy {np.__version__}{ov}; torch threads (intra, inter-op): "
         + ", ".join(f"{a}, {b}" for a, b in threads),
     ]
 
@@ -674,7 +711,10 @@ def report(results: dict[str, dict[str, Any]], args: argparse.Namespace, command
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     labels = {
-        "ours": "w2v2cli (exact)",
+        "ours": "w2v2cli torch (exact)",
+        "ov": "w2v2cli OpenVINO fp32",
+        "ov8": "w2v2cli OpenVINO int8",
+        "ovbf16": "w2v2cli OpenVINO bf16",
         "ours-pad": "w2v2cli (exact, padded batches)",
         "ours-plain": "w2v2cli (exact=False, padded)",
         "pipe": "transformers pipeline",
@@ -728,6 +768,20 @@ def report(results: dict[str, dict[str, Any]], args: argparse.Namespace, command
             changed, n, cer = text_changes(b1["texts"], b8["texts"])
             lines.append(f"- text changes from batch 1 to batch 8, {label}: **{changed} of {n} "
                          f"files ({100 * changed / n:.0f}%)**, CER between them {100 * cer:.2f}%")
+    pipes = [r for n, r in results.items() if n.startswith("pipe-")]
+    fp32 = results.get("ours-b1") or results.get("ours-bauto")
+    if pipes:
+        best_pipe = min(pipes, key=lambda r: r["wall"])
+        for name, r in results.items():
+            if name.startswith("pipe-"):
+                continue
+            line = (f"- `{name}`: **{best_pipe['wall'] / r['wall']:.2f}x** the pipeline's best "
+                    f"(`{best_pipe['config']}`)")
+            if fp32 and r is not fp32:
+                changed, n, cer = text_changes(fp32["texts"], r["texts"])
+                line += (f"; text vs torch fp32 (`{fp32['config']}`): {n - changed} of {n} "
+                         f"files identical, CER {100 * cer:.3f}%")
+            lines.append(line)
     if pad8 and plain8:
         wall = 100 * (pad8["wall"] - plain8["wall"]) / plain8["wall"]
         cpu = 100 * (pad8["cpu"] - plain8["cpu"]) / plain8["cpu"]
