@@ -15,7 +15,13 @@ import sys
 from collections.abc import Callable
 
 from ..errors import ConfigError, ConversionError
-from ..models import LoadedModel, load_model, load_processor, resolve_dtype
+from ..models import (
+    LoadedModel,
+    load_model,
+    load_processor,
+    load_processor_light,
+    resolve_dtype,
+)
 from ..options import ModelOptions
 from . import openvino_backend
 from .runner import Backend
@@ -84,7 +90,9 @@ def open_backend(
     notify = notify or log.info
     threads = resolve_threads(options.threads)
     if choose_backend(options) == "openvino":
-        parts = load_processor(options)
+        # A standard folder on disk is read without transformers, so torch is never
+        # imported; anything else goes through transformers (models/light.py).
+        parts = load_processor_light(options) or load_processor(options)
         exported = openvino_backend.exported_precision(parts.local_dir)
         precision = resolve_dtype(options.dtype, "cpu")
         if exported is not None and options.dtype == "auto":

@@ -50,6 +50,10 @@ CONVERTER_VERSION = 1
 CACHE_FOLDER = "w2v2cli-openvino"
 IR_FILE = "model.xml"
 IR_INFO = "w2v2cli-ir.json"
+#: What ``export`` copies beside the IR: the files a processor is read from.
+PROCESSOR_FILES = ("config.json", "vocab.json", "tokenizer_config.json",
+                   "special_tokens_map.json", "added_tokens.json", "preprocessor_config.json",
+                   "processor_config.json")  # fmt: skip
 PRECISIONS = ("float32", "bfloat16", "int8")
 EXTRA_HINT = "install it with: pip install 'w2v2cli[openvino]'"
 _WEIGHT_SUFFIXES = (".safetensors", ".bin", ".json")
@@ -306,13 +310,16 @@ def export(options: ModelOptions, out_dir: Path, notify: Callable[[str], None]) 
                           "run-time choice: --dtype bfloat16 runs a float32 IR)")  # fmt: skip
     parts = load_processor(options)
     ir = cached_ir(parts, options, precision, notify)
+    folder = _model_dir(parts, options)
+    if folder is None:
+        raise ModelError(f"cannot find the files of {parts.name!r}")
     lm = find_model_lm_dir(options.model, options.cache_dir, options.revision)
     with atomic_dir(out_dir) as tmp:
         for name in (IR_FILE, IR_FILE.replace(".xml", ".bin"), IR_INFO):
             shutil.copyfile(ir.parent / name, tmp / name)
-        parts.config.save_pretrained(tmp)
-        parts.tokenizer.save_pretrained(tmp)
-        parts.feature_extractor.save_pretrained(tmp)
+        for name in PROCESSOR_FILES:
+            if (folder / name).is_file():
+                shutil.copyfile(folder / name, tmp / name)
         if lm is not None:
             shutil.copytree(lm, tmp / lm.name)
             alphabet = lm.parent / "alphabet.json"

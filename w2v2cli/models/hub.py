@@ -49,6 +49,14 @@ def cached_snapshot(
     return folder
 
 
+def cached_files(
+    repo_id: str, cache_dir: Path | None = None, revision: str | None = None
+) -> Path | None:
+    """The cache's snapshot folder of ``repo_id`` when it holds a config (weights or not)."""
+    folder = _snapshot(repo_id, cache_dir, revision)
+    return folder if folder is not None and (folder / "config.json").is_file() else None
+
+
 def _snapshot(repo_id: str, cache_dir: Path | None, revision: str | None) -> Path | None:
     from huggingface_hub import snapshot_download
 

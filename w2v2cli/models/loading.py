@@ -220,6 +220,46 @@ def load_processor(options: ModelOptions) -> LoadedModel:
     )
 
 
+def load_processor_light(options: ModelOptions) -> LoadedModel | None:
+    """``load_processor`` without transformers, for standard folders already on disk (see
+    ``light.py``); None when the folder is not there or not in the common layout."""
+    from .light import read_light
+
+    name = options.model
+    if is_local(name):
+        folder = Path(name).expanduser()
+        is_hub = False
+        if not (folder / "config.json").is_file():
+            return None
+    else:
+        cached = hub.cached_files(name, options.cache_dir, options.revision)
+        if cached is None:
+            return None
+        folder, is_hub = cached, True
+    light = read_light(folder)
+    if light is None:
+        return None
+    config, vocabulary, normalizer = light
+    if config.architectures and not any(a.endswith("ForCTC") for a in config.architectures):
+        return None  # load_processor refuses it with the full message
+    return LoadedModel(
+        name=name,
+        model=None,
+        feature_extractor=normalizer,
+        tokenizer=None,
+        vocabulary=vocabulary,
+        sampling_rate=normalizer.sampling_rate,
+        samples_per_frame=int(np.prod(config.conv_stride)),
+        device="cpu",
+        dtype="float32",
+        wants_attention_mask=normalizer.return_attention_mask,
+        local_dir=folder,
+        is_hub=is_hub,
+        config=config,
+        source=str(folder),
+    )
+
+
 def _load_kwargs(options: ModelOptions, local_dir: Path | None) -> dict[str, Any]:
     common: dict[str, Any] = {"trust_remote_code": False}
     if options.cache_dir is not None:
