@@ -230,3 +230,13 @@ def test_int8_export_runs_as_int8_only(trained_model, speech: Speech, tmp_path: 
     assert t.loaded.dtype == "int8" and texts(t, speech.paths[:1])[0]
     with pytest.raises(ConfigError, match="exported at int8"):
         transcriber(out, "openvino", tmp_path, dtype="float32")
+
+
+def test_first_int8_conversion_keeps_stdout_for_results(trained_model, speech, tmp_path):
+    """NNCF draws a progress bar on stdout; with --stdout that would corrupt the results."""
+    r = CliRunner().invoke(main, ["transcribe", str(speech.paths[0]), "-m", str(trained_model),
+                                  "--dtype", "int8", "--cache-dir", str(tmp_path), "--stdout",
+                                  "-f", "json"])  # fmt: skip
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["text"]  # stdout is exactly one JSON document
+    assert "compressing the weights to int8" in r.stderr

@@ -26,9 +26,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
+import sys
 import time
 import warnings
 from collections.abc import Callable
@@ -180,7 +182,9 @@ def _compress_int8(ov_model: Any, notify: Callable[[str], None]) -> Any:
         raise ConfigError(f"--dtype int8 needs the nncf package; {EXTRA_HINT}") from None
     notify("compressing the weights to int8")
     logging.getLogger("nncf").setLevel(logging.ERROR)
-    return nncf.compress_weights(ov_model, mode=nncf.CompressWeightsMode.INT8_ASYM)
+    # NNCF draws its progress bar on stdout, which may be carrying results (--stdout).
+    with contextlib.redirect_stdout(sys.stderr):
+        return nncf.compress_weights(ov_model, mode=nncf.CompressWeightsMode.INT8_ASYM)
 
 
 class OpenVINOBackend:

@@ -276,6 +276,7 @@ def load_weights(
     import torch
     from transformers import AutoModelForCTC
 
+    hub.quiet_hub_logging()
     name = parts.name
     common = _load_kwargs(options, parts.local_dir)
     try:
