@@ -376,7 +376,7 @@ def chunk_seconds(paths: Sequence[Path], args: argparse.Namespace, config: Any) 
 
 def parse_config(name: str) -> tuple[str, bool, int, float | None]:
     """``ours-plain-b8`` → (``ours``, exact=False, batch 8, max_padding 1.0)."""
-    name = name.removesuffix("+mmap")  # see mmap_threshold()
+    name = name.removesuffix("+mmap").removesuffix("+notrim")  # see run_config()
     m = re.fullmatch(r"(ours|ov|ov8|ovbf16|pipe)(-plain|-pad)?-b(\d+|auto)", name)
     if not m:
         raise SystemExit(f"unknown configuration {name!r}")
@@ -409,6 +409,10 @@ def run_config(name: str, args: argparse.Namespace) -> dict[str, Any]:
             raise SystemExit("mallopt(M_MMAP_THRESHOLD) failed")
     import torch
 
+    if name.endswith("+notrim"):  # A/B of the engine's malloc_trim after every batch
+        from w2v2cli.inference import engine
+
+        engine.RELEASE_MEMORY = False
     if args.threads:
         torch.set_num_threads(args.threads)
     tool, exact, batch, max_padding = parse_config(name)

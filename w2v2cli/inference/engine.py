@@ -32,6 +32,21 @@ log = logging.getLogger("w2v2cli")
 #: Something that returns one file's mono float32 samples at the model's rate, or raises.
 AudioLoader = Callable[[], np.ndarray]
 
+#: Give freed heap memory back to the system after every batch (glibc's ``malloc_trim``).
+#: Without it, glibc keeps the pages of freed activations and the process's resident
+#: memory creeps up over a long run (benchmarks/RESULTS.md, "heap growth").
+RELEASE_MEMORY = True
+
+
+def _malloc_trim() -> Callable[[], None] | None:
+    try:
+        import ctypes
+
+        trim = ctypes.CDLL("libc.so.6").malloc_trim
+    except (OSError, AttributeError):  # not glibc (macOS, musl): nothing to do
+        return None
+    return lambda: trim(0) and None
+
 
 @dataclass
 class _FileState:
@@ -103,6 +118,7 @@ class Engine:
             raise W2V2Error("this engine is closed")
         batch_size = self.runner.batch_size
         window = max(8 * batch_size, 32)
+        trim = _malloc_trim() if RELEASE_MEMORY else None
         sr = self.loaded.sampling_rate
         states: dict[int, _FileState] = {}
         ready: dict[int, Emissions | W2V2Error] = {}
@@ -172,6 +188,8 @@ class Engine:
                                 if states.pop(chunk.file_index, None) is not None:
                                     ready[chunk.file_index] = W2V2Error(" ".join(reason.split()))
                             continue
+                        if trim is not None:
+                            trim()
                         for chunk, out in zip(batch, outputs, strict=True):
                             state = states[chunk.file_index]
                             state.outputs[chunk.index] = out
