@@ -180,7 +180,8 @@ def _search_pairs(kw: dict[str, Any], ctx: click.Context) -> list[tuple[float, f
 @click.option(
     "--unigrams",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="Unigram list for the LM (default: the folder's unigrams.txt or the ARPA's 1-grams).",
+    help="Unigram list for the LM (default: the folder's unigrams.txt, the LM's "
+    "NAME.unigrams.txt, or the ARPA's 1-grams).",
 )
 @model_options
 @click.option(

@@ -128,7 +128,8 @@ def decode_options(f: Callable[..., Any], *, several: bool = False) -> Callable[
         click.option("--lm", type=click.Path(exists=True, path_type=Path),
                      help="KenLM language model (ARPA or binary) or a language_model/ folder."),
         click.option("--unigrams", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-                     help="Unigram list for the LM (default: read from the ARPA file)."),
+                     help="Unigram list for the LM (default: the folder's unigrams.txt, the "
+                          "LM's NAME.unigrams.txt, or the ARPA's 1-grams)."),
         click.option("--beam-width", type=click.IntRange(min=1), default=d.beam_width,
                      show_default=True, help="Beams kept by beam search."),
         click.option("--alpha", type=float, help="LM weight [default: model's or 0.5]."),
