@@ -26,7 +26,7 @@ from w2v2cli.run import Transcriber
 def transcriber(model: Path, backend: str, cache: Path, **kw) -> Transcriber:
     options = RunOptions(
         model=ModelOptions(model=str(model), backend=backend, cache_dir=cache,
-                           dtype=kw.pop("dtype", "auto")),
+                           dtype=kw.pop("dtype", "auto"), int8=kw.pop("int8", "auto")),
         chunking=kw.pop("chunking", ChunkOptions()),
         **kw,
     )  # fmt: skip
@@ -124,7 +124,8 @@ def test_two_runs_converting_at_once_share_one_entry(trained_model, speech: Spee
 
 def test_int8_stays_within_one_wer_point(trained_model, speech: Speech, tmp_path):
     fp32 = texts(transcriber(trained_model, "openvino", tmp_path), speech.paths)
-    int8 = texts(transcriber(trained_model, "openvino", tmp_path, dtype="int8"), speech.paths)
+    int8 = texts(transcriber(trained_model, "openvino", tmp_path, dtype="int8", int8="weights"),
+                 speech.paths)  # fmt: skip
     wer32 = jiwer.wer(speech.references, fp32)
     wer8 = jiwer.wer(speech.references, int8)
     assert abs(wer8 - wer32) <= 0.01, (wer32, wer8)

@@ -16,6 +16,7 @@ DEFAULT_MODEL = "facebook/wav2vec2-base-960h"
 DEVICES_HELP = "auto, cpu, cuda or cuda:N"
 DTYPES = ("auto", "float32", "float16", "bfloat16", "int8")
 BACKENDS = ("auto", "torch", "openvino")
+INT8_METHODS = ("auto", "weights", "full")
 DECODERS = ("auto", "greedy", "beam")
 FORMATS = ("txt", "json", "srt", "vtt", "tsv")
 CASE_MODES = ("keep", "lower", "sentence")
@@ -31,6 +32,9 @@ class ModelOptions:
     trade a little accuracy for speed. ``backend="auto"`` is OpenVINO on the CPU when its
     extra is installed, else PyTorch (``inference/backends.py``). ``threads=None``: the
     cores this process may use. Remote code is never run (``trust_remote_code=False``).
+    ``int8`` is how ``dtype="int8"`` quantizes (``weights``, ``full`` or ``auto``) and
+    ``calibration`` the audio files full quantization calibrates on (empty: the run's own
+    input); see ``inference/quantize.py``.
     """
 
     model: str = DEFAULT_MODEL
@@ -40,8 +44,12 @@ class ModelOptions:
     revision: str | None = None
     backend: str = "auto"
     threads: int | None = None
+    int8: str = "auto"
+    calibration: tuple[Path, ...] = ()
 
     def __post_init__(self) -> None:
+        if self.int8 not in INT8_METHODS:
+            raise ConfigError(f"int8 must be one of {', '.join(INT8_METHODS)}, not {self.int8!r}")
         if self.dtype not in DTYPES:
             raise ConfigError(f"dtype must be one of {', '.join(DTYPES)}, not {self.dtype!r}")
         if self.backend not in BACKENDS:

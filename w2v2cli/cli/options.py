@@ -15,11 +15,13 @@ from typing import Any
 
 import click
 
+from ..errors import ConfigError
 from ..options import (
     BACKENDS,
     DECODERS,
     DEFAULT_MODEL,
     DTYPES,
+    INT8_METHODS,
     ChunkOptions,
     DecodeOptions,
     ModelOptions,
@@ -94,6 +96,14 @@ def model_options(f: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--threads", type=click.IntRange(min=1),
                      help="CPU threads for the model [default: the cores this process may "
                           "use]."),
+        click.option("--int8", "int8", type=click.Choice(INT8_METHODS), default="auto",
+                     show_default=True,
+                     help="How --dtype int8 quantizes: weights (weights only), full "
+                          "(weights and activations, calibrated on audio); auto: full on "
+                          "CPUs with VNNI, AMX or AVX-512 or with --calibration."),
+        click.option("--calibration", type=click.Path(exists=True, path_type=Path),
+                     help="Audio to calibrate full int8 quantization on: a file, a folder or "
+                          "a manifest [default: the first chunks of the input]."),
         click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path),
                      help="Hugging Face cache folder (default: HF_HOME's)."),
         click.option("--revision", help="Hub revision (branch, tag or commit) of the model."),
@@ -157,8 +167,31 @@ def build_model_options(kw: dict[str, Any]) -> ModelOptions:
     return ModelOptions(
         model=kw["model"], device=kw["device"], dtype=kw["dtype"],
         cache_dir=kw["cache_dir"], revision=kw["revision"],
-        backend=kw["backend"], threads=kw["threads"],
+        backend=kw["backend"], threads=kw["threads"], int8=kw["int8"],
+        calibration=calibration_files(kw["calibration"]),
     )
+
+
+MANIFEST_SUFFIXES = (".jsonl", ".json", ".csv", ".tsv")
+
+
+def calibration_files(path: Path | None) -> tuple[Path, ...]:
+    """The audio files ``--calibration PATH`` names: a manifest's, a folder's or one file."""
+    if path is None:
+        return ()
+    if path.is_file() and path.suffix.lower() in MANIFEST_SUFFIXES:
+        from ..evaluation import load_manifest
+
+        return tuple(entry.audio for entry in load_manifest(path))
+    from ..discovery import discover
+
+    found = discover([path])
+    if found.errors:
+        bad, reason = found.errors[0]
+        raise ConfigError(f"--calibration: {bad}: {reason}")
+    if not found.items:
+        raise ConfigError(f"--calibration: no audio files in {path}")
+    return tuple(item.path for item in found.items)
 
 
 def build_chunk_options(kw: dict[str, Any]) -> ChunkOptions:

@@ -24,6 +24,7 @@ from ..models import (
 )
 from ..options import ModelOptions
 from . import openvino_backend
+from .quantize import choose_method, open_full_int8
 from .runner import Backend
 from .threads import resolve_threads
 
@@ -96,9 +97,14 @@ def open_backend(
         exported = openvino_backend.exported_precision(parts.local_dir)
         precision = resolve_dtype(options.dtype, "cpu")
         if exported is not None and options.dtype == "auto":
-            precision = exported
+            precision = openvino_backend.dtype_of(exported)
         try:
-            backend = openvino_backend.open_openvino(parts, options, precision, threads, notify)
+            backend: Backend
+            if precision == "int8" and exported is None and choose_method(options) == "full":
+                backend = open_full_int8(parts, options, threads, notify)
+            else:
+                backend = openvino_backend.open_openvino(parts, options, precision, threads,
+                                                         notify)  # fmt: skip
         except ConversionError as exc:
             if options.backend == "openvino" or precision == "int8":
                 raise

@@ -84,6 +84,11 @@ class Engine:
             self.loaded.sampling_rate,
             self.loaded.samples_per_frame,
         )
+        if self.runner.needs_calibration and self.model_options.calibration:
+            from .quantize import calibration_chunks
+
+            files = self.model_options.calibration
+            self.runner.calibrate(calibration_chunks(files, self.plan, self.sampling_rate))
 
     @property
     def sampling_rate(self) -> int:
@@ -172,6 +177,10 @@ class Engine:
                         if exhausted and not inflight:
                             break
                         continue
+                    if self.runner.needs_calibration:  # int8 calibrated on the input
+                        from .quantize import CALIBRATION_CHUNKS
+
+                        self.runner.calibrate(pending[:CALIBRATION_CHUNKS])
                     plan = chunking.plan_batches(
                         [c.length for c in pending], batch_size, self.runner.max_padding
                     )

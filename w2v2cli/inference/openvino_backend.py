@@ -84,7 +84,7 @@ def cpu_capabilities() -> list[str]:
     return list(ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES"))
 
 
-def _version(package: str) -> str:
+def package_version(package: str) -> str:
     try:
         return version(package)
     except PackageNotFoundError:
@@ -92,15 +92,23 @@ def _version(package: str) -> str:
 
 
 def _ir_precision(precision: str) -> str:
-    """Which IR a precision runs: bf16 runs the fp32 IR with another hint."""
-    return "int8" if precision == "int8" else "float32"
+    """Which IR a precision runs: bf16 runs the fp32 IR with another hint; ``int8`` is
+    weight-only, ``int8-full`` fully quantized (``quantize.py``)."""
+    return precision if precision in ("int8", "int8-full") else "float32"
 
 
-def cache_key(model_dir: Path, precision: str) -> str:
-    """What a cached IR depends on (see the module docstring), as a short hex digest."""
+def dtype_of(ir_precision: str) -> str:
+    """The ``--dtype`` an IR precision runs as."""
+    return "int8" if ir_precision.startswith("int8") else "float32"
+
+
+def cache_key(model_dir: Path, precision: str, extra: str = "") -> str:
+    """What a cached IR depends on (see the module docstring), as a short hex digest;
+    ``extra``: anything else it depends on (what a quantized IR was calibrated on)."""
     h = hashlib.sha256()
     parts = [f"converter={CONVERTER_VERSION}", f"ir={_ir_precision(precision)}"]
-    parts += [f"{p}={_version(p)}" for p in ("openvino", "nncf", "transformers")]
+    parts += [f"extra={extra}"] if extra else []
+    parts += [f"{p}={package_version(p)}" for p in ("openvino", "nncf", "transformers")]
     h.update("\n".join(parts).encode())
     config = model_dir / "config.json"
     h.update(config.read_bytes())
@@ -161,7 +169,7 @@ def convert(parts: LoadedModel, options: ModelOptions, precision: str, target: P
     info = {
         "model": parts.name,
         "precision": _ir_precision(precision),
-        "openvino": _version("openvino"),
+        "openvino": package_version("openvino"),
         "converter": CONVERTER_VERSION,
     }
     try:
@@ -192,6 +200,7 @@ class OpenVINOBackend:
 
     name = "openvino"
     on_cuda = False
+    needs_calibration = False
 
     def __init__(self, ir: Path, precision: str, threads: int) -> None:
         ov = import_openvino()
@@ -237,6 +246,9 @@ class OpenVINOBackend:
             self._released_after_first = True
             release_mapped_pages(self._weights)
         return out
+
+    def calibrate(self, inputs: object) -> None:
+        """Nothing to calibrate (see ``quantize.PendingQuantization``)."""
 
     def close(self) -> None:
         self._request = None
@@ -304,12 +316,22 @@ def cached_ir(parts: LoadedModel, options: ModelOptions, precision: str,
         )
     exported = exported_precision(parts.local_dir)
     if exported is not None:
-        if _ir_precision(precision) != exported:
+        if _ir_precision(precision) != dtype_of(exported):
             raise ConfigError(
-                f"{parts.local_dir} was exported at {exported}; it runs as {exported}"
+                f"{parts.local_dir} was exported at {exported}; it runs as {dtype_of(exported)}"
                 + (" or bfloat16" if exported == "float32" else "")
             )
         return parts.local_dir / IR_FILE  # type: ignore[operator]
+    target = cache_root(options) / cache_key(model_folder(parts, options), precision)
+    if not (target / IR_FILE).is_file():
+        convert(parts, options, precision, target, notify)
+    log.debug("OpenVINO IR for %s: %s", parts.name, target)
+    return target / IR_FILE
+
+
+def model_folder(parts: LoadedModel, options: ModelOptions) -> Path:
+    """The folder with the model's config and weights, downloading the weights first when
+    only the processor files are cached."""
     folder = _model_dir(parts, options)
     if folder is None or not (folder / "config.json").is_file():
         from ..models.loading import load_weights
@@ -318,11 +340,7 @@ def cached_ir(parts: LoadedModel, options: ModelOptions, precision: str,
         folder = _model_dir(parts, options)
         if folder is None:
             raise ModelError(f"cannot find the downloaded files of {parts.name!r}")
-    target = cache_root(options) / cache_key(folder, precision)
-    if not (target / IR_FILE).is_file():
-        convert(parts, options, precision, target, notify)
-    log.debug("OpenVINO IR for %s: %s", parts.name, target)
-    return target / IR_FILE
+    return folder
 
 
 def open_openvino(
@@ -351,7 +369,12 @@ def export(options: ModelOptions, out_dir: Path, notify: Callable[[str], None]) 
         raise ConfigError(f"export writes float32 or int8 IRs, not {precision} (bfloat16 is a "
                           "run-time choice: --dtype bfloat16 runs a float32 IR)")  # fmt: skip
     parts = load_processor(options)
-    ir = cached_ir(parts, options, precision, notify)
+    if precision == "int8":
+        from .quantize import export_ir
+
+        ir = export_ir(parts, options, notify)
+    else:
+        ir = cached_ir(parts, options, precision, notify)
     folder = _model_dir(parts, options)
     if folder is None:
         raise ModelError(f"cannot find the files of {parts.name!r}")

@@ -19,15 +19,30 @@ from ..records import Chunk
 
 class Backend(Protocol):
     """What runs the model: padded ``(B, T)`` float32 features and the true lengths in,
-    ``(B, frames, vocab)`` float32 log-probabilities out."""
+    ``(B, frames, vocab)`` float32 log-probabilities out.
+
+    ``needs_calibration``: the backend must see model inputs (``calibrate``) before it can
+    run (int8 quantization calibrated on the input, ``quantize.py``); False for the rest,
+    whose ``calibrate`` does nothing.
+    """
 
     name: str
     precision: str
     on_cuda: bool
     threads: int
 
+    @property
+    def needs_calibration(self) -> bool: ...
+    def calibrate(self, inputs: Sequence[np.ndarray]) -> None: ...
     def log_probs(self, batch: np.ndarray, lengths: list[int]) -> np.ndarray: ...
     def close(self) -> None: ...
+
+
+def chunk_features(loaded: LoadedModel, samples: np.ndarray) -> np.ndarray:
+    """The feature extractor on one chunk alone (its normalisation is per chunk)."""
+    fe = loaded.feature_extractor
+    out = fe(samples, sampling_rate=loaded.sampling_rate, return_tensors="np")
+    return np.asarray(out["input_values"][0], dtype=np.float32)
 
 
 class Runner:
@@ -61,9 +76,16 @@ class Runner:
 
     def features(self, samples: np.ndarray) -> np.ndarray:
         """The feature extractor on one chunk alone (its normalisation is per chunk)."""
-        fe = self.loaded.feature_extractor
-        out = fe(samples, sampling_rate=self.loaded.sampling_rate, return_tensors="np")
-        return np.asarray(out["input_values"][0], dtype=np.float32)
+        return chunk_features(self.loaded, samples)
+
+    @property
+    def needs_calibration(self) -> bool:
+        return self.backend.needs_calibration
+
+    def calibrate(self, chunks: Sequence[Chunk]) -> None:
+        """Give the backend these chunks' model inputs to calibrate on (see ``Backend``)."""
+        live = [c for c in chunks if c.length >= self.min_samples]
+        self.backend.calibrate([self.features(c.samples) for c in live])
 
     def frames_for(self, num_samples: Sequence[int]) -> list[int]:
         """Frames the model outputs for inputs of these lengths (0 for too-short inputs)."""

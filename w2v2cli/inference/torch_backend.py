@@ -18,6 +18,7 @@ class TorchBackend:
     """Runs padded batches through ``loaded.model``; returns log-probabilities in numpy."""
 
     name = "torch"
+    needs_calibration = False
 
     def __init__(self, loaded: LoadedModel, *, exact: bool = True, threads: int | None = None):
         import torch
@@ -36,6 +37,9 @@ class TorchBackend:
         if threads and not self.on_cuda:
             torch.set_num_threads(threads)
         self.threads = torch.get_num_threads()
+
+    def calibrate(self, inputs: object) -> None:
+        """Nothing to calibrate (int8 runs on OpenVINO)."""
 
     def log_probs(self, batch: np.ndarray, lengths: list[int]) -> np.ndarray:
         """``(B, frames, vocab)`` float32 log-probabilities of a zero-padded batch."""

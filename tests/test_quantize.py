@@ -1,0 +1,146 @@
+"""Full int8 quantization on OpenVINO (inference/quantize.py): calibrated on --calibration
+audio or on the run's own input, cached, exported, and within one WER point of fp32 on the
+trained model. The calibration speech is other sentences than the test set's."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import jiwer
+import pytest
+from click.testing import CliRunner
+from speech import Speech
+
+from w2v2cli.cli import main
+from w2v2cli.errors import ConfigError
+from w2v2cli.inference import quantize
+from w2v2cli.options import ModelOptions, RunOptions
+from w2v2cli.run import Transcriber
+
+pytestmark = pytest.mark.slow
+
+CALIBRATION_SENTENCES = [
+    "the rain in spain stays mainly in the plain",
+    "how much wood would a woodchuck chuck",
+    "to be or not to be that is the question",
+    "it was the best of times it was the worst of times",
+    "an apple a day keeps the doctor away",
+    "birds of a feather flock together",
+]
+
+
+@pytest.fixture(scope="module")
+def calibration(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("calibration")
+    for i, text in enumerate(CALIBRATION_SENTENCES):
+        voice = "en" if i % 2 else "en-us"
+        subprocess.run(["espeak-ng", "-v", voice, "-w", str(folder / f"c{i}.wav"), text],
+                       check=True)  # fmt: skip
+    return folder
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One cache for the module: the fp32 IR and the calibrated one are made once."""
+    return tmp_path_factory.mktemp("cache")
+
+
+def transcriber(model: Path, cache: Path, notes: list[str] | None = None, **kw) -> Transcriber:
+    options = ModelOptions(model=str(model), backend="openvino", cache_dir=cache, **kw)
+    sink = notes if notes is not None else []
+    return Transcriber(RunOptions(model=options), notify=sink.append)
+
+
+def texts(t: Transcriber, paths: list[Path]) -> list[str]:
+    return [x.text for x in t.transcribe_files(paths)]
+
+
+def calibration_files(folder: Path) -> tuple[Path, ...]:
+    return tuple(sorted(folder.glob("*.wav")))
+
+
+def test_method_choice() -> None:
+    assert quantize.choose_method(ModelOptions(int8="weights")) == "weights"
+    assert quantize.choose_method(ModelOptions(int8="full")) == "full"
+    with_files = ModelOptions(calibration=(Path("a.wav"),))
+    assert quantize.choose_method(with_files) == "full"
+    expected = "full" if quantize.cpu_flags() & {"avx512f", "avx512_vnni", "avx_vnni",
+                                                  "amx_int8"} else "weights"  # fmt: skip
+    assert quantize.choose_method(ModelOptions()) == expected
+    with pytest.raises(ConfigError, match="int8 must be one of"):
+        ModelOptions(int8="int4")
+
+
+def test_full_int8_stays_within_one_wer_point(trained_model, speech: Speech, calibration,
+                                              cache):  # fmt: skip
+    fp32 = texts(transcriber(trained_model, cache), speech.paths)
+    notes: list[str] = []
+    t = transcriber(trained_model, cache, notes, dtype="int8", int8="full",
+                    calibration=calibration_files(calibration))  # fmt: skip
+    assert any("calibrating int8 quantization" in n and "--calibration audio" in n
+               for n in notes), notes  # fmt: skip
+    int8 = texts(t, speech.paths)
+    info = json.loads((t.engine.runner.backend.ir.parent / "w2v2cli-ir.json").read_text())
+    assert info["precision"] == "int8-full" and info["calibration"] != "input"
+    wer32, wer8 = jiwer.wer(speech.references, fp32), jiwer.wer(speech.references, int8)
+    assert abs(wer8 - wer32) <= 0.01, (wer32, wer8)
+    assert int8 != fp32 or wer8 == wer32  # it ran a different model, or exactly as well
+    # A second run finds it in the cache and does not calibrate again.
+    again: list[str] = []
+    t2 = transcriber(trained_model, cache, again, dtype="int8", int8="full",
+                     calibration=calibration_files(calibration))  # fmt: skip
+    assert again == [] and texts(t2, speech.paths[:3]) == int8[:3]
+
+
+def test_calibrates_on_the_input_once_or_falls_back_when_it_is_too_short(
+    trained_model, speech: Speech, cache: Path
+) -> None:
+    tmp_path = cache
+    short: list[str] = []
+    t = transcriber(trained_model, tmp_path, short, dtype="int8", int8="full")
+    texts(t, speech.paths[:2])
+    assert any("too little to calibrate" in n for n in short), short
+    assert t.engine.runner.backend.ir.parent.name in {p.name for p in (
+        tmp_path / "w2v2cli-openvino").iterdir()}  # fmt: skip
+    weights_only = json.loads((t.engine.runner.backend.ir.parent / "w2v2cli-ir.json").read_text())
+    assert weights_only["precision"] == "int8"
+
+    notes: list[str] = []
+    t = transcriber(trained_model, tmp_path, notes, dtype="int8", int8="full")
+    texts(t, [*speech.paths, speech.long])  # > 30 s: enough to calibrate on
+    assert any("of this run's input" in n for n in notes), notes
+    info = json.loads((t.engine.runner.backend.ir.parent / "w2v2cli-ir.json").read_text())
+    assert info == {**info, "precision": "int8-full", "calibration": "input"}
+    later: list[str] = []
+    texts(transcriber(trained_model, tmp_path, later, dtype="int8", int8="full"),
+          speech.paths[:1])  # fmt: skip
+    assert later == []  # the calibrated IR is reused, even for a short input
+
+
+def test_cli_full_int8_export_and_errors(trained_model, speech: Speech, calibration, cache,
+                                         tmp_path):  # fmt: skip
+    out = tmp_path / "int8-full"
+    r = CliRunner().invoke(main, ["export", str(trained_model), "-o", str(out), "--dtype",
+                                  "int8", "--calibration", str(calibration), "--cache-dir",
+                                  str(cache)])  # fmt: skip
+    assert r.exit_code == 0, r.output
+    assert json.loads((out / "w2v2cli-ir.json").read_text())["precision"] == "int8-full"
+    run = CliRunner().invoke(main, ["transcribe", str(speech.paths[0]), "-m", str(out),
+                                    "--stdout", "--cache-dir", str(tmp_path / "c")])  # fmt: skip
+    assert run.exit_code == 0 and run.stdout.strip(), run.output
+    assert not (tmp_path / "c").exists()  # nothing converted for an exported folder
+
+    no_audio = CliRunner().invoke(main, ["export", str(trained_model), "-o", str(tmp_path / "x"),
+                                         "--dtype", "int8", "--int8", "full"])  # fmt: skip
+    assert no_audio.exit_code == 2 and "needs --calibration" in no_audio.stderr
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "broken.wav").write_bytes(b"RIFF0000WAVEjunk")
+    r = CliRunner().invoke(main, ["transcribe", str(speech.paths[0]), "-m", str(trained_model),
+                                  "--dtype", "int8", "--calibration", str(bad), "--stdout",
+                                  "--cache-dir", str(cache)])  # fmt: skip
+    assert r.exit_code == 2, r.output
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and "--calibration" in lines[0] and "broken.wav" in lines[0], lines
