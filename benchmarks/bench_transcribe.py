@@ -82,12 +82,16 @@ SR = 16000
 NCPU = len(os.sched_getaffinity(0))
 
 VOCAB = ["<pad>", "<s>", "</s>", "<unk>", "|", *"ETAONIHSRDLUMWCFGYPBVK'XJQZ"]
-#: Configurations of w2v2cli: (backend, dtype).
+#: Configurations of w2v2cli: (backend, dtype, int8 method). ``ov8`` lets w2v2cli choose the
+#: int8 method for this CPU; ``ov8w`` is weight-only, ``ov8f`` full quantization calibrated
+#: on the first files of the set (before the timed part).
 BACKENDS = {
-    "ours": ("torch", "float32"),
-    "ov": ("openvino", "float32"),
-    "ov8": ("openvino", "int8"),
-    "ovbf16": ("openvino", "bfloat16"),
+    "ours": ("torch", "float32", "auto"),
+    "ov": ("openvino", "float32", "auto"),
+    "ov8": ("openvino", "int8", "auto"),
+    "ov8w": ("openvino", "int8", "weights"),
+    "ov8f": ("openvino", "int8", "full"),
+    "ovbf16": ("openvino", "bfloat16", "auto"),
 }
 CONFIGS = ("ours-bauto", "ours-b8", "ours-pad-b8", "ours-plain-b8", "pipe-b8", "ours-b1",
            "pipe-b1")
@@ -377,7 +381,7 @@ def chunk_seconds(paths: Sequence[Path], args: argparse.Namespace, config: Any) 
 def parse_config(name: str) -> tuple[str, bool, int, float | None]:
     """``ours-plain-b8`` → (``ours``, exact=False, batch 8, max_padding 1.0)."""
     name = name.removesuffix("+mmap").removesuffix("+notrim")  # see run_config()
-    m = re.fullmatch(r"(ours|ov|ov8|ovbf16|pipe)(-plain|-pad)?-b(\d+|auto)", name)
+    m = re.fullmatch(r"(ours|ov|ov8|ov8w|ov8f|ovbf16|pipe)(-plain|-pad)?-b(\d+|auto)", name)
     if not m:
         raise SystemExit(f"unknown configuration {name!r}")
     variant = m.group(2)
@@ -430,10 +434,12 @@ def run_config(name: str, args: argparse.Namespace) -> dict[str, Any]:
         from w2v2cli.options import ChunkOptions, DecodeOptions, ModelOptions, RunOptions
         from w2v2cli.run import Transcriber
 
-        backend, dtype = BACKENDS[tool]
+        backend, dtype, int8 = BACKENDS[tool]
+        calibration = tuple(paths[:8]) if int8 == "full" else ()
         options = RunOptions(
             model=ModelOptions(model=str(model_dir), device="cpu", dtype=dtype, backend=backend,
-                               cache_dir=DATA / "hf-cache", threads=args.threads or None),
+                               cache_dir=DATA / "hf-cache", threads=args.threads or None,
+                               int8=int8, calibration=calibration),
             chunking=ChunkOptions(chunk, left, right),
             decoding=DecodeOptions(decoder="greedy"),
             batch_size=batch or None,
@@ -718,6 +724,8 @@ def report(results: dict[str, dict[str, Any]], args: argparse.Namespace, command
         "ours": "w2v2cli torch (exact)",
         "ov": "w2v2cli OpenVINO fp32",
         "ov8": "w2v2cli OpenVINO int8",
+        "ov8w": "w2v2cli OpenVINO int8 weight-only",
+        "ov8f": "w2v2cli OpenVINO int8 full (calibrated)",
         "ovbf16": "w2v2cli OpenVINO bf16",
         "ours-pad": "w2v2cli (exact, padded batches)",
         "ours-plain": "w2v2cli (exact=False, padded)",
@@ -833,7 +841,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true", help="~3.5 min of audio instead of ~21")
     p.add_argument("--configs", nargs="+", default=list(CONFIGS),
-                   help="configurations to run, (ours|pipe)[-pad|-plain]-b(N|auto)[+mmap] "
+                   help="configurations to run, (ours|ov|ov8|ov8w|ov8f|ovbf16|pipe)[-pad|-plain]"
+                        "-b(N|auto)[+mmap|+notrim] "
                    f"(default: {' '.join(CONFIGS)}); +mmap: a fixed 4 MiB glibc mmap threshold")
     p.add_argument("--chunk-length", type=float, default=20.0, help="seconds (default 20)")
     p.add_argument("--stride", type=float, nargs=2, default=[3.0, 3.0], metavar=("LEFT", "RIGHT"),
