@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -125,13 +126,13 @@ def main(argv: list[str] | None = None) -> None:
     cache = bt.DATA / "hf-cache"
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        # The second pass goes through symbolic links: the same audio under other paths
-        # (inputs are de-duplicated by path).
+        # The second pass reads copies: the same audio under other paths (inputs are
+        # de-duplicated by their real path).
         second = Path(tmp) / "pass2"
         second.mkdir()
         links = []
         for path in paths:
-            (second / path.name).symlink_to(path)
+            shutil.copyfile(path, second / path.name)
             links.append(second / path.name)
         listing = Path(tmp) / "twice.txt"
         listing.write_text("".join(f"{p}\n" for p in [*paths, *links]))
