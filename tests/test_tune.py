@@ -110,8 +110,15 @@ def options(lm_dir: Path) -> DecodeOptions:
     return DecodeOptions(decoder="beam", lm=lm_dir / "language_model")
 
 
+@pytest.fixture(autouse=True)
+def _every_engine(beam_engine: str) -> str:
+    """Every test runs on both engines: pyctcdecode switches weights in place,
+    ctc-beam-decoder rebuilds its decoder (see ``decoding.engines``)."""
+    return beam_engine
+
+
 @pytest.fixture(scope="module")
-def grid_result(lm_dir: Path) -> TuneResult:
+def grid_result(lm_dir: Path, beam_engine: str) -> TuneResult:
     return tune(ITEMS, UPPER, options(lm_dir), ALPHAS, BETAS, workers=0)
 
 
@@ -145,8 +152,8 @@ def test_grid_finds_the_known_best_pair(grid_result: TuneResult) -> None:
 def test_switching_weights_equals_a_fresh_decoder(
     grid_result: TuneResult, lm_dir: Path
 ) -> None:
-    """reset_params on one decoder gives exactly what a decoder built with those weights
-    (what ``w2v2 eval --alpha A --beta B`` uses) gives."""
+    """Switching weights on one decoder (``BeamCore.set_weights``) gives exactly what a
+    decoder built with those weights (what ``w2v2 eval --alpha A --beta B`` uses) gives."""
     rows = by_pair(grid_result.rows)
     for alpha, beta in [(0.0, 0.0), (0.25, 0.0), (0.25, 8.0), (2.0, 0.0), (2.0, 8.0)]:
         opts = DecodeOptions(lm=lm_dir / "language_model", alpha=alpha, beta=beta, workers=0)

@@ -94,7 +94,7 @@ class Search(Protocol):
 # --------------------------------------------------------------------------- choosing
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def engine_problem(name: str, needs_lm: bool) -> str | None:
     """Why engine ``name`` cannot run here (with an LM when ``needs_lm``), or None."""
     if name == "ctc-beam-decoder":
