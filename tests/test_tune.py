@@ -216,6 +216,24 @@ def test_random_search_is_seeded_and_finds_a_perfect_pair(lm_dir: Path) -> None:
     assert (result.best.alpha, result.best.beta) == min(perfect)
 
 
+def test_arpa_lm_tunes_to_the_same_result_and_warns_on_ctc_beam_decoder(
+    grid_result: TuneResult, tmp_path: Path, beam_engine: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An ARPA LM gives the binary LM's scores; ctc-beam-decoder, which parses it again for
+    every pair, says so once and recommends a binary LM."""
+    from w2v2cli.lm import build_lm
+
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("\n".join(english_sentences()), encoding="utf-8")
+    arpa = build_lm([corpus], tmp_path / "lm.arpa", 3, vocab=UPPER, binary=False).lm_path
+    pairs = [BEST, (0.25, 8.0)]
+    with caplog.at_level("WARNING", logger="w2v2cli"):
+        result = tune_pairs(ITEMS, UPPER, DecodeOptions(lm=arpa), pairs, workers=0)
+    assert by_pair(result.rows) == {p: by_pair(grid_result.rows)[p] for p in pairs}
+    warned = caplog.text.count("is parsed again for every (alpha, beta) pair")
+    assert warned == (1 if beam_engine == "ctc-beam-decoder" else 0)
+
+
 def test_search_values() -> None:
     assert grid_values(0, 2, 5) == [0.0, 0.5, 1.0, 1.5, 2.0]
     assert grid_values(-1, 3, 5) == [-1.0, 0.0, 1.0, 2.0, 3.0]

@@ -13,8 +13,10 @@ things, whichever engine found the words.
 Letter case: when the LM's case is the opposite of the model's, the engine searches over
 labels in the LM's case (``alphabet.case_map``) and the words it returns are mapped back.
 
-Binary LMs are memory-mapped, so N workers share one copy of the model in the page cache;
-ARPA files are parsed by every worker, which is why binary LMs are recommended.
+Binary LMs are memory-mapped, so N workers share one copy of the model in the page cache
+(pyctcdecode's kenlm module is told to; ctc-beam-decoder's KenLM does so by default on Linux
+and reads a private copy elsewhere); ARPA files are parsed by every worker, which is why
+binary LMs are recommended.
 """
 
 from __future__ import annotations
