@@ -149,6 +149,8 @@ def main() -> int:
     p.add_argument("--beam-width", type=int, default=100)
     p.add_argument("--corpus-sentences", type=int, default=200_000)
     p.add_argument("--workers", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument("--engine", default="auto",
+                   help="beam-search engine: auto, ctc-beam-decoder or pyctcdecode")
     p.add_argument("--write", action="store_true", help="write the report into RESULTS.md")
     args = p.parse_args()
 
@@ -177,11 +179,12 @@ def main() -> int:
     rows.append(("greedy", "-", wall, jiwer.wer(refs, texts)))
     for workers in args.workers:
         options = DecodeOptions(decoder="beam", lm=lm_path, beam_width=args.beam_width,
-                                workers=workers)
+                                workers=workers, engine=args.engine)
         with BeamDecoder(vocab, options) as decoder:
             decoder.submit(items[0][1]).result()  # start the pool and load the LM first
             wall, texts = run(decoder, items)
-        rows.append((f"beam {args.beam_width} + 4-gram", str(workers), wall,
+            engine = decoder.engine
+        rows.append((f"beam {args.beam_width} + 4-gram ({engine})", str(workers), wall,
                      jiwer.wer(refs, texts)))
         print(f"  workers={workers}: {wall:.1f} s", file=sys.stderr)
 
@@ -209,7 +212,10 @@ def main() -> int:
         sys.path.insert(0, str(ROOT / "benchmarks"))
         from bench_transcribe import write_section
 
-        write_section(RESULTS, "beam search decoding", body)
+        section = "beam search decoding"
+        if args.engine != "auto":
+            section += f" ({args.engine})"
+        write_section(RESULTS, section, body)
     return 0
 
 

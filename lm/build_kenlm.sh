@@ -9,10 +9,10 @@
 #   libboost-program-options-dev libboost-system-dev libboost-thread-dev libboost-test-dev
 #   zlib1g-dev libbz2-dev liblzma-dev   (libeigen3-dev is optional; only for `interpolate`)
 #
-# Environment: KENLM_VERSION (default 0.3.0, the version of the `kenlm` Python module we
-# use, so both sides agree on the binary format), PYTHON (default python3), JOBS (default 2),
-# KENLM_MAX_ORDER (default 6, as the Python module is built: a binary LM of a higher order
-# would not load there).
+# Environment: KENLM_VERSION (default 0.3.0, the `kenlm` source package on PyPI; the
+# binary format is the one ctc-beam-decoder's KenLM and the Python module read), PYTHON
+# (default python3), JOBS (default 2), KENLM_MAX_ORDER (default 6, as both engines' KenLM is
+# built: a binary LM of a higher order would not load there).
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"

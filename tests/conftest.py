@@ -153,3 +153,17 @@ def trained_model() -> Path:
     from speech import TRAINED_MODEL
 
     return TRAINED_MODEL
+
+
+@pytest.fixture(scope="module", params=["ctc-beam-decoder", "pyctcdecode"])
+def beam_engine(request: pytest.FixtureRequest):
+    """Runs the requesting module's tests once per beam-search engine, chosen the way CI
+    forces one for a whole run: ``W2V2_BEAM_ENGINE``."""
+    from lm_fixtures import require_engine
+
+    from w2v2cli.decoding.engines import ENGINE_ENV
+
+    require_engine(request.param)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv(ENGINE_ENV, request.param)
+        yield request.param

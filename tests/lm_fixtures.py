@@ -203,3 +203,44 @@ def emissions_for(
         duration=float(starts[-1] + frame_duration + 0.5),
     )
     return emissions, spans
+
+
+# --------------------------------------------------------------------------- engines
+
+PYPROJECT = Path(__file__).resolve().parent.parent / "pyproject.toml"
+
+
+def dependency_markers() -> dict[str, str]:
+    """``{package: environment marker}`` of the base dependencies that carry one, read
+    from pyproject.toml (a plain text scan: ``tomllib`` is Python 3.11+)."""
+    import re
+
+    out = {}
+    for line in PYPROJECT.read_text(encoding="utf-8").splitlines():
+        m = re.match(r'\s*"([A-Za-z0-9_.-]+)[^";]*;\s*([^"]+)",', line)
+        if m:
+            out[m.group(1)] = m.group(2).strip()
+    return out
+
+
+def engine_expected_here(name: str) -> bool:
+    """Whether pyproject.toml installs the engine's package on this platform (pyctcdecode:
+    always in the test extra, as the reference)."""
+    if name == "pyctcdecode":
+        return True
+    from packaging.markers import Marker
+
+    return Marker(dependency_markers()["ctc-beam-decoder"]).evaluate()
+
+
+def require_engine(name: str) -> None:
+    """Skip a test for an engine that is not installed where pyproject.toml does not install
+    it; fail where it should be there, so CI cannot skip what it must check."""
+    from w2v2cli.decoding.engines import engine_problem
+
+    problem = engine_problem(name, True)
+    if problem is None:
+        return
+    if engine_expected_here(name):
+        pytest.fail(f"{name} should be installed on this platform: {problem}")
+    pytest.skip(f"{name}: {problem}")

@@ -1,5 +1,8 @@
 """Beam search with and without KenLM: constructed CTC emissions for known sentences,
-real LMs built in the session (see ``lm_fixtures.py``), pyctcdecode as the reference."""
+real LMs built in the session (see ``lm_fixtures.py``), pyctcdecode as the reference.
+
+Every test runs once per engine (ctc-beam-decoder and pyctcdecode; the ``beam_engine``
+fixture). Parity on real model outputs is in ``test_beam_parity.py``."""
 
 from __future__ import annotations
 
@@ -40,6 +43,18 @@ CONFUSE_K = {4: ("K", 0.50, 0.45)}
 @pytest.fixture(scope="session")
 def lms(tmp_path_factory: pytest.TempPathFactory) -> BuiltLMs:
     return built_lms(tmp_path_factory)
+
+
+@pytest.fixture(autouse=True)
+def _every_engine(beam_engine: str) -> str:
+    return beam_engine
+
+
+def test_the_chosen_engine_decodes(beam_engine: str) -> None:
+    with beam() as dec:
+        assert dec.engine == dec.settings.engine == beam_engine
+    with beam(engine="pyctcdecode") as dec:  # an explicit engine beats W2V2_BEAM_ENGINE
+        assert dec.engine == "pyctcdecode"
 
 
 def beam(lm: Path | None = None, **kw: object) -> BeamDecoder:

@@ -110,8 +110,15 @@ def options(lm_dir: Path) -> DecodeOptions:
     return DecodeOptions(decoder="beam", lm=lm_dir / "language_model")
 
 
+@pytest.fixture(autouse=True)
+def _every_engine(beam_engine: str) -> str:
+    """Every test runs on both engines: pyctcdecode switches weights in place,
+    ctc-beam-decoder rebuilds its decoder (see ``decoding.engines``)."""
+    return beam_engine
+
+
 @pytest.fixture(scope="module")
-def grid_result(lm_dir: Path) -> TuneResult:
+def grid_result(lm_dir: Path, beam_engine: str) -> TuneResult:
     return tune(ITEMS, UPPER, options(lm_dir), ALPHAS, BETAS, workers=0)
 
 
@@ -145,8 +152,8 @@ def test_grid_finds_the_known_best_pair(grid_result: TuneResult) -> None:
 def test_switching_weights_equals_a_fresh_decoder(
     grid_result: TuneResult, lm_dir: Path
 ) -> None:
-    """reset_params on one decoder gives exactly what a decoder built with those weights
-    (what ``w2v2 eval --alpha A --beta B`` uses) gives."""
+    """Switching weights on one decoder (``BeamCore.set_weights``) gives exactly what a
+    decoder built with those weights (what ``w2v2 eval --alpha A --beta B`` uses) gives."""
     rows = by_pair(grid_result.rows)
     for alpha, beta in [(0.0, 0.0), (0.25, 0.0), (0.25, 8.0), (2.0, 0.0), (2.0, 8.0)]:
         opts = DecodeOptions(lm=lm_dir / "language_model", alpha=alpha, beta=beta, workers=0)
@@ -207,6 +214,24 @@ def test_random_search_is_seeded_and_finds_a_perfect_pair(lm_dir: Path) -> None:
     assert len(result.rows) == 6 and result.best.wer == 0.0
     perfect = [(r.alpha, r.beta) for r in result.rows if r.wer == 0.0]
     assert (result.best.alpha, result.best.beta) == min(perfect)
+
+
+def test_arpa_lm_tunes_to_the_same_result_and_warns_on_ctc_beam_decoder(
+    grid_result: TuneResult, tmp_path: Path, beam_engine: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An ARPA LM gives the binary LM's scores; ctc-beam-decoder, which parses it again for
+    every pair, says so once and recommends a binary LM."""
+    from w2v2cli.lm import build_lm
+
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("\n".join(english_sentences()), encoding="utf-8")
+    arpa = build_lm([corpus], tmp_path / "lm.arpa", 3, vocab=UPPER, binary=False).lm_path
+    pairs = [BEST, (0.25, 8.0)]
+    with caplog.at_level("WARNING", logger="w2v2cli"):
+        result = tune_pairs(ITEMS, UPPER, DecodeOptions(lm=arpa), pairs, workers=0)
+    assert by_pair(result.rows) == {p: by_pair(grid_result.rows)[p] for p in pairs}
+    warned = caplog.text.count("is parsed again for every (alpha, beta) pair")
+    assert warned == (1 if beam_engine == "ctc-beam-decoder" else 0)
 
 
 def test_search_values() -> None:

@@ -18,6 +18,8 @@ DTYPES = ("auto", "float32", "float16", "bfloat16", "int8")
 BACKENDS = ("auto", "torch", "openvino")
 INT8_METHODS = ("auto", "weights", "full")
 DECODERS = ("auto", "greedy", "beam")
+#: Beam-search engines: auto = $W2V2_BEAM_ENGINE, else the first installed of the other two.
+BEAM_ENGINES = ("auto", "ctc-beam-decoder", "pyctcdecode")
 FORMATS = ("txt", "json", "srt", "vtt", "tsv")
 CASE_MODES = ("keep", "lower", "sentence")
 
@@ -99,7 +101,9 @@ class DecodeOptions:
     """Decoder choice and beam-search settings.
 
     ``decoder="auto"`` is beam search when an LM is given or the model ships one
-    (``language_model/``), else greedy. Beam defaults follow pyctcdecode's.
+    (``language_model/``), else greedy. Beam defaults follow pyctcdecode's. ``engine``
+    runs the search: ``auto`` is ``$W2V2_BEAM_ENGINE`` when set, else ctc-beam-decoder where
+    it is installed, else pyctcdecode (see ``decoding.engines``).
     """
 
     decoder: str = "auto"  # auto | greedy | beam
@@ -113,10 +117,15 @@ class DecodeOptions:
     hotwords: tuple[str, ...] = ()
     hotword_weight: float = 10.0
     workers: int | None = None  # None: the number of CPU cores
+    engine: str = "auto"  # auto | ctc-beam-decoder | pyctcdecode
 
     def __post_init__(self) -> None:
         if self.decoder not in DECODERS:
             raise ConfigError(f"decoder must be {', '.join(DECODERS)}, not {self.decoder!r}")
+        if self.engine not in BEAM_ENGINES:
+            raise ConfigError(
+                f"beam search engine must be {', '.join(BEAM_ENGINES)}, not {self.engine!r}"
+            )
         if self.beam_width < 1:
             raise ConfigError("beam width must be at least 1")
         if self.workers is not None and self.workers < 0:

@@ -11,8 +11,11 @@ labels, and decide how the model's case and an LM's case meet.
 - **Case.** The model's case (``alphabet_case``) and the LM's (``text_case`` of its
   unigrams) are compared when a decoder is built. Equal: nothing to do. Opposite single
   cases (an upper-case model with a lower-case LM, or the reverse): the LM side is
-  converted, i.e. every word is case-mapped before it is looked up in the LM, which is
-  exact because both sides spell the same words. A mixed-case LM for a single-case model
+  converted: beam search runs on labels in the LM's case (``case_map``), so every word and
+  word prefix is looked up as the LM spells it, and the words found are mapped back to the
+  model's case. This is exact because both sides spell the same words, and it works the
+  same on every engine. Letters without a one-to-one case partner (``ß``, final ``ς``) are
+  left as they are. A mixed-case LM for a single-case model
   cannot be mapped reliably ("Paris" vs "paris"): ``ConfigError`` telling to rebuild the
   LM with ``w2v2 lm build --model``. An LM whose words mostly cannot be spelled with the
   model's alphabet is refused too.
@@ -21,6 +24,7 @@ labels, and decide how the model's case and an LM's case meet.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -35,6 +39,10 @@ LM_SPECIAL_WORDS = frozenset({"<s>", "</s>", "<unk>"})
 _PLACEHOLDER_BMP = (0xE000, 0xF900)  # Unicode private use areas: never in real text
 _PLACEHOLDER_PLANE15 = 0xF0000
 _CASES = ("upper", "lower", "mixed", "none")
+#: How transformers' ``Wav2Vec2ProcessorWithLM`` (pyctcdecode's ``alphabet.py``) writes and
+#: recognises the unknown-word token in ``alphabet.json``.
+UNK_TOKEN = "\u2047"
+UNK_TOKEN_PTN = re.compile(r"^[<\[]unk[>\]]$", flags=re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -221,8 +229,6 @@ def hf_alphabet_labels(vocab: Vocabulary) -> list[str]:
     the delimiter → ``" "`` and ``<unk>`` → ``⁇``; other specials (``<s>``) stay as they
     are. Only written for other tools; our decoder uses ``labels_for_pyctcdecode``.
     """
-    from pyctcdecode.alphabet import UNK_TOKEN, UNK_TOKEN_PTN
-
     labels = []
     for i, token in enumerate(vocab.tokens):
         if i == vocab.blank_id:
@@ -253,6 +259,25 @@ def lm_case_conversion(model_case: str, lm_case: str) -> str | None:
             "`w2v2 lm build --model MODEL ...`, which folds the text to the model's case"
         )
     return None
+
+
+def case_map(chars: Iterable[str], model_case: str, lm_case: str) -> tuple[tuple[str, str], ...]:
+    """``(model letter, LM letter)`` pairs that put the model's text in the LM's case.
+
+    Only letters with a one-to-one partner are mapped (``E`` ↔ ``e``); one whose case
+    mapping does not round-trip (``ß`` → ``SS``, final ``ς``, dotless ``ı``) or would land
+    on another letter of the alphabet stays as it is, so the mapping is always invertible.
+    """
+    chars = set(chars)
+    pairs = []
+    for c in sorted(chars):
+        mapped = fold_case(c, lm_case)
+        if mapped == c or len(mapped) != 1 or mapped in chars:
+            continue
+        if fold_case(mapped, model_case) != c:
+            continue
+        pairs.append((c, mapped))
+    return tuple(pairs)
 
 
 def check_lm_spelling(

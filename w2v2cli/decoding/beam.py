@@ -1,17 +1,22 @@
-"""Beam search with an optional KenLM language model (pyctcdecode), in-process or in a pool.
+"""Beam search with an optional KenLM language model, in-process or in a pool.
 
-``beam_settings`` resolves and checks everything once: the LM (missing file, wrong format,
-bad ``attrs.json``, wrong case, wrong script: one-line errors naming the LM), the labels,
-the weights and the hotwords; the result is small enough to send to worker processes.
-``BeamCore`` is one pyctcdecode decoder built from it, with ``set_weights`` to change alpha
-and beta without rebuilding the LM (``lm tune``). ``BeamDecoder`` is the ``Decoder``:
-built once per run, it decodes in this process or in the shared ``WorkerPool``. Words,
-times and confidences follow ``alignment.py``, so greedy and beam transcripts measure the
-same things.
+``beam_settings`` resolves and checks everything once: the engine (``engines.py``:
+ctc-beam-decoder where it is installed, else pyctcdecode), the LM (missing file, wrong
+format, bad ``attrs.json``, wrong case, wrong script: one-line errors naming the LM), the
+labels, the weights and the hotwords; the result is small enough to send to worker
+processes. ``BeamCore`` is one engine decoder built from it, with ``set_weights`` to change
+alpha and beta between decodes (``lm tune``). ``BeamDecoder`` is the ``Decoder``: built once
+per run, it decodes in this process or in the shared ``WorkerPool``. Words, times and
+confidences follow ``alignment.py``, so greedy and beam transcripts measure the same
+things, whichever engine found the words.
 
-Binary LMs are memory-mapped (kenlm's ``POPULATE_OR_LAZY``), so N workers share one copy
-of the model in the page cache; ARPA files are parsed by every worker, which is why binary
-LMs are recommended.
+Letter case: when the LM's case is the opposite of the model's, the engine searches over
+labels in the LM's case (``alphabet.case_map``) and the words it returns are mapped back.
+
+Binary LMs are memory-mapped, so N workers share one copy of the model in the page cache
+(pyctcdecode's kenlm module is told to; ctc-beam-decoder's KenLM does so by default on Linux
+and reads a private copy elsewhere); ARPA files are parsed by every worker, which is why
+binary LMs are recommended.
 """
 
 from __future__ import annotations
@@ -21,7 +26,6 @@ import os
 from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -38,6 +42,7 @@ from ..options import DecodeOptions
 from ..records import Emissions, Transcript, Vocabulary
 from .alignment import file_confidence, words_from_frame_spans
 from .alphabet import (
+    case_map,
     check_lm_spelling,
     decoder_alphabet,
     fold_case,
@@ -45,11 +50,12 @@ from .alphabet import (
     text_case,
 )
 from .base import Decoder
+from .engines import LMSpec, SearchParams, open_search, resolve_engine
 from .pool import WorkerPool
 
 logger = logging.getLogger("w2v2cli")
 
-#: pyctcdecode clips log-probabilities at log(1e-15); silenced columns sit there.
+#: Both engines clip log-probabilities at log(1e-15); silenced columns sit there.
 _FLOOR = float(np.log(1e-15))
 
 
@@ -58,13 +64,15 @@ class BeamSettings:
     """Everything a decoder needs, resolved and validated, small enough to send to workers."""
 
     vocabulary: Vocabulary
+    engine: str  # "ctc-beam-decoder" | "pyctcdecode", resolved (see engines.resolve_engine)
     labels: tuple[str, ...]
     folds: tuple[tuple[int, int], ...]
     lm_path: str | None
     lm_format: str | None
     unigrams: tuple[str, ...] | None
     unigrams_from: str
-    lm_lookup_case: str | None  # None, or "upper"/"lower": map words before LM lookups
+    lm_lookup_case: str | None  # None, or "upper"/"lower": the LM's case, when it differs
+    lm_case_map: tuple[tuple[str, str], ...]  # (model letter, LM letter); see alphabet.case_map
     alpha: float
     beta: float
     unk_score_offset: float
@@ -142,8 +150,11 @@ def beam_settings(vocabulary: Vocabulary, options: DecodeOptions | None = None) 
         source = resolve_lm(Path(options.lm), options.unigrams)
         lookup_case = _lm_case(source, alphabet.case, alphabet.chars)
     attrs = source.attrs if source is not None else {}
+    engine = resolve_engine(options.engine, needs_lm=source is not None)
+    logger.info("beam search engine: %s", engine)
     return BeamSettings(
         vocabulary=vocabulary,
+        engine=engine,
         labels=alphabet.labels,
         folds=alphabet.folds,
         lm_path=None if source is None else str(source.path),
@@ -151,6 +162,7 @@ def beam_settings(vocabulary: Vocabulary, options: DecodeOptions | None = None) 
         unigrams=None if source is None else source.unigrams,
         unigrams_from="" if source is None else source.unigrams_from,
         lm_lookup_case=lookup_case,
+        lm_case_map=case_map(alphabet.chars, alphabet.case, lookup_case) if lookup_case else (),
         alpha=_pick(options.alpha, attrs.get("alpha"), DEFAULT_ALPHA),
         beta=_pick(options.beta, attrs.get("beta"), DEFAULT_BETA),
         unk_score_offset=_pick(None, attrs.get("unk_score_offset"), DEFAULT_UNK_SCORE_OFFSET),
@@ -163,69 +175,44 @@ def beam_settings(vocabulary: Vocabulary, options: DecodeOptions | None = None) 
     )
 
 
-def _kenlm_model(path: str) -> Any:
-    """Load a KenLM model; binary files are memory-mapped, never copied per process."""
-    import kenlm
-
-    config = kenlm.Config()
-    config.load_method = kenlm.LoadMethod.POPULATE_OR_LAZY
-    # No progress bars or "build a binary" notes on stderr from every worker; we log our own.
-    config.show_progress = False
-    config.arpa_complain = kenlm.ARPALoadComplain.NONE
-    try:
-        return kenlm.Model(path, config)
-    except (OSError, RuntimeError, ValueError) as exc:
-        reason = " ".join(str(exc).split()) or type(exc).__name__
-        raise LMError(path, f"KenLM cannot load it: {reason}") from None
-
-
-def _language_model(settings: BeamSettings) -> Any:
-    """pyctcdecode's ``LanguageModel``, with case-mapped lookups when the LM's case differs
-    from the model's (the LM side is converted; see ``alphabet.lm_case_conversion``)."""
-    from pyctcdecode.language_model import LanguageModel
-
-    assert settings.lm_path is not None
-    kwargs = {
-        "alpha": settings.alpha,
-        "beta": settings.beta,
-        "unk_score_offset": settings.unk_score_offset,
-        "score_boundary": settings.score_boundary,
-    }
-    model = _kenlm_model(settings.lm_path)
-    unigrams = list(settings.unigrams) if settings.unigrams is not None else None
-    if settings.lm_lookup_case is None:
-        return LanguageModel(model, unigrams, **kwargs)
-    case = settings.lm_lookup_case
-
-    class CaseMappedLanguageModel(LanguageModel):  # type: ignore[misc]
-        """Looks words and word prefixes up in the LM's case; beams stay in the model's."""
-
-        def score_partial_token(self, partial_token: str) -> float:
-            return float(super().score_partial_token(fold_case(partial_token, case)))
-
-        def score(self, prev_state: Any, word: str, is_last_word: bool = False) -> Any:
-            return super().score(prev_state, fold_case(word, case), is_last_word=is_last_word)
-
-    return CaseMappedLanguageModel(model, unigrams, **kwargs)
+def lm_spec(settings: BeamSettings) -> LMSpec | None:
+    """The LM as the engines load it, or None for beam search without one."""
+    if settings.lm_path is None:
+        return None
+    return LMSpec(
+        path=settings.lm_path,
+        format=settings.lm_format or "binary",
+        unigrams=settings.unigrams,
+        alpha=settings.alpha,
+        beta=settings.beta,
+        unk_score_offset=settings.unk_score_offset,
+        score_boundary=settings.score_boundary,
+    )
 
 
 class BeamCore:
-    """One pyctcdecode decoder and the code around it; lives in the parent or a worker."""
+    """One engine decoder and the code around it; lives in the parent or a worker."""
 
     def __init__(self, settings: BeamSettings) -> None:
-        from pyctcdecode.alphabet import Alphabet
-        from pyctcdecode.decoder import BeamSearchDecoderCTC
-
         self.settings = settings
-        language_model = _language_model(settings) if settings.lm_path else None
-        alphabet = Alphabet.build_alphabet(list(settings.labels))
-        self._decoder = BeamSearchDecoderCTC(alphabet, language_model)
+        to_lm = dict(settings.lm_case_map)
+        self._to_lm = str.maketrans(to_lm)
+        self._to_model = str.maketrans({lm: model for model, lm in to_lm.items()})
+        labels = [label.translate(self._to_lm) for label in settings.labels]
+        self._params = SearchParams(
+            beam_width=settings.beam_width,
+            beam_prune_logp=settings.beam_prune_logp,
+            token_min_logp=settings.token_min_logp,
+            hotwords=tuple(h.translate(self._to_lm) for h in settings.hotwords),
+            hotword_weight=settings.hotword_weight,
+        )
+        self._search = open_search(settings.engine, labels, lm_spec(settings))
 
     def set_weights(self, alpha: float, beta: float) -> None:
-        """Change the LM weight and word bonus without rebuilding the LM. pyctcdecode keeps
-        its score caches per ``decode_beams`` call, so nothing stale survives a switch."""
-        # pyctcdecode checks isinstance(alpha, float): ints (from a grid like 0,1) fail.
-        self._decoder.reset_params(alpha=float(alpha), beta=float(beta))
+        """Change the LM weight and word bonus between decodes. pyctcdecode changes them in
+        place; ctc-beam-decoder takes them only when built, so it is rebuilt (the LM
+        memory-mapped again; see ``engines.py``) when they actually change."""
+        self._search.set_weights(alpha, beta)
 
     def decode(self, emissions: Emissions) -> Transcript:
         """Decode one file; any failure is a ``W2V2Error`` (``DecodeError``)."""
@@ -250,17 +237,10 @@ class BeamCore:
             # decoding; they can then never be chosen.
             log_probs[:, dst] = np.logaddexp(log_probs[:, dst], log_probs[:, src])
             log_probs[:, src] = _FLOOR
-        beams = self._decoder.decode_beams(
-            log_probs,
-            beam_width=s.beam_width,
-            beam_prune_logp=s.beam_prune_logp,
-            token_min_logp=s.token_min_logp,
-            prune_history=True,  # only the best beam is used, as pyctcdecode's decode()
-            hotwords=list(s.hotwords) or None,
-            hotword_weight=s.hotword_weight,
-        )
-        word_frames = beams[0][2] if beams else []
-        spans = [(word, start, end) for word, (start, end) in word_frames]
+        spans = [
+            (word.translate(self._to_model), start, end)
+            for word, start, end in self._search.word_frames(log_probs, self._params)
+        ]
         words = words_from_frame_spans(spans, emissions, s.vocabulary)
         return Transcript(
             text=" ".join(w.text for w in words),
@@ -271,13 +251,13 @@ class BeamCore:
         )
 
     def close(self) -> None:
-        # pyctcdecode keeps LMs in a class-level dict until cleaned up by hand.
-        self._decoder.cleanup()
+        self._search.close()
 
 
 def quiet_core(settings: BeamSettings) -> BeamCore:
     """A ``BeamCore`` built without pyctcdecode's build-time warnings ("only N unigrams..."),
-    which the parent's checks already covered: for workers and for every rebuilt tuner."""
+    which the parent's checks already covered: for workers and for every rebuilt tuner.
+    (ctc-beam-decoder logs nothing.)"""
     log = logging.getLogger("pyctcdecode")
     level = log.level
     log.setLevel(logging.ERROR)
@@ -300,11 +280,12 @@ def resolve_workers(workers: int | None) -> int:
 
 
 class BeamDecoder(Decoder):
-    """CTC beam search (pyctcdecode) with an optional KenLM n-gram model and hotwords.
+    """CTC beam search with an optional KenLM n-gram model and hotwords, on
+    ctc-beam-decoder or pyctcdecode (``options.engine``; see ``engines.py``).
 
     Built from a vocabulary and ``DecodeOptions`` (see ``beam_settings``), or from settings
     already checked. ``options.workers``: None = one per CPU core, 0 or 1 = decode in this
-    process. Attributes ``alpha``, ``beta``, ``lm`` (the KenLM file or None),
+    process. Attributes ``engine``, ``alpha``, ``beta``, ``lm`` (the KenLM file or None),
     ``unigrams_from`` and ``workers`` tell what was chosen.
     """
 
@@ -321,6 +302,7 @@ class BeamDecoder(Decoder):
         options = options or DecodeOptions()
         self.settings = settings or beam_settings(vocabulary, options)
         s = self.settings
+        self.engine = s.engine
         self.lm = None if s.lm_path is None else Path(s.lm_path)
         self.unigrams_from = s.unigrams_from
         self.alpha = s.alpha
@@ -331,7 +313,7 @@ class BeamDecoder(Decoder):
         if self.workers == 0 or s.lm_path is None or s.lm_format == "binary":
             # Built here even for a pool when it is cheap (no LM, or a memory-mapped binary
             # one that workers share): a bad LM fails now, not on the first file, and
-            # pyctcdecode's own warnings appear once, here, not once per worker.
+            # the engine's own warnings appear once, here, not once per worker.
             self._core = BeamCore(s)
         if s.lm_format == "arpa" and self.workers > 1:
             logger.info(

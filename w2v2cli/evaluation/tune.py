@@ -14,13 +14,16 @@ and CER of each pair come from ``scoring``. Typical use::
 
 Decisions, with reasons:
 
-- **One decoder per process, weights switched in place.** Loading a KenLM model and
-  building pyctcdecode's unigram trie is the expensive part of a decoder, and alpha/beta
-  are only two numbers in its ``LanguageModel``; pyctcdecode's ``reset_params`` changes
-  them without a rebuild (its score caches live per ``decode_beams`` call, so nothing stale
-  survives a switch): ``BeamCore.set_weights``. Decoders are ``decoding.beam``'s own
-  (same labels, special-token folding, memory-mapped binary LMs, case-mapped lookups), so
-  a pair's WER here is the WER ``w2v2 eval --decoder beam --alpha A --beta B`` reports.
+- **One decoder per process, weights switched between pairs** (``BeamCore.set_weights``).
+  On pyctcdecode that is in place: alpha and beta are two numbers in its
+  ``LanguageModel`` and ``reset_params`` changes them (its score caches live per
+  ``decode_beams`` call, so nothing stale survives a switch). ctc-beam-decoder takes them
+  only when a decoder is built, so it is rebuilt when they change: a binary LM is
+  memory-mapped again from the page cache (~10 ms for an 8 MB LM), but an ARPA file is
+  parsed again, once per pair and worker, hence the warning to tune with a binary LM.
+  Decoders are ``decoding.beam``'s own (same engine, labels, special-token folding,
+  memory-mapped binary LMs, case mapping), so a pair's WER here is the WER
+  ``w2v2 eval --decoder beam --alpha A --beta B`` reports.
 - **One pool for the whole search.** ``workers`` processes are started once, in the same
   ``decoding.pool.WorkerPool`` beam decoding uses. Log-probabilities go to a temporary folder once,
   as two ``.npy`` files that every worker memory-maps, so N workers share one copy in the
@@ -277,6 +280,13 @@ def tune_pairs(
         settings = beam_settings(vocabulary, decode_options)
     if settings.lm_path is None:
         raise ConfigError("tuning alpha and beta needs a language model (--lm)")
+    if settings.engine == "ctc-beam-decoder" and settings.lm_format == "arpa" and len(pairs) > 1:
+        logger.warning(
+            "the ARPA file %s is parsed again for every (alpha, beta) pair (ctc-beam-decoder "
+            "takes the weights only when it loads the LM); a binary LM (w2v2 lm build, or "
+            "KenLM's build_binary) makes tuning faster",
+            settings.lm_path,
+        )
 
     rows: list[TuneRow] = []
 

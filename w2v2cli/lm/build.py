@@ -37,7 +37,8 @@ from .text import normalize_words
 
 logger = logging.getLogger("w2v2cli")
 
-#: Python's kenlm module is built with KENLM_MAX_ORDER=6; higher orders would not load.
+#: Both beam-search engines' KenLM (inside ctc-beam-decoder's wheel, and Python's kenlm
+#: module) are built with KENLM_MAX_ORDER=6; higher orders would not load.
 KENLM_MAX_ORDER = 6
 
 def repo_lm_dir() -> Path:
@@ -138,8 +139,8 @@ def _run_tool(args: list[str], what: str) -> None:
 def _check_build_args(order: int, prune: Sequence[int] | None) -> list[int]:
     if not 1 <= order <= KENLM_MAX_ORDER:
         raise ConfigError(
-            f"order must be between 1 and {KENLM_MAX_ORDER} (the kenlm Python module's "
-            f"maximum), not {order}"
+            f"order must be between 1 and {KENLM_MAX_ORDER} (the most the beam-search "
+            f"engines' KenLM loads), not {order}"
         )
     thresholds = [int(p) for p in prune or []]
     if thresholds:
