@@ -153,3 +153,11 @@ def trained_model() -> Path:
     from speech import TRAINED_MODEL
 
     return TRAINED_MODEL
+
+
+@pytest.fixture(scope="session")
+def nvidia(tmp_path_factory: pytest.TempPathFactory):
+    """Checkpoints built, and test clips run, by NVIDIA's own code (``dle_reference``)."""
+    from dle_reference import build_reference
+
+    return build_reference(tmp_path_factory.mktemp("nvidia"))

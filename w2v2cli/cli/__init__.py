@@ -1,8 +1,9 @@
 """The ``w2v2`` command line: one module per command group over the library API.
 
-``transcribe.py``, ``eval.py``, ``lm.py`` and ``export.py`` hold the commands;
-``options.py`` the option groups they share; ``errors.py`` the one mapping from faults to
-messages and exit statuses; ``render.py`` and ``progress.py`` everything that is drawn.
+``transcribe.py``, ``eval.py``, ``lm.py``, ``export.py`` and ``convert.py`` hold the
+commands; ``options.py`` the option groups they share; ``errors.py`` the one mapping from
+faults to messages and exit statuses; ``render.py`` and ``progress.py`` everything that
+is drawn.
 Heavy imports happen inside the commands, so ``w2v2 --help`` starts fast.
 """
 
@@ -12,6 +13,7 @@ import logging
 
 import click
 
+from .convert import convert_command
 from .eval import eval_command
 from .export import export_command
 from .lm import lm_group
@@ -33,5 +35,6 @@ main.add_command(transcribe)
 main.add_command(eval_command)
 main.add_command(lm_group)
 main.add_command(export_command)
+main.add_command(convert_command)
 
 __all__ = ["main"]

@@ -53,8 +53,8 @@ def lm_group() -> None:
 @click.option(
     "--model",
     metavar="MODEL_OR_DIR",
-    help="Model (hub name or folder) whose alphabet and letter case the text is normalised "
-    "for; only its tokenizer is loaded. Without it the text keeps its case.",
+    help="Model (hub name, folder or checkpoint file) whose alphabet and letter case the text "
+    "is normalised for; only its tokenizer is loaded. Without it the text keeps its case.",
 )
 @click.option(
     "--arpa-only",

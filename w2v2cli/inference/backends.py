@@ -92,7 +92,7 @@ def open_backend(
     if choose_backend(options) == "openvino":
         # A standard folder on disk is read without transformers, so torch is never
         # imported; anything else goes through transformers (models/light.py).
-        parts = load_processor_light(options) or load_processor(options)
+        parts = load_processor_light(options) or load_processor(options, notify)
         exported = openvino_backend.exported_precision(parts.local_dir)
         precision = resolve_dtype(options.dtype, "cpu")
         if exported is not None and options.dtype == "auto":
@@ -107,5 +107,5 @@ def open_backend(
             return dataclasses.replace(parts, device="cpu", dtype=precision), backend
     from .torch_backend import TorchBackend
 
-    loaded = load_model(options)
+    loaded = load_model(options, notify)
     return loaded, TorchBackend(loaded, exact=exact, threads=threads)

@@ -70,7 +70,8 @@ def load_vocabulary(model: str, cache_dir: str | None = None) -> Vocabulary:
     """A model's ``Vocabulary`` from its tokenizer alone: no weights are loaded (``lm build``).
 
     A hub id is read from the cache when it is there, and fails at once when it is not and
-    the hub cannot be reached (see ``hub.py``).
+    the hub cannot be reached (see ``hub.py``); a checkpoint file is converted (once,
+    ``convert.converted_folder``).
     """
     from transformers import AutoTokenizer
 
@@ -88,6 +89,10 @@ def load_vocabulary(model: str, cache_dir: str | None = None) -> Vocabulary:
                 f"model {model!r} is not a local folder and is not in the Hugging Face cache, "
                 f"and it cannot be downloaded ({reason})"
             )
+    elif Path(model).expanduser().is_file():  # a checkpoint: its converted folder
+        from .convert import converted_folder
+
+        source = str(converted_folder(Path(model), cache_dir))
     elif not Path(model).expanduser().is_dir():
         raise ModelError(f"model folder {model!r} does not exist")
     try:
