@@ -36,8 +36,9 @@ class Runner:
     Batching policy (see ``chunking.plan_batches``): ``max_padding`` is how much padding a
     chunk may bring into a batch. On CPU a batch is no faster than its items one by one
     (benchmarks/RESULTS.md), so by default only chunks of equal length share one; on CUDA
-    batching is the speed, so padding is not limited. ``batch_size`` defaults to 8 on CUDA
-    and 1 on CPU.
+    batching is the speed, so padding is not limited, except for families whose results
+    padding would change (``models/families.py``), which batch equal lengths only.
+    ``batch_size`` defaults to 8 on CUDA and 1 on CPU.
     """
 
     def __init__(
@@ -50,7 +51,9 @@ class Runner:
         self.loaded = loaded
         self.backend = backend
         on_cuda = backend.on_cuda
-        self.max_padding = (1.0 if on_cuda else 0.0) if max_padding is None else max_padding
+        if max_padding is None:  # a family padding would change batches only equal lengths
+            max_padding = 1.0 if on_cuda and loaded.padding_exact else 0.0
+        self.max_padding = max_padding
         self.batch_size = batch_size or (8 if on_cuda else 1)
         self._min_samples: int | None = None
 

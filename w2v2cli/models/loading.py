@@ -71,6 +71,14 @@ class LoadedModel:
     def frame_duration(self) -> float:
         return self.samples_per_frame / self.sampling_rate
 
+    @property
+    def padding_exact(self) -> bool:
+        """Whether a padded batch gives every item its unbatched result (``families.py``);
+        when not, only items of equal length share a model call."""
+        from .families import family_of
+
+        return family_of(self.config).padding_exact
+
     def find_lm_dir(
         self, cache_dir: Path | None = None, revision: str | None = None
     ) -> Path | None:

@@ -1,0 +1,83 @@
+"""Tiny random CTC models of every transformers family w2v2 runs, saved like hub models
+(``save_pretrained`` + tokenizer + feature extractor). Nothing is downloaded."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from conftest import VOCAB
+
+#: Shared by every family: hidden size 32, 2 layers, a 7-layer conv front end (320
+#: samples per frame), a 16-tap positional convolution.
+COMMON: dict[str, Any] = {
+    "hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2,
+    "intermediate_size": 64, "conv_dim": (32,) * 7, "conv_stride": (5, 2, 2, 2, 2, 2, 2),
+    "conv_kernel": (10, 3, 3, 3, 3, 2, 2), "num_conv_pos_embeddings": 16,
+    "num_conv_pos_embedding_groups": 4, "pad_token_id": 0, "vocab_size": len(VOCAB),
+}  # fmt: skip
+
+#: family → (config class, model class, extra config, whether padding is exact).
+FAMILIES: dict[str, tuple[str, str, dict[str, Any], bool]] = {
+    "conformer": ("Wav2Vec2ConformerConfig", "Wav2Vec2ConformerForCTC",
+                  {"conv_depthwise_kernel_size": 7}, False),
+    "conformer-rotary": ("Wav2Vec2ConformerConfig", "Wav2Vec2ConformerForCTC",
+                         {"conv_depthwise_kernel_size": 7, "position_embeddings_type": "rotary",
+                          "feat_extract_norm": "layer", "do_stable_layer_norm": True}, False),
+    "sew": ("SEWConfig", "SEWForCTC", {"squeeze_factor": 2}, False),
+    "sew-d": ("SEWDConfig", "SEWDForCTC",
+              {"squeeze_factor": 2, "position_buckets": 16, "max_position_embeddings": 64}, False),
+    "unispeech": ("UniSpeechConfig", "UniSpeechForCTC", {}, True),
+    "unispeech-sat": ("UniSpeechSatConfig", "UniSpeechSatForCTC",
+                      {"feat_extract_norm": "layer", "do_stable_layer_norm": True}, True),
+    "data2vec-audio": ("Data2VecAudioConfig", "Data2VecAudioForCTC",
+                       {"conv_pos_kernel_size": 5, "num_conv_pos_embeddings": 5}, False),
+    "hubert": ("HubertConfig", "HubertForCTC", {}, True),
+    "wavlm": ("WavLMConfig", "WavLMForCTC",
+              {"num_buckets": 32, "max_bucket_distance": 100, "feat_extract_norm": "layer",
+               "do_stable_layer_norm": True}, True),
+}  # fmt: skip
+
+
+def calibrate_head(model: Any, blank: int, delimiter: int) -> None:
+    """Scale the random CTC head up (outputs that change from frame to frame) and bias it
+    so that on noise about 40% of frames are blank and 20% word boundaries, whatever the
+    family's output statistics: short words, as a trained model writes."""
+    import torch
+    from conftest import noise_audio
+
+    with torch.no_grad():
+        model.lm_head.weight.mul_(8.0)
+        logits = model(torch.from_numpy(noise_audio(3.0, seed=99))[None]).logits[0]
+        for token, share in ((blank, 0.4), (delimiter, 0.25)):
+            others = logits.clone()
+            others[:, token] = -torch.inf
+            margin = others.max(-1).values - logits[:, token]
+            bias = float(torch.quantile(margin, share))
+            model.lm_head.bias[token] += bias
+            logits[:, token] += bias
+
+
+def save_family_model(folder: Path, family: str, seed: int = 0) -> Path:
+    """A tiny random model of ``family`` whose head favours blank and "|", so that it
+    writes short words (as ``conftest.save_tiny_model`` does for wav2vec2)."""
+    import torch
+    import transformers
+    from transformers import Wav2Vec2CTCTokenizer, Wav2Vec2FeatureExtractor
+
+    config_name, model_name, extra, _ = FAMILIES[family]
+    torch.manual_seed(seed)
+    config = getattr(transformers, config_name)(**{**COMMON, **extra})
+    model = getattr(transformers, model_name)(config).eval()
+    calibrate_head(model, VOCAB.index("<pad>"), VOCAB.index("|"))
+    folder.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(folder)
+    layer_norm = getattr(config, "feat_extract_norm", "layer") == "layer"
+    Wav2Vec2FeatureExtractor(feature_size=1, sampling_rate=16000, padding_value=0.0,
+                             do_normalize=True,
+                             return_attention_mask=layer_norm).save_pretrained(folder)  # fmt: skip
+    (folder / "vocab.json").write_text(json.dumps({t: i for i, t in enumerate(VOCAB)}))
+    Wav2Vec2CTCTokenizer(str(folder / "vocab.json"), unk_token="<unk>", pad_token="<pad>",
+                         word_delimiter_token="|").save_pretrained(folder)  # fmt: skip
+    return folder
