@@ -37,19 +37,28 @@ FAMILIES: dict[str, tuple[str, str, dict[str, Any], bool]] = {
     "wavlm": ("WavLMConfig", "WavLMForCTC",
               {"num_buckets": 32, "max_bucket_distance": 100, "feat_extract_norm": "layer",
                "do_stable_layer_norm": True}, True),
+    # W2V-BERT 2.0: 80-bin filterbank input stacked in pairs (320 samples per frame), and
+    # with its adapter (640 samples per frame; the adapter is not padding-exact).
+    "w2v-bert": ("Wav2Vec2BertConfig", "Wav2Vec2BertForCTC",
+                 {"conv_depthwise_kernel_size": 7}, True),
+    "w2v-bert-adapter": ("Wav2Vec2BertConfig", "Wav2Vec2BertForCTC",
+                         {"conv_depthwise_kernel_size": 7, "add_adapter": True,
+                          "output_hidden_size": 32, "num_adapter_layers": 1}, False),
 }  # fmt: skip
+#: Config keys W2V-BERT does not take (no convolutional front end).
+_CONV_KEYS = ("conv_dim", "conv_stride", "conv_kernel", "num_conv_pos_embeddings",
+              "num_conv_pos_embedding_groups")  # fmt: skip
 
 
-def calibrate_head(model: Any, blank: int, delimiter: int) -> None:
+def calibrate_head(model: Any, inputs: dict, blank: int, delimiter: int) -> None:
     """Scale the random CTC head up (outputs that change from frame to frame) and bias it
-    so that on noise about 40% of frames are blank and 20% word boundaries, whatever the
-    family's output statistics: short words, as a trained model writes."""
+    so that on noise (``inputs``) about 40% of frames are blank and 25% word boundaries,
+    whatever the family's output statistics: short words, as a trained model writes."""
     import torch
-    from conftest import noise_audio
 
     with torch.no_grad():
         model.lm_head.weight.mul_(8.0)
-        logits = model(torch.from_numpy(noise_audio(3.0, seed=99))[None]).logits[0]
+        logits = model(**inputs).logits[0]
         for token, share in ((blank, 0.4), (delimiter, 0.25)):
             others = logits.clone()
             others[:, token] = -torch.inf
@@ -64,19 +73,32 @@ def save_family_model(folder: Path, family: str, seed: int = 0) -> Path:
     writes short words (as ``conftest.save_tiny_model`` does for wav2vec2)."""
     import torch
     import transformers
-    from transformers import Wav2Vec2CTCTokenizer, Wav2Vec2FeatureExtractor
+    from conftest import noise_audio
+    from transformers import (
+        SeamlessM4TFeatureExtractor,
+        Wav2Vec2CTCTokenizer,
+        Wav2Vec2FeatureExtractor,
+    )
 
     config_name, model_name, extra, _ = FAMILIES[family]
     torch.manual_seed(seed)
-    config = getattr(transformers, config_name)(**{**COMMON, **extra})
+    fbank = config_name == "Wav2Vec2BertConfig"
+    common = {k: v for k, v in COMMON.items() if not (fbank and k in _CONV_KEYS)}
+    config = getattr(transformers, config_name)(**{**common, **extra})
     model = getattr(transformers, model_name)(config).eval()
-    calibrate_head(model, VOCAB.index("<pad>"), VOCAB.index("|"))
+    if fbank:
+        extractor = SeamlessM4TFeatureExtractor(feature_size=80, num_mel_bins=80,
+                                                sampling_rate=16000, stride=2)  # fmt: skip
+    else:
+        layer_norm = getattr(config, "feat_extract_norm", "layer") == "layer"
+        extractor = Wav2Vec2FeatureExtractor(feature_size=1, sampling_rate=16000,
+                                             padding_value=0.0, do_normalize=True,
+                                             return_attention_mask=layer_norm)  # fmt: skip
+    noise = extractor(noise_audio(3.0, seed=99), sampling_rate=16000, return_tensors="pt")
+    calibrate_head(model, dict(noise), VOCAB.index("<pad>"), VOCAB.index("|"))
     folder.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(folder)
-    layer_norm = getattr(config, "feat_extract_norm", "layer") == "layer"
-    Wav2Vec2FeatureExtractor(feature_size=1, sampling_rate=16000, padding_value=0.0,
-                             do_normalize=True,
-                             return_attention_mask=layer_norm).save_pretrained(folder)  # fmt: skip
+    extractor.save_pretrained(folder)
     (folder / "vocab.json").write_text(json.dumps({t: i for i, t in enumerate(VOCAB)}))
     Wav2Vec2CTCTokenizer(str(folder / "vocab.json"), unk_token="<unk>", pad_token="<pad>",
                          word_delimiter_token="|").save_pretrained(folder)  # fmt: skip

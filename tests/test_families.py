@@ -67,11 +67,11 @@ def test_batches_formats_and_decoders(family_model, family: str, tmp_path: Path)
         np.testing.assert_array_equal(a.log_probs.argmax(-1), b.log_probs.argmax(-1))
         assert float(np.abs(a.log_probs - b.log_probs).max()) < 1e-4
     if not engine.loaded.padding_exact:  # the model itself, padded, masked: frames change
-        short, long_ = clips()[0], clips()[1]
-        batch = torch.zeros(2, len(long_))
+        (short, n_short), (long_, n_long) = (engine.runner.features(c) for c in clips()[:2])
+        batch = torch.zeros(2, *long_.shape)
         batch[0, : len(short)] = torch.from_numpy(short)
         batch[1] = torch.from_numpy(long_)
-        mask = torch.arange(len(long_))[None] < torch.tensor([[len(short)], [len(long_)]])
+        mask = torch.arange(len(long_))[None] < torch.tensor([[n_short], [n_long]])
         with torch.no_grad():
             out = engine.loaded.model(batch, attention_mask=mask.long()).logits
         padded = torch.log_softmax(out, -1)[0, : len(alone[0].log_probs)].numpy()
@@ -116,12 +116,54 @@ def test_same_text_as_the_transformers_pipeline(family_model, family: str) -> No
     assert ours == " ".join(SPECIALS.sub("", ref["text"]).split())
 
 
-def test_lm_build_with_a_conformer_alphabet(family_model, tmp_path: Path) -> None:
+@pytest.mark.parametrize("family", ["conformer", "w2v-bert"])
+def test_lm_build_with_the_family_alphabet(family_model, family: str, tmp_path: Path) -> None:
     corpus = tmp_path / "corpus.txt"
     corpus.write_text("the cat sat on the mat\nzebras quietly jump\n" * 10)
     lm = tmp_path / "lm.arpa"
     result = CliRunner().invoke(main, ["lm", "build", str(corpus), "-o", str(lm), "--order",
                                        "2", "--arpa-only", "--model",
-                                       str(family_model("conformer"))])  # fmt: skip
+                                       str(family_model(family))])  # fmt: skip
     assert result.exit_code == 0, result.output
     assert "THE CAT" in lm.read_text()
+
+
+@pytest.mark.parametrize("family", ["w2v-bert", "w2v-bert-adapter"])
+def test_w2v_bert_frames_masks_and_short_tails(family_model, family: str,
+                                                tmp_path: Path) -> None:  # fmt: skip
+    """W2V-BERT's frame count (filterbank frames, padded to pairs, the adapter) matches the
+    model for every length; inputs too short for the filterbank's two frames give none;
+    a last chunk that short is merged into the one before instead of crashing; OpenVINO is
+    not used for it."""
+    from transformers import AutoFeatureExtractor, AutoModelForCTC
+
+    from w2v2cli.models import output_frames
+    from w2v2cli.run import Transcriber
+
+    model_dir = family_model(family)
+    fe = AutoFeatureExtractor.from_pretrained(model_dir)
+    model = AutoModelForCTC.from_pretrained(model_dir).eval()
+    rng = np.random.default_rng(0)
+    for n in (560, 561, 719, 720, 880, 1039, 1040, 1200, 3333, 4000, 16000, 16161):
+        inputs = fe(rng.standard_normal(n).astype(np.float32), sampling_rate=16000,
+                    return_tensors="pt")  # fmt: skip
+        with torch.no_grad():
+            frames = model(**inputs).logits.shape[1]
+        assert output_frames(model.config, n) == frames, n
+    assert output_frames(model.config, 559) == 0  # one filterbank frame: no normalisation
+
+    audio = noise_audio(2.0, seed=7)
+    tail = np.concatenate([audio, noise_audio(0.02, seed=8)])  # 320 samples past a chunk
+    options = RunOptions(model=ModelOptions(model=str(model_dir), backend="torch"),
+                         chunking=ChunkOptions(1.0, 0.0, 0.0), batch_size=1)  # fmt: skip
+    with Transcriber(options) as t:
+        ((_, em),) = list(t.emissions([lambda: tail]))
+    spf = 320 * (2 if "adapter" in family else 1)
+    assert em.duration == pytest.approx(2.02)
+    assert em.frame_starts[-1] >= 1.0 and em.log_probs.shape[0] >= 2 * (16000 // spf) - 1
+
+    sf.write(tmp_path / "a.wav", audio, 16000)
+    result = CliRunner().invoke(main, ["transcribe", str(tmp_path / "a.wav"), "-m",
+                                       str(model_dir), "--backend", "openvino"])  # fmt: skip
+    assert result.exit_code == 2
+    assert "OpenVINO backend does not run W2V-BERT 2.0 models" in result.stderr

@@ -83,6 +83,7 @@ class Engine:
             chunking_options or ChunkOptions(),
             self.loaded.sampling_rate,
             self.loaded.samples_per_frame,
+            self.runner.min_samples,
         )
 
     @property

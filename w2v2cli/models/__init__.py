@@ -1,5 +1,6 @@
 """Checkpoints → ``LoadedModel``: loading, validation and vocabularies (no inference here)."""
 
+from .families import Family, family_of
 from .loading import (
     LoadedModel,
     find_model_lm_dir,
@@ -15,7 +16,9 @@ from .loading import (
 from .vocab import load_vocabulary, vocabulary_from_tokenizer
 
 __all__ = [
+    "Family",
     "LoadedModel",
+    "family_of",
     "find_model_lm_dir",
     "is_local",
     "load_model",

@@ -1,18 +1,24 @@
 """What each supported model family needs from the rest of the tool, in one table.
 
-A family is a transformers ``model_type`` (or this package's own, for the hourglass).
-``padding_exact`` says whether a padded batch, run with the attention mask and the
-item-wise feature encoder (``inference/exact.py``), gives every item its unbatched result.
-Where it does not, only items of equal length share a model call (see
-``inference/torch_backend.py``), which keeps results independent of the batch:
+A family is a transformers ``model_type`` (or this package's own, for the hourglass). For
+each: what the model reads (``waveform``: samples through a convolutional front end;
+``fbank``: W2V-BERT's 80-bin filterbank frames, stacked in pairs), how many output frames
+an input of ``n`` samples gives (``output_frames``), whether OpenVINO runs it, and
+whether a padded batch, run with the attention mask and the item-wise feature encoder
+(``inference/exact.py``), gives every item its unbatched result (``padding_exact``).
+Where it does not, only items of equal length share a model call (``inference/runner.py``),
+which keeps results independent of the batch:
 
 - **wav2vec2-conformer**: the conformer's depthwise convolution (``conv_module``) ignores
-  the attention mask, so the padded frames' values reach the last real frames;
+  the attention mask, so the padded frames' values reach the last real frames (W2V-BERT's
+  conformer masks it, and pads exactly);
 - **sew**, **sew-d**: the encoder average-pools frames in groups (``squeeze_factor``)
   without a mask, and an item alone drops the frames that do not fill a group, so a
   padded item pools frames its unpadded self never sees;
 - **data2vec-audio**: padded frames are zeroed only before the first of its stacked
-  positional convolutions; from the second on, their (non-zero) values reach real frames.
+  positional convolutions; from the second on, their (non-zero) values reach real frames;
+- any model with an **adapter** (``add_adapter``: strided convolutions after the encoder,
+  W2V-BERT's included): the convolutions see past an item's end without a mask.
 
 Families not in the table are treated as not padding-exact: correct, if slower on CUDA.
 """
@@ -24,14 +30,23 @@ from typing import Any
 
 from .checkpoints import HOURGLASS_MODEL_TYPE
 
+#: W2V-BERT's filterbank (``SeamlessM4TFeatureExtractor``): 25 ms windows every 10 ms,
+#: frames stacked in pairs. Normalisation per mel bin needs at least two frames.
+FBANK_WINDOW = 400
+FBANK_HOP = 160
+FBANK_STACK = 2
+FBANK_MIN_FRAMES = 2
+
 
 @dataclass(frozen=True)
 class Family:
-    """One model family: its name for people, and what batching it allows."""
+    """One model family: its name for people, its input, and what batching it allows."""
 
     model_type: str
     name: str
     padding_exact: bool
+    input: str = "waveform"  # or "fbank"
+    openvino: bool = True
 
 
 FAMILIES: dict[str, Family] = {
@@ -47,12 +62,45 @@ FAMILIES: dict[str, Family] = {
         Family("sew", "SEW", False),
         Family("sew-d", "SEW-D", False),
         Family("data2vec-audio", "Data2Vec audio", False),
+        Family("wav2vec2-bert", "W2V-BERT 2.0", True, input="fbank", openvino=False),
     )
 }
 
 
 def family_of(config: Any) -> Family:
-    """The family of a transformers config (or ``light.LightConfig``); an unknown model
-    type gets a family that is not padding-exact."""
+    """The family of a transformers config (or ``light.LightConfig``): an unknown model type
+    is not padding-exact, and neither is a model with an adapter (module docstring)."""
     model_type = str(getattr(config, "model_type", "") or "")
-    return FAMILIES.get(model_type) or Family(model_type, model_type or "unknown", False)
+    family = FAMILIES.get(model_type) or Family(model_type, model_type or "unknown", False)
+    if family.padding_exact and getattr(config, "add_adapter", False):
+        return Family(family.model_type, family.name, False, family.input, family.openvino)
+    return family
+
+
+def _adapter_frames(config: Any, n: int, padding: int) -> int:
+    kernel = int(getattr(config, "adapter_kernel_size", 3))
+    stride = int(getattr(config, "adapter_stride", 2))
+    for _ in range(int(getattr(config, "num_adapter_layers", 0) or 0)):
+        n = (n + 2 * padding - kernel) // stride + 1
+    return n
+
+
+def output_frames(config: Any, num_samples: int) -> int:
+    """Frames the model outputs for ``num_samples`` samples (0 when too short), as
+    transformers computes them (``_get_feat_extract_output_lengths``; for W2V-BERT, its
+    feature extractor's frame count, padded to pairs, then the adapter), without torch."""
+    n = int(num_samples)
+    if family_of(config).input == "fbank":
+        frames = 1 + (n - FBANK_WINDOW) // FBANK_HOP if n >= FBANK_WINDOW else 0
+        if frames < FBANK_MIN_FRAMES:
+            return 0
+        n = -(-frames // FBANK_STACK)  # padded to a whole pair, then stacked
+        if getattr(config, "add_adapter", False):
+            n = _adapter_frames(config, n, int(getattr(config, "adapter_kernel_size", 3)) // 2)
+        return max(0, n)
+    for kernel, stride in zip(config.conv_kernel, config.conv_stride, strict=True):
+        n = (n - kernel) // stride + 1
+    if getattr(config, "add_adapter", False):
+        for _ in range(config.num_adapter_layers):
+            n = (n - 1) // config.adapter_stride + 1
+    return max(0, n)

@@ -130,15 +130,11 @@ def resolve_dtype(dtype: str, device: str) -> str:
 
 
 def output_frames(config: Any, num_samples: int) -> int:
-    """The convolutional front end's output length, as transformers computes it for
-    wav2vec2-family models (``_get_feat_extract_output_lengths``), without torch."""
-    n = int(num_samples)
-    for kernel, stride in zip(config.conv_kernel, config.conv_stride, strict=True):
-        n = (n - kernel) // stride + 1
-    if getattr(config, "add_adapter", False):
-        for _ in range(config.num_adapter_layers):
-            n = (n - 1) // config.adapter_stride + 1
-    return max(0, n)
+    """The model's output length for ``num_samples`` samples, as transformers computes it
+    (``families.output_frames``), without torch."""
+    from .families import output_frames as family_frames
+
+    return family_frames(config, num_samples)
 
 
 def _first_line(exc: BaseException) -> str:
@@ -222,10 +218,16 @@ def load_processor(options: ModelOptions, notify: Notify | None = None) -> Loade
             "before it can transcribe (use a fine-tuned model such as "
             "facebook/wav2vec2-base-960h)"
         )
-    if not hasattr(config, "conv_kernel") or not hasattr(config, "conv_stride"):
+    from .families import family_of
+
+    family = family_of(config)
+    if family.input == "waveform" and (
+        not hasattr(config, "conv_kernel") or not hasattr(config, "conv_stride")
+    ):
         raise ModelError(
             f"{name!r} is a {config.model_type} model, not a raw-audio CTC model with a "
-            "convolutional front end (wav2vec2, HuBERT, WavLM, Data2Vec audio, XLS-R...)"
+            "convolutional front end (wav2vec2, HuBERT, WavLM, Data2Vec audio, XLS-R...) nor "
+            "W2V-BERT"
         )
     try:
         tokenizer = AutoTokenizer.from_pretrained(name_or_path, **common)
@@ -371,10 +373,13 @@ def load_weights(
             f"{name!r} has no trained CTC head (lm_head weights are missing): it needs CTC "
             "fine-tuning before it can transcribe"
         )
-    if getattr(model, "main_input_name", "input_values") != "input_values":
+    from .families import family_of
+
+    expected = "input_features" if family_of(model.config).input == "fbank" else "input_values"
+    if getattr(model, "main_input_name", "input_values") != expected:
         raise ModelError(
-            f"{name!r} takes {model.main_input_name}, not raw audio; only raw-audio CTC models "
-            "(wav2vec2, HuBERT, WavLM, Data2Vec audio, XLS-R...) are supported"
+            f"{name!r} takes {model.main_input_name}, not {expected}; only raw-audio CTC models "
+            "(wav2vec2, HuBERT, WavLM, Data2Vec audio, XLS-R...) and W2V-BERT are supported"
         )
     model.to(device)
     model.eval()
