@@ -103,3 +103,50 @@ def save_family_model(folder: Path, family: str, seed: int = 0) -> Path:
     Wav2Vec2CTCTokenizer(str(folder / "vocab.json"), unk_token="<unk>", pad_token="<pad>",
                          word_delimiter_token="|").save_pretrained(folder)  # fmt: skip
     return folder
+
+
+#: An MMS-style model's languages: English upper case (the base weights' head), and a
+#: French vocabulary of another size with accented lower-case letters.
+MMS_VOCABS = {
+    "eng": VOCAB,
+    "fra": ["<pad>", "<s>", "</s>", "<unk>", "|", *"esaitnrulodcmpéèvqfbghjàxyêzçôùâ'"],
+}
+
+
+def save_mms_model(folder: Path, seed: int = 0) -> Path:
+    """A tiny MMS-style model: wav2vec2 (norm-first layers) with attention adapters, the
+    base weights carrying English, ``adapter.<code>.safetensors`` per language (adapter
+    weights and CTC head), a nested ``vocab.json`` and a tokenizer whose default is eng."""
+    import torch
+    from conftest import noise_audio
+    from safetensors.torch import save_file
+    from transformers import (
+        Wav2Vec2Config,
+        Wav2Vec2CTCTokenizer,
+        Wav2Vec2FeatureExtractor,
+        Wav2Vec2ForCTC,
+    )
+
+    torch.manual_seed(seed)
+    config = Wav2Vec2Config(**{**COMMON, "vocab_size": len(VOCAB)}, adapter_attn_dim=8,
+                            feat_extract_norm="layer", do_stable_layer_norm=True)  # fmt: skip
+    extractor = Wav2Vec2FeatureExtractor(feature_size=1, sampling_rate=16000, padding_value=0.0,
+                                         do_normalize=True, return_attention_mask=True)  # fmt: skip
+    noise = dict(extractor(noise_audio(3.0, seed=99), sampling_rate=16000, return_tensors="pt"))
+    folder.mkdir(parents=True, exist_ok=True)
+    for code, vocab in MMS_VOCABS.items():
+        model = Wav2Vec2ForCTC(Wav2Vec2Config(**{**config.to_dict(), "vocab_size": len(vocab)}))
+        model.eval()
+        calibrate_head(model, noise, vocab.index("<pad>"), vocab.index("|"))
+        adapters = {k: v.detach().contiguous() for k, v in model._get_adapters().items()}
+        save_file(adapters, str(folder / f"adapter.{code}.safetensors"))
+        if code == "eng":
+            model.save_pretrained(folder)
+    extractor.save_pretrained(folder)
+    nested = {code: {t: i for i, t in enumerate(v)} for code, v in MMS_VOCABS.items()}
+    (folder / "vocab.json").write_text(json.dumps(nested, ensure_ascii=False), encoding="utf-8")
+    Wav2Vec2CTCTokenizer(str(folder / "vocab.json"), unk_token="<unk>", pad_token="<pad>",
+                         word_delimiter_token="|",
+                         target_lang="eng").save_pretrained(folder)  # fmt: skip
+    (folder / "vocab.json").write_text(json.dumps(nested, ensure_ascii=False), encoding="utf-8")
+    return folder

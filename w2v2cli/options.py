@@ -30,7 +30,9 @@ class ModelOptions:
     transformers pipeline); ``bfloat16`` (CPUs with native bf16) and ``int8`` (OpenVINO)
     trade a little accuracy for speed. ``backend="auto"`` is OpenVINO on the CPU when its
     extra is installed, else PyTorch (``inference/backends.py``). ``threads=None``: the
-    cores this process may use. Remote code is never run (``trust_remote_code=False``).
+    cores this process may use. ``language``: the vocabulary and adapter of a model with one
+    per language (MMS, ``models/languages.py``). Remote code is never run
+    (``trust_remote_code=False``).
     """
 
     model: str = DEFAULT_MODEL
@@ -40,8 +42,11 @@ class ModelOptions:
     revision: str | None = None
     backend: str = "auto"
     threads: int | None = None
+    language: str | None = None
 
     def __post_init__(self) -> None:
+        if self.language is not None and not self.language.strip():
+            raise ConfigError("language must be a code such as 'fra', not empty")
         if self.dtype not in DTYPES:
             raise ConfigError(f"dtype must be one of {', '.join(DTYPES)}, not {self.dtype!r}")
         if self.backend not in BACKENDS:

@@ -57,6 +57,11 @@ def lm_group() -> None:
     "is normalised for; only its tokenizer is loaded. Without it the text keeps its case.",
 )
 @click.option(
+    "--language",
+    metavar="CODE",
+    help="With --model: which vocabulary of a model with one per language (MMS).",
+)
+@click.option(
     "--arpa-only",
     is_flag=True,
     help="Write the ARPA text file and skip build_binary (slower to load, larger).",
@@ -85,6 +90,7 @@ def build_command(
     order: int,
     prune: str | None,
     model: str | None,
+    language: str | None,
     arpa_only: bool,
     save_model_dir: Path | None,
     memory: str | None,
@@ -100,7 +106,9 @@ def build_command(
     from ..lm import build_lm
     from ..models import load_vocabulary
 
-    vocab = load_vocabulary(model) if model else None
+    if language and not model:
+        raise ConfigError("--language chooses a vocabulary of --model; give the model too")
+    vocab = load_vocabulary(model, language=language) if model else None
     result = build_lm(
         list(text_files),
         output,

@@ -1,6 +1,7 @@
 """Checkpoints → ``LoadedModel``: loading, validation and vocabularies (no inference here)."""
 
 from .families import Family, family_of
+from .languages import model_languages
 from .loading import (
     LoadedModel,
     find_model_lm_dir,
@@ -26,6 +27,7 @@ __all__ = [
     "load_processor_light",
     "load_vocabulary",
     "load_weights",
+    "model_languages",
     "output_frames",
     "resolve_device",
     "resolve_dtype",

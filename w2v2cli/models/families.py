@@ -21,6 +21,8 @@ which keeps results independent of the batch:
   W2V-BERT's included): the convolutions see past an item's end without a mask.
 
 Families not in the table are treated as not padding-exact: correct, if slower on CUDA.
+MMS models (wav2vec2 with per-language attention adapters, ``adapter_attn_dim``) run on
+the torch backend: an OpenVINO IR is cached per model, not per language.
 """
 
 from __future__ import annotations
@@ -74,6 +76,10 @@ def family_of(config: Any) -> Family:
     family = FAMILIES.get(model_type) or Family(model_type, model_type or "unknown", False)
     if family.padding_exact and getattr(config, "add_adapter", False):
         return Family(family.model_type, family.name, False, family.input, family.openvino)
+    if getattr(config, "adapter_attn_dim", None):  # MMS: per-language adapters
+        # An OpenVINO IR would be cached per model, not per language: torch runs these.
+        return Family(family.model_type, "MMS (wav2vec 2.0 with language adapters)",
+                      family.padding_exact, family.input, openvino=False)  # fmt: skip
     return family
 
 

@@ -229,8 +229,15 @@ def load_processor(options: ModelOptions, notify: Notify | None = None) -> Loade
             "convolutional front end (wav2vec2, HuBERT, WavLM, Data2Vec audio, XLS-R...) nor "
             "W2V-BERT"
         )
+    from .languages import check_language, vocab_file, vocab_languages
+
+    languages = vocab_languages(vocab_file(name_or_path, **common))
+    check_language(name, languages, options.language)
+    tokenizer_kwargs = dict(common)
+    if options.language is not None:
+        tokenizer_kwargs["target_lang"] = options.language
     try:
-        tokenizer = AutoTokenizer.from_pretrained(name_or_path, **common)
+        tokenizer = AutoTokenizer.from_pretrained(name_or_path, **tokenizer_kwargs)
     except Exception as exc:  # noqa: BLE001 - reported as "no tokenizer" below
         log.debug("tokenizer load failed: %s", exc)
         tokenizer = None
@@ -246,7 +253,9 @@ def load_processor(options: ModelOptions, notify: Notify | None = None) -> Loade
             f"{name!r} has no usable feature extractor config: {_first_line(exc)}"
         ) from None
     feature_extractor = _with_normalize_eps(feature_extractor)
-    vocabulary = vocabulary_from_tokenizer(tokenizer, getattr(config, "vocab_size", None))
+    # A language's adapter brings its own CTC head: its size is checked with the weights.
+    vocab_size = None if options.language else getattr(config, "vocab_size", None)
+    vocabulary = vocabulary_from_tokenizer(tokenizer, vocab_size)
     samples_per_frame = int(
         getattr(config, "inputs_to_logits_ratio", 0) or np.prod(config.conv_stride)
     )
@@ -293,6 +302,8 @@ def load_processor_light(options: ModelOptions) -> LoadedModel | None:
     from .light import read_light
 
     name = options.model
+    if options.language is not None:  # languages are checked and loaded by transformers
+        return None
     if is_local(name):
         folder = Path(name).expanduser()
         is_hub = False
@@ -367,6 +378,11 @@ def load_weights(
         raise ModelError(f"cannot load model {name!r}: {_first_line(exc)}") from None
     except Exception as exc:  # noqa: BLE001 - corrupt weights raise library-specific errors
         raise ModelError(f"cannot load the weights of {name!r}: {_first_line(exc)}") from None
+    if options.language is not None:
+        from .languages import load_language
+
+        load_language(model, name, parts.local_dir, parts.is_hub, options.language,
+                      options.cache_dir, options.revision)  # fmt: skip
     missing = set(info.get("missing_keys", []))
     if any(k.startswith("lm_head") for k in missing):
         raise ModelError(
@@ -396,4 +412,8 @@ def load_model(options: ModelOptions, notify: Notify | None = None) -> LoadedMod
         raise ConfigError(f"--dtype {dtype} needs the OpenVINO backend (--backend openvino)")
     model = load_weights(parts, options, device, dtype)
     log.debug("loaded %s on %s as %s", parts.name, device, dtype)
-    return dataclasses.replace(parts, model=model, device=device, dtype=dtype)
+    vocabulary = parts.vocabulary
+    if options.language is not None:  # the adapter's head: check the vocabulary against it
+        vocabulary = vocabulary_from_tokenizer(parts.tokenizer, model.config.vocab_size)
+    return dataclasses.replace(parts, model=model, device=device, dtype=dtype,
+                               vocabulary=vocabulary)  # fmt: skip

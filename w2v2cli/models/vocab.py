@@ -66,8 +66,11 @@ def vocabulary_from_table(
     )
 
 
-def load_vocabulary(model: str, cache_dir: str | None = None) -> Vocabulary:
+def load_vocabulary(
+    model: str, cache_dir: str | None = None, language: str | None = None
+) -> Vocabulary:
     """A model's ``Vocabulary`` from its tokenizer alone: no weights are loaded (``lm build``).
+    ``language`` picks one of an MMS model's vocabularies (``languages.py``).
 
     A hub id is read from the cache when it is there, and fails at once when it is not and
     the hub cannot be reached (see ``hub.py``); a checkpoint file is converted (once,
@@ -95,8 +98,12 @@ def load_vocabulary(model: str, cache_dir: str | None = None) -> Vocabulary:
         source = str(converted_folder(Path(model), cache_dir))
     elif not Path(model).expanduser().is_dir():
         raise ModelError(f"model folder {model!r} does not exist")
+    from .languages import check_language, vocab_file, vocab_languages
+
+    check_language(model, vocab_languages(vocab_file(source)), language)
+    kwargs = {"target_lang": language} if language else {}
     try:
-        tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=False)
+        tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=False, **kwargs)
     except Exception as exc:  # noqa: BLE001 - any loading failure is this model's fault
         text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ModelError(f"cannot load the tokenizer of {model}: {text}") from None
