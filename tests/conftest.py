@@ -167,3 +167,11 @@ def beam_engine(request: pytest.FixtureRequest):
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv(ENGINE_ENV, request.param)
         yield request.param
+
+
+@pytest.fixture(scope="session")
+def nvidia(tmp_path_factory: pytest.TempPathFactory):
+    """Checkpoints built, and test clips run, by NVIDIA's own code (``dle_reference``)."""
+    from dle_reference import build_reference
+
+    return build_reference(tmp_path_factory.mktemp("nvidia"))

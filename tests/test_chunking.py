@@ -128,3 +128,16 @@ def test_plan_batches_cpu_policy_groups_equal_lengths():
     lengths = [320, 320, 100, 320, 99, 320, 320]
     assert chunking.plan_batches(lengths, 4, 0.0) == [[0, 1, 3, 5], [6], [2], [4]]
     assert chunking.plan_batches(lengths, 4, 1.0) == [[0, 1, 3, 5], [6, 2, 4]]
+
+
+def test_a_tail_too_short_for_a_frame_is_merged_into_the_chunk_before():
+    p = chunking.plan(ChunkOptions(1.0, 0.0, 0.0), SR, SPF, min_samples=560)
+    samples = np.arange(16000 * 2 + 300, dtype=np.float32)
+    chunks = chunking.split(0, samples, p)
+    assert [(c.start, c.length, c.stride_right, c.is_last) for c in chunks] == [
+        (0, 16000, 0, False), (16000, 16300, 0, True)]
+    np.testing.assert_array_equal(np.concatenate([c.samples for c in chunks]), samples)
+    long_enough = chunking.split(0, np.zeros(32000 + 560, np.float32), p)
+    assert [c.length for c in long_enough] == [16000, 16000, 560]
+    alone = chunking.split(0, samples[:300], p)  # a file shorter than a frame stays whole
+    assert [c.length for c in alone] == [300]

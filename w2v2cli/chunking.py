@@ -21,20 +21,24 @@ from .records import Chunk, Emissions
 
 @dataclass(frozen=True)
 class ChunkPlan:
-    """Chunk and stride lengths in samples, aligned to whole model frames."""
+    """Chunk and stride lengths in samples, aligned to whole model frames. ``min_samples``
+    is the shortest input that gives the model an output frame (see ``split``)."""
 
     chunk_len: int
     stride_left: int
     stride_right: int
     samples_per_frame: int
     sampling_rate: int
+    min_samples: int = 1
 
     @property
     def step(self) -> int:
         return self.chunk_len - self.stride_left - self.stride_right
 
 
-def plan(options: ChunkOptions, sampling_rate: int, samples_per_frame: int) -> ChunkPlan:
+def plan(
+    options: ChunkOptions, sampling_rate: int, samples_per_frame: int, min_samples: int = 1
+) -> ChunkPlan:
     """Turn seconds into sample counts rounded to whole frames, as the pipeline does."""
     align = samples_per_frame
 
@@ -49,7 +53,7 @@ def plan(options: ChunkOptions, sampling_rate: int, samples_per_frame: int) -> C
             "chunk length must be greater than the two strides together once rounded to "
             f"model frames ({chunk_len} <= {left} + {right} samples)"
         )
-    return ChunkPlan(chunk_len, left, right, samples_per_frame, sampling_rate)
+    return ChunkPlan(chunk_len, left, right, samples_per_frame, sampling_rate, min_samples)
 
 
 def split(file_index: int, samples: np.ndarray, chunk_plan: ChunkPlan) -> list[Chunk]:
@@ -73,6 +77,10 @@ def split(file_index: int, samples: np.ndarray, chunk_plan: ChunkPlan) -> list[C
             chunks.append(Chunk(file_index, len(chunks), start, piece, left, right, is_last))
         if is_last:
             break
+    if len(chunks) > 1 and chunks[-1].length < p.min_samples:
+        prev = chunks[-2]
+        merged = samples[prev.start:n]
+        chunks[-2:] = [Chunk(file_index, prev.index, prev.start, merged, prev.stride_left, 0, True)]
     return chunks
 
 

@@ -33,10 +33,11 @@ class ModelOptions:
     transformers pipeline); ``bfloat16`` (CPUs with native bf16) and ``int8`` (OpenVINO)
     trade a little accuracy for speed. ``backend="auto"`` is OpenVINO on the CPU when its
     extra is installed, else PyTorch (``inference/backends.py``). ``threads=None``: the
-    cores this process may use. Remote code is never run (``trust_remote_code=False``).
-    ``int8`` is how ``dtype="int8"`` quantizes (``weights``, ``full`` or ``auto``) and
-    ``calibration`` the audio files full quantization calibrates on (empty: the run's own
-    input); see ``inference/quantize.py``.
+    cores this process may use. ``language``: the vocabulary and adapter of a model with one
+    per language (MMS, ``models/languages.py``). Remote code is never run
+    (``trust_remote_code=False``). ``int8`` is how ``dtype="int8"`` quantizes (``weights``,
+    ``full`` or ``auto``) and ``calibration`` the audio files full quantization calibrates
+    on (empty: the run's own input); see ``inference/quantize.py``.
     """
 
     model: str = DEFAULT_MODEL
@@ -46,10 +47,13 @@ class ModelOptions:
     revision: str | None = None
     backend: str = "auto"
     threads: int | None = None
+    language: str | None = None
     int8: str = "auto"
     calibration: tuple[Path, ...] = ()
 
     def __post_init__(self) -> None:
+        if self.language is not None and not self.language.strip():
+            raise ConfigError("language must be a code such as 'fra', not empty")
         if self.int8 not in INT8_METHODS:
             raise ConfigError(f"int8 must be one of {', '.join(INT8_METHODS)}, not {self.int8!r}")
         if self.dtype not in DTYPES:

@@ -1,8 +1,9 @@
 """The ``w2v2`` command line: one module per command group over the library API.
 
-``transcribe.py``, ``eval.py``, ``lm.py`` and ``export.py`` hold the commands;
-``options.py`` the option groups they share; ``errors.py`` the one mapping from faults to
-messages and exit statuses; ``render.py`` and ``progress.py`` everything that is drawn.
+``transcribe.py``, ``eval.py``, ``lm.py``, ``export.py``, ``convert.py`` and
+``languages.py`` hold the commands; ``options.py`` the option groups they share;
+``errors.py`` the one mapping from faults to messages and exit statuses; ``render.py`` and
+``progress.py`` everything that is drawn.
 Heavy imports happen inside the commands, so ``w2v2 --help`` starts fast.
 """
 
@@ -12,8 +13,10 @@ import logging
 
 import click
 
+from .convert import convert_command
 from .eval import eval_command
 from .export import export_command
+from .languages import languages_command
 from .lm import lm_group
 from .transcribe import transcribe
 
@@ -33,5 +36,7 @@ main.add_command(transcribe)
 main.add_command(eval_command)
 main.add_command(lm_group)
 main.add_command(export_command)
+main.add_command(convert_command)
+main.add_command(languages_command)
 
 __all__ = ["main"]

@@ -53,8 +53,13 @@ def lm_group() -> None:
 @click.option(
     "--model",
     metavar="MODEL_OR_DIR",
-    help="Model (hub name or folder) whose alphabet and letter case the text is normalised "
-    "for; only its tokenizer is loaded. Without it the text keeps its case.",
+    help="Model (hub name, folder or checkpoint file) whose alphabet and letter case the text "
+    "is normalised for; only its tokenizer is loaded. Without it the text keeps its case.",
+)
+@click.option(
+    "--language",
+    metavar="CODE",
+    help="With --model: which vocabulary of a model with one per language (MMS).",
 )
 @click.option(
     "--arpa-only",
@@ -85,6 +90,7 @@ def build_command(
     order: int,
     prune: str | None,
     model: str | None,
+    language: str | None,
     arpa_only: bool,
     save_model_dir: Path | None,
     memory: str | None,
@@ -100,7 +106,9 @@ def build_command(
     from ..lm import build_lm
     from ..models import load_vocabulary
 
-    vocab = load_vocabulary(model) if model else None
+    if language and not model:
+        raise ConfigError("--language chooses a vocabulary of --model; give the model too")
+    vocab = load_vocabulary(model, language=language) if model else None
     result = build_lm(
         list(text_files),
         output,

@@ -79,7 +79,7 @@ def _stride(value: str | None) -> tuple[float, float] | None:
 
 def model_options(f: Callable[..., Any]) -> Callable[..., Any]:
     """--model, --device, --dtype, --backend, --threads, --cache-dir, --revision,
-    --batch-size, --max-padding, chunking."""
+    --language, --batch-size, --max-padding, chunking."""
     decorators = [
         click.option("-m", "--model", default=DEFAULT_MODEL, show_default=True,
                      help="Hugging Face hub id or local folder of a CTC model."),
@@ -107,6 +107,9 @@ def model_options(f: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path),
                      help="Hugging Face cache folder (default: HF_HOME's)."),
         click.option("--revision", help="Hub revision (branch, tag or commit) of the model."),
+        click.option("--language", metavar="CODE",
+                     help="Language of a model with one vocabulary and adapter per language "
+                          "(MMS), e.g. fra; `w2v2 languages MODEL` lists them."),
         click.option("-b", "--batch-size", type=click.IntRange(min=1),
                      help="Chunks per model call, at most, across files "
                           "[default: 8 on CUDA, 1 on CPU]."),
@@ -167,8 +170,8 @@ def build_model_options(kw: dict[str, Any]) -> ModelOptions:
     return ModelOptions(
         model=kw["model"], device=kw["device"], dtype=kw["dtype"],
         cache_dir=kw["cache_dir"], revision=kw["revision"],
-        backend=kw["backend"], threads=kw["threads"], int8=kw["int8"],
-        calibration=calibration_files(kw["calibration"]),
+        backend=kw["backend"], threads=kw["threads"], language=kw["language"],
+        int8=kw["int8"], calibration=calibration_files(kw["calibration"]),
     )
 
 

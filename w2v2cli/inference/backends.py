@@ -3,7 +3,9 @@
 ``auto`` runs OpenVINO on the CPU when the extra is installed (faster, same text at
 float32; see ``openvino_backend.py``) and PyTorch otherwise; CUDA always runs PyTorch. When
 OpenVINO cannot convert a model family, ``auto`` says so in one line and uses PyTorch;
-``--backend openvino`` fails with that line instead.
+``--backend openvino`` fails with that line instead. Families OpenVINO is known not to run
+here (``models/families.py``: W2V-BERT, whose filterbank input and mask the IR does not
+take) go to PyTorch under ``auto`` without a notice.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from collections.abc import Callable
 from ..errors import ConfigError, ConversionError
 from ..models import (
     LoadedModel,
+    family_of,
     load_model,
     load_processor,
     load_processor_light,
@@ -93,25 +96,32 @@ def open_backend(
     if choose_backend(options) == "openvino":
         # A standard folder on disk is read without transformers, so torch is never
         # imported; anything else goes through transformers (models/light.py).
-        parts = load_processor_light(options) or load_processor(options)
-        exported = openvino_backend.exported_precision(parts.local_dir)
-        precision = resolve_dtype(options.dtype, "cpu")
-        if exported is not None and options.dtype == "auto":
-            precision = openvino_backend.dtype_of(exported)
-        try:
-            backend: Backend
-            if precision == "int8" and exported is None and choose_method(options) == "full":
-                backend = open_full_int8(parts, options, threads, notify)
+        parts = load_processor_light(options) or load_processor(options, notify)
+        family = family_of(parts.config)
+        if family.openvino:
+            exported = openvino_backend.exported_precision(parts.local_dir)
+            precision = resolve_dtype(options.dtype, "cpu")
+            if exported is not None and options.dtype == "auto":
+                precision = openvino_backend.dtype_of(exported)
+            try:
+                backend: Backend
+                if precision == "int8" and exported is None and choose_method(options) == "full":
+                    backend = open_full_int8(parts, options, threads, notify)
+                else:
+                    backend = openvino_backend.open_openvino(parts, options, precision, threads,
+                                                             notify)  # fmt: skip
+            except ConversionError as exc:
+                if options.backend == "openvino" or precision == "int8":
+                    raise
+                notify(f"{exc}; using the torch backend")
             else:
-                backend = openvino_backend.open_openvino(parts, options, precision, threads,
-                                                         notify)  # fmt: skip
-        except ConversionError as exc:
-            if options.backend == "openvino" or precision == "int8":
-                raise
-            notify(f"{exc}; using the torch backend")
-        else:
-            return dataclasses.replace(parts, device="cpu", dtype=precision), backend
+                return dataclasses.replace(parts, device="cpu", dtype=precision), backend
+        elif options.backend == "openvino":
+            raise ConfigError(f"the OpenVINO backend does not run {family.name} models; use "
+                              "--backend torch")  # fmt: skip
+        else:  # auto: the torch backend, without a notice (nothing went wrong)
+            log.debug("%s models run on the torch backend", family.name)
     from .torch_backend import TorchBackend
 
-    loaded = load_model(options)
+    loaded = load_model(options, notify)
     return loaded, TorchBackend(loaded, exact=exact, threads=threads)

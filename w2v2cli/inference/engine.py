@@ -83,6 +83,7 @@ class Engine:
             chunking_options or ChunkOptions(),
             self.loaded.sampling_rate,
             self.loaded.samples_per_frame,
+            self.runner.min_samples,
         )
         if self.runner.needs_calibration and self.model_options.calibration:
             from .quantize import calibration_chunks

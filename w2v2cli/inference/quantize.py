@@ -233,7 +233,7 @@ def export_ir(parts: LoadedModel, options: ModelOptions, notify: Callable[[str],
     if isinstance(backend, PendingQuantization):
         plan = chunking.plan(ChunkOptions(), parts.sampling_rate, parts.samples_per_frame)
         chunks = calibration_chunks(options.calibration, plan, parts.sampling_rate)
-        backend.calibrate([chunk_features(parts, c.samples) for c in chunks])
+        backend.calibrate([chunk_features(parts, c.samples)[0] for c in chunks])
     assert backend.ir is not None
     ir = backend.ir
     backend.close()

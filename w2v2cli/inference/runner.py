@@ -4,6 +4,12 @@ The only module that knows about padding: it turns ``Chunk``s into per-chunk
 log-probabilities holding exactly the frames each chunk's real samples produce. Devices,
 dtypes and masks are the backend's (``torch_backend``, ``openvino_backend``); the runner
 never decodes text.
+
+Features are what the model reads: samples (wav2vec2 and kin) or, for W2V-BERT, stacked
+filterbank frames ``(frames, 160)`` with the feature extractor's own mask (an odd number of
+filterbank frames leaves the last stacked frame masked). A batch pads them along time;
+``lengths`` are the unmasked positions of each row. For families that padding would change
+(``models/families.py``), rows of different shapes never share a backend call.
 """
 
 from __future__ import annotations
@@ -38,11 +44,17 @@ class Backend(Protocol):
     def close(self) -> None: ...
 
 
-def chunk_features(loaded: LoadedModel, samples: np.ndarray) -> np.ndarray:
-    """The feature extractor on one chunk alone (its normalisation is per chunk)."""
+def chunk_features(loaded: LoadedModel, samples: np.ndarray) -> tuple[np.ndarray, int]:
+    """The feature extractor on one chunk alone (its normalisation is per chunk): the
+    model's input and how many of its positions the attention mask keeps."""
     fe = loaded.feature_extractor
     out = fe(samples, sampling_rate=loaded.sampling_rate, return_tensors="np")
-    return np.asarray(out["input_values"][0], dtype=np.float32)
+    if "input_features" in out:  # W2V-BERT: stacked fbank frames and their mask
+        values = np.asarray(out["input_features"][0], dtype=np.float32)
+        mask = out.get("attention_mask")
+        return values, int(mask[0].sum()) if mask is not None else values.shape[0]
+    values = np.asarray(out["input_values"][0], dtype=np.float32)
+    return values, values.shape[0]
 
 
 class Runner:
@@ -51,8 +63,9 @@ class Runner:
     Batching policy (see ``chunking.plan_batches``): ``max_padding`` is how much padding a
     chunk may bring into a batch. On CPU a batch is no faster than its items one by one
     (benchmarks/RESULTS.md), so by default only chunks of equal length share one; on CUDA
-    batching is the speed, so padding is not limited. ``batch_size`` defaults to 8 on CUDA
-    and 1 on CPU.
+    batching is the speed, so padding is not limited, except for families whose results
+    padding would change (``models/families.py``), which batch equal lengths only.
+    ``batch_size`` defaults to 8 on CUDA and 1 on CPU.
     """
 
     def __init__(
@@ -65,7 +78,9 @@ class Runner:
         self.loaded = loaded
         self.backend = backend
         on_cuda = backend.on_cuda
-        self.max_padding = (1.0 if on_cuda else 0.0) if max_padding is None else max_padding
+        if max_padding is None:  # a family padding would change batches only equal lengths
+            max_padding = 1.0 if on_cuda and loaded.padding_exact else 0.0
+        self.max_padding = max_padding
         self.batch_size = batch_size or (8 if on_cuda else 1)
         self._min_samples: int | None = None
 
@@ -74,8 +89,8 @@ class Runner:
         """Whether exact batching is on (torch backend; other backends never pad)."""
         return bool(getattr(self.backend, "patched", True))
 
-    def features(self, samples: np.ndarray) -> np.ndarray:
-        """The feature extractor on one chunk alone (its normalisation is per chunk)."""
+    def features(self, samples: np.ndarray) -> tuple[np.ndarray, int]:
+        """The feature extractor on one chunk alone (see ``chunk_features``)."""
         return chunk_features(self.loaded, samples)
 
     @property
@@ -85,7 +100,7 @@ class Runner:
     def calibrate(self, chunks: Sequence[Chunk]) -> None:
         """Give the backend these chunks' model inputs to calibrate on (see ``Backend``)."""
         live = [c for c in chunks if c.length >= self.min_samples]
-        self.backend.calibrate([self.features(c.samples) for c in live])
+        self.backend.calibrate([self.features(c.samples)[0] for c in live])
 
     def frames_for(self, num_samples: Sequence[int]) -> list[int]:
         """Frames the model outputs for inputs of these lengths (0 for too-short inputs)."""
@@ -94,8 +109,10 @@ class Runner:
     @property
     def min_samples(self) -> int:
         """The shortest input that gives one output frame (the convolutions' receptive
-        field: 400 samples, 25 ms, for wav2vec2). Shorter chunks give no frames and are not
-        run: the convolutions would fail on them."""
+        field: 400 samples, 25 ms, for wav2vec2; two filterbank frames, 560 samples, for
+        W2V-BERT, whose per-bin normalisation needs two). Shorter chunks give no frames and
+        are not run: the model would fail on them (the chunker merges a tail this short
+        into the chunk before it)."""
         if self._min_samples is None:
             n = 1
             while self.loaded.output_frames(n) < 1:
@@ -110,14 +127,23 @@ class Runner:
         live = [i for i, c in enumerate(chunks) if c.length >= self.min_samples]
         if not live:
             return out
-        feats = [self.features(chunks[i].samples) for i in live]
-        lengths = [f.shape[0] for f in feats]
-        batch = np.zeros((len(feats), max(lengths)), dtype=np.float32)
-        for row, f in enumerate(feats):
-            batch[row, : f.shape[0]] = f
-        log_probs = self.backend.log_probs(batch, lengths)
-        for row, i in enumerate(live):
-            out[i] = log_probs[row, : self.loaded.output_frames(lengths[row])]
+        feats = {i: self.features(chunks[i].samples) for i in live}
+        if self.loaded.padding_exact:
+            groups = [live]
+        else:  # one backend call per input shape: no padding at all
+            shapes: dict[tuple[int, int], list[int]] = {}
+            for i in live:
+                shapes.setdefault((feats[i][0].shape[0], feats[i][1]), []).append(i)
+            groups = list(shapes.values())
+        for group in groups:
+            values = [feats[i][0] for i in group]
+            width = max(v.shape[0] for v in values)
+            batch = np.zeros((len(values), width, *values[0].shape[1:]), dtype=np.float32)
+            for row, v in enumerate(values):
+                batch[row, : v.shape[0]] = v
+            log_probs = self.backend.log_probs(batch, [feats[i][1] for i in group])
+            for row, i in enumerate(group):
+                out[i] = log_probs[row, : self.loaded.output_frames(chunks[i].length)]
         return out
 
     def close(self) -> None:

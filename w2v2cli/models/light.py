@@ -50,17 +50,20 @@ class LightConfig:
 @dataclass(frozen=True)
 class FeatureNormalizer:
     """``Wav2Vec2FeatureExtractor`` for one unpadded input: zero mean and unit variance
-    (``do_normalize``), the same expression, so the same float32 values."""
+    (``do_normalize``), the same expression, so the same float32 values. ``eps`` is
+    transformers' 1e-7, or what a converted fairseq/NVIDIA checkpoint records
+    (``w2v2cli_normalize_eps``: their ``F.layer_norm`` uses 1e-5)."""
 
     sampling_rate: int = 16000
     do_normalize: bool = True
     return_attention_mask: bool = False
+    eps: float = 1e-7
 
     def __call__(self, samples: np.ndarray, sampling_rate: int | None = None,
                  return_tensors: str | None = None) -> dict[str, list[np.ndarray]]:  # fmt: skip
         x = np.asarray(samples, dtype=np.float32)
         if self.do_normalize:
-            x = (x - x.mean()) / np.sqrt(x.var() + 1e-7)
+            x = (x - x.mean()) / np.sqrt(x.var() + self.eps)
         return {"input_values": [x]}
 
 
@@ -152,6 +155,7 @@ def read_feature_normalizer(folder: Path) -> FeatureNormalizer | None:
         sampling_rate=int(fe.get("sampling_rate", 16000)),
         do_normalize=bool(fe.get("do_normalize", True)),
         return_attention_mask=bool(fe.get("return_attention_mask", False)),
+        eps=float(fe.get("w2v2cli_normalize_eps", 1e-7)),
     )
 
 

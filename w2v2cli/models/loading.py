@@ -6,6 +6,10 @@ JSON, corrupt weights, no CTC head, no tokenizer, a tokenizer that does not fit 
 a model that does not take raw audio, CUDA without a GPU, a hub id that is neither cached
 nor reachable (see ``hub.py``). Remote code is never run (``trust_remote_code=False``).
 
+A checkpoint *file* (NVIDIA DeepLearningExamples or fairseq ``.pt``) is converted once to
+a model folder in the cache (``convert.converted_folder``) and loaded from there like any
+folder; ``name`` stays the file the user gave.
+
 Each call loads its own model object: two ``Transcriber``s never share (and never switch
 exact batching for) one model, and a model is freed with its last user.
 """
@@ -15,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,6 +33,8 @@ from . import hub
 from .vocab import vocabulary_from_tokenizer
 
 log = logging.getLogger("w2v2cli")
+
+Notify = Callable[[str], None]
 
 
 @dataclass
@@ -64,6 +71,14 @@ class LoadedModel:
     def frame_duration(self) -> float:
         return self.samples_per_frame / self.sampling_rate
 
+    @property
+    def padding_exact(self) -> bool:
+        """Whether a padded batch gives every item its unbatched result (``families.py``);
+        when not, only items of equal length share a model call."""
+        from .families import family_of
+
+        return family_of(self.config).padding_exact
+
     def find_lm_dir(
         self, cache_dir: Path | None = None, revision: str | None = None
     ) -> Path | None:
@@ -73,8 +88,9 @@ class LoadedModel:
 
 
 def is_local(name: str) -> bool:
-    """A folder (or a path-looking name) rather than a hub id."""
-    return os.path.isdir(name) or name.startswith((".", "/", "~")) or os.sep + os.sep in name
+    """A folder or checkpoint file (or a path-looking name) rather than a hub id."""
+    return (os.path.isdir(name) or os.path.isfile(name) or name.startswith((".", "/", "~"))
+            or os.sep + os.sep in name)  # fmt: skip
 
 
 def find_model_lm_dir(
@@ -114,15 +130,11 @@ def resolve_dtype(dtype: str, device: str) -> str:
 
 
 def output_frames(config: Any, num_samples: int) -> int:
-    """The convolutional front end's output length, as transformers computes it for
-    wav2vec2-family models (``_get_feat_extract_output_lengths``), without torch."""
-    n = int(num_samples)
-    for kernel, stride in zip(config.conv_kernel, config.conv_stride, strict=True):
-        n = (n - kernel) // stride + 1
-    if getattr(config, "add_adapter", False):
-        for _ in range(config.num_adapter_layers):
-            n = (n - 1) // config.adapter_stride + 1
-    return max(0, n)
+    """The model's output length for ``num_samples`` samples, as transformers computes it
+    (``families.output_frames``), without torch."""
+    from .families import output_frames as family_frames
+
+    return family_frames(config, num_samples)
 
 
 def _first_line(exc: BaseException) -> str:
@@ -130,12 +142,18 @@ def _first_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
-def _source(options: ModelOptions) -> tuple[str, Path | None, bool]:
-    """What to pass to ``from_pretrained``: a folder whenever possible (a user's folder or
-    the cache's snapshot), the hub id only when it must be downloaded."""
+def _source(options: ModelOptions, notify: Notify | None = None) -> tuple[str, Path | None, bool]:
+    """What to pass to ``from_pretrained``: a folder whenever possible (a user's folder,
+    the cache's snapshot, or a checkpoint file's converted folder), the hub id only when it
+    must be downloaded."""
     name = options.model
     if is_local(name):
         path = Path(name).expanduser()
+        if path.is_file():
+            from .convert import converted_folder
+
+            folder = converted_folder(path, options.cache_dir, notify)
+            return str(folder), folder, False
         if not path.is_dir():
             raise ModelError(f"model folder {name!r} does not exist")
         if not (path / "config.json").is_file():
@@ -153,17 +171,40 @@ def _source(options: ModelOptions) -> tuple[str, Path | None, bool]:
     return name, None, True
 
 
-def load_processor(options: ModelOptions) -> LoadedModel:
+def register_families(folder: Path | None) -> None:
+    """Make transformers' Auto classes know this package's own model types (the hourglass
+    encoder) when ``folder``'s config names one; a no-op for every other model."""
+    if folder is None:
+        return
+    try:
+        import json
+
+        model_type = json.loads((folder / "config.json").read_text(encoding="utf-8")).get(
+            "model_type"
+        )
+    except (OSError, ValueError, AttributeError):
+        return
+    from .checkpoints import HOURGLASS_MODEL_TYPE
+
+    if model_type == HOURGLASS_MODEL_TYPE:
+        from .hourglass import register
+
+        register()
+
+
+def load_processor(options: ModelOptions, notify: Notify | None = None) -> LoadedModel:
     """Everything but the weights: config, tokenizer, feature extractor, vocabulary.
 
     Enough for a backend that runs its own copy of the model (a cached OpenVINO IR); the
-    ``model`` field is None. Raises ``ModelError`` with one line.
+    ``model`` field is None. ``notify`` hears of a checkpoint file's first conversion.
+    Raises ``ModelError`` with one line.
     """
     from transformers import AutoConfig, AutoFeatureExtractor, AutoTokenizer
 
     hub.quiet_hub_logging()
     name = options.model
-    name_or_path, local_dir, is_hub = _source(options)
+    name_or_path, local_dir, is_hub = _source(options, notify)
+    register_families(local_dir)
     common = _load_kwargs(options, local_dir)
     try:
         config = AutoConfig.from_pretrained(name_or_path, **common)
@@ -177,13 +218,26 @@ def load_processor(options: ModelOptions) -> LoadedModel:
             "before it can transcribe (use a fine-tuned model such as "
             "facebook/wav2vec2-base-960h)"
         )
-    if not hasattr(config, "conv_kernel") or not hasattr(config, "conv_stride"):
+    from .families import family_of
+
+    family = family_of(config)
+    if family.input == "waveform" and (
+        not hasattr(config, "conv_kernel") or not hasattr(config, "conv_stride")
+    ):
         raise ModelError(
             f"{name!r} is a {config.model_type} model, not a raw-audio CTC model with a "
-            "convolutional front end (wav2vec2, HuBERT, WavLM, Data2Vec audio, XLS-R...)"
+            "convolutional front end (wav2vec2, HuBERT, WavLM, Data2Vec audio, XLS-R...) nor "
+            "W2V-BERT"
         )
+    from .languages import check_language, vocab_file, vocab_languages
+
+    languages = vocab_languages(vocab_file(name_or_path, **common))
+    check_language(name, languages, options.language)
+    tokenizer_kwargs = dict(common)
+    if options.language is not None:
+        tokenizer_kwargs["target_lang"] = options.language
     try:
-        tokenizer = AutoTokenizer.from_pretrained(name_or_path, **common)
+        tokenizer = AutoTokenizer.from_pretrained(name_or_path, **tokenizer_kwargs)
     except Exception as exc:  # noqa: BLE001 - reported as "no tokenizer" below
         log.debug("tokenizer load failed: %s", exc)
         tokenizer = None
@@ -198,7 +252,10 @@ def load_processor(options: ModelOptions) -> LoadedModel:
         raise ModelError(
             f"{name!r} has no usable feature extractor config: {_first_line(exc)}"
         ) from None
-    vocabulary = vocabulary_from_tokenizer(tokenizer, getattr(config, "vocab_size", None))
+    feature_extractor = _with_normalize_eps(feature_extractor)
+    # A language's adapter brings its own CTC head: its size is checked with the weights.
+    vocab_size = None if options.language else getattr(config, "vocab_size", None)
+    vocabulary = vocabulary_from_tokenizer(tokenizer, vocab_size)
     samples_per_frame = int(
         getattr(config, "inputs_to_logits_ratio", 0) or np.prod(config.conv_stride)
     )
@@ -220,15 +277,43 @@ def load_processor(options: ModelOptions) -> LoadedModel:
     )
 
 
+def _with_normalize_eps(feature_extractor: Any) -> Any:
+    """A converted fairseq/NVIDIA checkpoint normalises with its own epsilon (recorded in
+    its ``preprocessor_config.json``, see ``convert.py``): the same normalisation, done by
+    ``light.FeatureNormalizer``."""
+    from .convert import NORMALIZE_EPS_KEY
+    from .light import FeatureNormalizer
+
+    eps = getattr(feature_extractor, NORMALIZE_EPS_KEY, None)
+    if eps is None or getattr(feature_extractor, "feature_size", 1) != 1:
+        return feature_extractor
+    return FeatureNormalizer(
+        sampling_rate=int(feature_extractor.sampling_rate),
+        do_normalize=bool(feature_extractor.do_normalize),
+        return_attention_mask=bool(feature_extractor.return_attention_mask),
+        eps=float(eps),
+    )
+
+
 def load_processor_light(options: ModelOptions) -> LoadedModel | None:
     """``load_processor`` without transformers, for standard folders already on disk (see
-    ``light.py``); None when the folder is not there or not in the common layout."""
+    ``light.py``); None when the folder is not there or not in the common layout. A
+    checkpoint file counts when its conversion is in the cache."""
     from .light import read_light
 
     name = options.model
+    if options.language is not None:  # languages are checked and loaded by transformers
+        return None
     if is_local(name):
         folder = Path(name).expanduser()
         is_hub = False
+        if folder.is_file():
+            from .convert import cached_conversion
+
+            cached = cached_conversion(folder, options.cache_dir)
+            if cached is None:
+                return None
+            folder = cached
         if not (folder / "config.json").is_file():
             return None
     else:
@@ -278,6 +363,7 @@ def load_weights(
 
     hub.quiet_hub_logging()
     name = parts.name
+    register_families(parts.local_dir)
     common = _load_kwargs(options, parts.local_dir)
     try:
         model, info = AutoModelForCTC.from_pretrained(
@@ -292,30 +378,42 @@ def load_weights(
         raise ModelError(f"cannot load model {name!r}: {_first_line(exc)}") from None
     except Exception as exc:  # noqa: BLE001 - corrupt weights raise library-specific errors
         raise ModelError(f"cannot load the weights of {name!r}: {_first_line(exc)}") from None
+    if options.language is not None:
+        from .languages import load_language
+
+        load_language(model, name, parts.local_dir, parts.is_hub, options.language,
+                      options.cache_dir, options.revision)  # fmt: skip
     missing = set(info.get("missing_keys", []))
     if any(k.startswith("lm_head") for k in missing):
         raise ModelError(
             f"{name!r} has no trained CTC head (lm_head weights are missing): it needs CTC "
             "fine-tuning before it can transcribe"
         )
-    if getattr(model, "main_input_name", "input_values") != "input_values":
+    from .families import family_of
+
+    expected = "input_features" if family_of(model.config).input == "fbank" else "input_values"
+    if getattr(model, "main_input_name", "input_values") != expected:
         raise ModelError(
-            f"{name!r} takes {model.main_input_name}, not raw audio; only raw-audio CTC models "
-            "(wav2vec2, HuBERT, WavLM, Data2Vec audio, XLS-R...) are supported"
+            f"{name!r} takes {model.main_input_name}, not {expected}; only raw-audio CTC models "
+            "(wav2vec2, HuBERT, WavLM, Data2Vec audio, XLS-R...) and W2V-BERT are supported"
         )
     model.to(device)
     model.eval()
     return model
 
 
-def load_model(options: ModelOptions) -> LoadedModel:
+def load_model(options: ModelOptions, notify: Notify | None = None) -> LoadedModel:
     """Processor parts and the transformers model on the options' device and dtype (the
     torch backend); raises ``ModelError`` with one line."""
-    parts = load_processor(options)
+    parts = load_processor(options, notify)
     device = resolve_device(options.device)
     dtype = resolve_dtype(options.dtype, device)
     if dtype not in ("float32", "float16", "bfloat16"):
         raise ConfigError(f"--dtype {dtype} needs the OpenVINO backend (--backend openvino)")
     model = load_weights(parts, options, device, dtype)
     log.debug("loaded %s on %s as %s", parts.name, device, dtype)
-    return dataclasses.replace(parts, model=model, device=device, dtype=dtype)
+    vocabulary = parts.vocabulary
+    if options.language is not None:  # the adapter's head: check the vocabulary against it
+        vocabulary = vocabulary_from_tokenizer(parts.tokenizer, model.config.vocab_size)
+    return dataclasses.replace(parts, model=model, device=device, dtype=dtype,
+                               vocabulary=vocabulary)  # fmt: skip

@@ -66,11 +66,15 @@ def vocabulary_from_table(
     )
 
 
-def load_vocabulary(model: str, cache_dir: str | None = None) -> Vocabulary:
+def load_vocabulary(
+    model: str, cache_dir: str | None = None, language: str | None = None
+) -> Vocabulary:
     """A model's ``Vocabulary`` from its tokenizer alone: no weights are loaded (``lm build``).
+    ``language`` picks one of an MMS model's vocabularies (``languages.py``).
 
     A hub id is read from the cache when it is there, and fails at once when it is not and
-    the hub cannot be reached (see ``hub.py``).
+    the hub cannot be reached (see ``hub.py``); a checkpoint file is converted (once,
+    ``convert.converted_folder``).
     """
     from transformers import AutoTokenizer
 
@@ -88,10 +92,18 @@ def load_vocabulary(model: str, cache_dir: str | None = None) -> Vocabulary:
                 f"model {model!r} is not a local folder and is not in the Hugging Face cache, "
                 f"and it cannot be downloaded ({reason})"
             )
+    elif Path(model).expanduser().is_file():  # a checkpoint: its converted folder
+        from .convert import converted_folder
+
+        source = str(converted_folder(Path(model), cache_dir))
     elif not Path(model).expanduser().is_dir():
         raise ModelError(f"model folder {model!r} does not exist")
+    from .languages import check_language, vocab_file, vocab_languages
+
+    check_language(model, vocab_languages(vocab_file(source)), language)
+    kwargs = {"target_lang": language} if language else {}
     try:
-        tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=False)
+        tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=False, **kwargs)
     except Exception as exc:  # noqa: BLE001 - any loading failure is this model's fault
         text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ModelError(f"cannot load the tokenizer of {model}: {text}") from None

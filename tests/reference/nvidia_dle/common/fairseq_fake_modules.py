@@ -1,0 +1,33 @@
+# Copyright (c) 2023, NVIDIA CORPORATION. All rights reserved.
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+'''Fake fairseq.* modules allowing to torch.load fairseq checkpoints.'''
+
+import sys
+
+
+class Dummy:
+    pass
+
+
+class FakeModule:
+    def __init__(self, classes=["AverageMeter", "TimeMeter", "StopwatchMeter"]):
+        [setattr(self, cls, Dummy) for cls in classes]
+
+
+sys.modules["fairseq"] = Dummy()
+sys.modules["fairseq.data"] = Dummy()
+sys.modules["fairseq.data.dictionary"] = FakeModule(["Dictionary"])
+sys.modules["fairseq.logging.meters"] = FakeModule()
+sys.modules["fairseq.meters"] = FakeModule()

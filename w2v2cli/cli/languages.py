@@ -1,0 +1,32 @@
+"""``w2v2 languages MODEL``: the codes ``--language`` accepts for an MMS-style model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from .errors import Console, handle_errors
+
+
+@click.command("languages")
+@click.argument("model")
+@click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Hugging Face cache folder (default: HF_HOME's).")
+@click.option("--revision", help="Hub revision (branch, tag or commit) of the model.")
+@click.option("-q", "--quiet", is_flag=True, help="Only the codes, no count.")
+@handle_errors
+def languages_command(model: str, cache_dir: Path | None, revision: str | None,
+                      quiet: bool) -> int:  # fmt: skip
+    """List the language codes of MODEL (one vocabulary and adapter per language, as in
+    facebook/mms-1b-all), one per line, for --language.
+
+    Only the model's vocab.json is read (downloaded alone for a hub id not yet cached).
+    """
+    from ..models import model_languages
+
+    codes = model_languages(model, cache_dir, revision)
+    for code in codes:
+        click.echo(code)
+    Console(quiet).info(f"{len(codes)} languages")
+    return 0

@@ -1,0 +1,253 @@
+"""Checkpoint files → model folders: ``w2v2 convert`` and ``-m checkpoint.pt``.
+
+``read_converted`` reads a checkpoint safely (``checkpoints.read_checkpoint``), tells
+NVIDIA DeepLearningExamples from fairseq, and maps it (``nvidia.py``, ``fairseq.py``).
+``build_model`` loads the mapped weights into the transformers model with a strict
+check: every weight of the model must come from the checkpoint. ``write_folder`` saves
+the model, the vocabulary (``vocab.json``: fairseq's ``<s>`` and ``<pad>`` swap names, as
+transformers' converter does, so the blank, output 0, is the tokenizer's pad token) and
+the feature extractor; the folder is written atomically.
+
+The folder is a plain ``Wav2Vec2ForCTC`` folder that transformers itself loads, unless
+the model has an hourglass encoder (``hourglass.py``: a folder w2v2 loads). When the
+checkpoint normalises its input, ``preprocessor_config.json`` also records fairseq's
+epsilon (``w2v2cli_normalize_eps``), which w2v2 uses; transformers alone ignores it and
+normalises with its own 1e-7.
+
+``converted_folder`` is what ``-m checkpoint.pt`` uses: the conversion is done once and
+kept in the Hugging Face cache folder under ``w2v2cli-converted/``, keyed by the
+checkpoint's size, modification time, first and last MiB, the dictionary's content and
+``CONVERTER_VERSION``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..errors import ModelError, OutputError
+from ..fsutil import atomic_dir
+from .checkpoints import NORMALIZE_EPS, ConvertedCheckpoint, read_checkpoint
+
+log = logging.getLogger("w2v2cli")
+
+#: Bump when a conversion changes in a way that makes older cached folders wrong.
+CONVERTER_VERSION = 1
+CACHE_FOLDER = "w2v2cli-converted"
+#: The dictionary a fairseq checkpoint is fine-tuned with, found beside it by default.
+DICTIONARY_NAME = "dict.ltr.txt"
+NORMALIZE_EPS_KEY = "w2v2cli_normalize_eps"
+
+KINDS = {"nvidia": "NVIDIA DeepLearningExamples", "fairseq": "fairseq"}
+
+
+@dataclass(frozen=True)
+class ConversionResult:
+    """What ``convert_checkpoint`` wrote: the folder, the source kind and the model type."""
+
+    folder: Path
+    kind: str
+    model_type: str
+    transformers_loadable: bool
+    notes: tuple[str, ...] = ()
+
+
+def is_checkpoint_file(name: str | Path) -> bool:
+    """``-m`` names a file (a checkpoint to convert) rather than a folder or hub id."""
+    return Path(name).expanduser().is_file()
+
+
+def default_dictionary(checkpoint: Path) -> Path:
+    return checkpoint.parent / DICTIONARY_NAME
+
+
+def read_converted(path: Path, dictionary: Path | None = None) -> ConvertedCheckpoint:
+    """Read and map a checkpoint file (NVIDIA DLE or fairseq)."""
+    from .fairseq import from_fairseq
+    from .nvidia import from_nvidia, is_nvidia
+
+    path = Path(path)
+    if not path.is_file():
+        raise ModelError(f"checkpoint {path} does not exist")
+    state = read_checkpoint(path)
+    if is_nvidia(state):
+        if dictionary is not None:
+            raise ModelError(f"{path} is an NVIDIA checkpoint, whose labels are inside it; "
+                             "--dict is for fairseq checkpoints")  # fmt: skip
+        return from_nvidia(state, str(path))
+    if "cfg" in state or "args" in state:
+        dictionary = Path(dictionary) if dictionary is not None else default_dictionary(path)
+        if not dictionary.is_file():
+            raise ModelError(f"{path} is a fairseq checkpoint; its letter dictionary "
+                             f"{dictionary} was not found (give it with --dict)")  # fmt: skip
+        try:
+            text = dictionary.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ModelError(f"{dictionary}: cannot read the dictionary: {exc}") from None
+        return from_fairseq(state, text, str(path), str(dictionary))
+    keys = ", ".join(sorted(map(str, state))[:5])
+    raise ModelError(f"{path}: not an NVIDIA DeepLearningExamples or fairseq checkpoint (its "
+                     f"top-level keys: {keys}); a transformers model is a folder: give "
+                     "that")  # fmt: skip
+
+
+def build_model(converted: ConvertedCheckpoint, where: str) -> Any:
+    """The transformers model with the converted weights, every weight accounted for."""
+    import torch
+
+    from .hub import quiet_hub_logging
+
+    quiet_hub_logging()
+    config = model_config(converted)
+    if converted.model_type == "hourglass":
+        from .hourglass import Wav2Vec2HourglassForCTC, register
+
+        register()
+        model = Wav2Vec2HourglassForCTC(config)
+    else:
+        from transformers import Wav2Vec2ForCTC
+
+        model = Wav2Vec2ForCTC(config)
+    expected = model.state_dict()
+    weights = {}
+    for key, value in converted.state_dict.items():
+        if key not in expected:
+            raise ModelError(f"{where}: mapped weight {key} does not exist in the model")
+        if tuple(value.shape) != tuple(expected[key].shape):
+            raise ModelError(f"{where}: weight {key} has shape {tuple(value.shape)}, the model "
+                             f"expects {tuple(expected[key].shape)}")  # fmt: skip
+        weights[key] = value.to(torch.float32)
+    missing = sorted(set(expected) - set(weights))
+    if missing:
+        raise ModelError(f"{where}: the checkpoint lacks {len(missing)} weight(s) of the "
+                         f"model, e.g. {missing[0]}")  # fmt: skip
+    model.load_state_dict(weights, strict=True)
+    model.eval()
+    return model
+
+
+def model_config(converted: ConvertedCheckpoint) -> Any:
+    if converted.model_type == "hourglass":
+        from .hourglass import Wav2Vec2HourglassConfig
+
+        return Wav2Vec2HourglassConfig(**converted.config)
+    from transformers import Wav2Vec2Config
+
+    return Wav2Vec2Config(**converted.config)
+
+
+def hf_tokens(tokens: tuple[str, ...]) -> list[str]:
+    """fairseq's table with ``<s>`` and ``<pad>`` names swapped: output 0, the blank, is
+    then the tokenizer's pad token (transformers' converter does the same)."""
+    out = list(tokens)
+    out[0], out[1] = tokens[1], tokens[0]
+    return out
+
+
+def write_folder(converted: ConvertedCheckpoint, model: Any, out_dir: Path) -> Path:
+    """Save ``model`` with its tokenizer and feature extractor into a new folder."""
+    from transformers import Wav2Vec2CTCTokenizer, Wav2Vec2FeatureExtractor
+
+    tokens = hf_tokens(converted.tokens)
+    with atomic_dir(out_dir) as tmp:
+        model.save_pretrained(tmp)
+        vocab = tmp / "vocab.json"
+        vocab.write_text(json.dumps({t: i for i, t in enumerate(tokens)}, ensure_ascii=False),
+                         encoding="utf-8")  # fmt: skip
+        tokenizer = Wav2Vec2CTCTokenizer(
+            str(vocab), unk_token="<unk>", pad_token="<pad>", bos_token="<s>",
+            eos_token="</s>", word_delimiter_token="|", do_lower_case=False,
+        )  # fmt: skip
+        tokenizer.save_pretrained(tmp)
+        extractor = Wav2Vec2FeatureExtractor(
+            feature_size=1, sampling_rate=converted.sampling_rate, padding_value=0.0,
+            do_normalize=converted.normalize,
+            return_attention_mask=converted.config.get("feat_extract_norm") == "layer",
+        )  # fmt: skip
+        extractor.save_pretrained(tmp)
+        if converted.normalize:
+            path = tmp / "preprocessor_config.json"
+            data = json.loads(path.read_text(encoding="utf-8"))
+            data[NORMALIZE_EPS_KEY] = NORMALIZE_EPS
+            path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+    return out_dir
+
+
+def convert_checkpoint(
+    path: Path, out_dir: Path, dictionary: Path | None = None,
+    notify: Callable[[str], None] | None = None,
+) -> ConversionResult:  # fmt: skip
+    """Read, map, build and save a checkpoint as a model folder (``w2v2 convert``)."""
+    from ..fsutil import check_output_dir
+
+    notify = notify or log.info
+    out_dir = Path(out_dir)
+    if out_dir.exists():
+        raise OutputError(f"{out_dir} already exists; convert writes a new folder")
+    check_output_dir(out_dir, "output folder")
+    converted = read_converted(Path(path), dictionary)
+    notify(f"{path}: {KINDS[converted.kind]} checkpoint"
+           + "".join(f"; {n}" for n in converted.notes))  # fmt: skip
+    model = build_model(converted, str(path))
+    write_folder(converted, model, out_dir)
+    return ConversionResult(out_dir, converted.kind, converted.model_type,
+                            converted.model_type == "wav2vec2", converted.notes)  # fmt: skip
+
+
+def cache_key(path: Path, dictionary: Path | None) -> str:
+    """What a cached conversion depends on (see the module docstring)."""
+    h = hashlib.sha256(f"converter={CONVERTER_VERSION}\n".encode())
+    st = path.stat()
+    h.update(f"{st.st_size}:{st.st_mtime_ns}\n".encode())
+    with open(path, "rb") as f:
+        h.update(f.read(1 << 20))
+        if st.st_size > 2 << 20:
+            f.seek(-(1 << 20), 2)
+            h.update(f.read(1 << 20))
+    if dictionary is not None and dictionary.is_file():
+        h.update(b"\ndict\n" + dictionary.read_bytes())
+    return h.hexdigest()[:20]
+
+
+def cache_root(cache_dir: Path | None) -> Path:
+    if cache_dir is not None:
+        return Path(cache_dir) / CACHE_FOLDER
+    from huggingface_hub import constants
+
+    return Path(constants.HF_HUB_CACHE) / CACHE_FOLDER
+
+
+def cached_conversion(path: Path, cache_dir: Path | None) -> Path | None:
+    """The cached folder of ``path`` when it was converted before, else None."""
+    path = Path(path).expanduser()
+    dictionary = default_dictionary(path)
+    folder = cache_root(cache_dir) / cache_key(path, dictionary)
+    return folder if (folder / "config.json").is_file() else None
+
+
+def converted_folder(path: Path, cache_dir: Path | None = None,
+                     notify: Callable[[str], None] | None = None) -> Path:  # fmt: skip
+    """The model folder of checkpoint ``path``, converted on first use and cached."""
+    path = Path(path).expanduser()
+    cached = cached_conversion(path, cache_dir)
+    if cached is not None:
+        return cached
+    notify = notify or log.info
+    dictionary = default_dictionary(path)
+    target = cache_root(cache_dir) / cache_key(path, dictionary)
+    converted = read_converted(path)
+    notify(f"converting {path} ({KINDS[converted.kind]} checkpoint) once; the result is "
+           f"cached in {target.parent}")  # fmt: skip
+    model = build_model(converted, str(path))
+    try:
+        write_folder(converted, model, target)
+    except OutputError:
+        if not (target / "config.json").is_file():
+            raise
+        log.debug("another run converted %s at the same time; using its folder", path)
+    return target
