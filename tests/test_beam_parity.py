@@ -219,3 +219,34 @@ def test_case_mapped_lm_gives_the_same_transcripts_on_both_engines(trained, lms)
     assert any(t.words for t in first)
     for key, transcripts in results.items():
         assert transcripts == first, key
+
+
+@pytest.mark.parametrize("engine", ["ctc-beam-decoder", "pyctcdecode"])
+def test_transcripts_do_not_depend_on_batch_size_or_workers(
+    engine: str, trained_model: Path, speech, lms, tmp_path: Path, monkeypatch
+) -> None:
+    """``w2v2 transcribe --lm`` end to end: padded batches of 4 decoded by 2 worker
+    processes give the same words, times and confidences as one file at a time decoded
+    in-process, on each engine."""
+    import json
+
+    from click.testing import CliRunner
+
+    from w2v2cli.cli import main
+
+    monkeypatch.setenv("W2V2_BEAM_ENGINE", engine)
+    outputs = []
+    for batch, workers in (("1", "0"), ("4", "2")):
+        out = tmp_path / f"b{batch}w{workers}"
+        r = CliRunner().invoke(main, [
+            "transcribe", *map(str, speech.paths[:6]), "-m", str(trained_model),
+            "--backend", "torch", "--lm", str(lms["upper"]), "--hotword", "sword",
+            "-b", batch, "--max-padding", "1", "--decode-workers", workers,
+            "-f", "json", "-o", str(out), "-q",
+        ])  # fmt: skip
+        assert r.exit_code == 0, r.output
+        docs = [json.loads(p.read_text()) for p in sorted(out.glob("*.json"))]
+        assert len(docs) == 6 and all(d["decoder"] == "beam" for d in docs)
+        outputs.append([(d["text"], d["words"]) for d in docs])
+    assert outputs[0] == outputs[1]
+    assert sum(len(words) for _, words in outputs[0]) > 20
