@@ -53,3 +53,77 @@ def synthesise(folder: Path) -> Speech:
     long = folder / "long.wav"
     sf.write(long, np.concatenate(pieces), rate)
     return Speech(paths, [s.upper() for s in SENTENCES], long)
+
+
+# Speech whose word times are known: each word synthesised on its own by espeak-ng, trimmed
+# to where its sound is, and joined with pauses of known length (tests of forced alignment,
+# word-end refinement and VAD).
+
+TIMED_TEXTS = [
+    ("the quick brown fox jumps over the lazy dog a journey of a thousand miles begins "
+     "with a single step", (0.08, 0.25, 0.15, 0.4, 0.05), "en-us"),
+    ("please call stella and ask her to bring these things with her from the store six "
+     "spoons of fresh snow peas", (0.3, 0.1, 0.05, 0.2), "en"),
+    ("she sells sea shells by the sea shore never put off till tomorrow what you can do "
+     "today all that glitters is not gold", (0.12, 0.35, 0.06), "en-us"),
+]  # fmt: skip
+RATE = 16000
+#: A frame of 5 ms belongs to a word's sound when its RMS is within 40 dB of the word's
+#: loudest frame; the word's times are the first and last such frame.
+TRIM_DB = 40.0
+
+
+@dataclass(frozen=True)
+class TimedSpeech:
+    path: Path  # 16 kHz mono WAV
+    text: str
+    words: list[str]
+    times: list[tuple[float, float]]  # where each word's sound starts and ends (s)
+
+
+def spoken_word(word: str, voice: str, folder: Path) -> np.ndarray:
+    """One word by espeak-ng at 16 kHz, trimmed to its sound (``TRIM_DB``)."""
+    import soxr
+
+    path = folder / "word.wav"
+    subprocess.run(["espeak-ng", "-v", voice, "-s", "150", "-w", str(path), word], check=True)
+    audio, rate = sf.read(path, dtype="float32")
+    audio = soxr.resample(audio, rate, RATE).astype(np.float32)
+    win = RATE // 200
+    n = len(audio) // win
+    rms = np.sqrt(np.square(audio[: n * win].reshape(n, win)).mean(axis=1))
+    loud = np.flatnonzero(rms > rms.max() * 10 ** (-TRIM_DB / 20))
+    return audio[loud[0] * win:(loud[-1] + 1) * win]
+
+
+def timed_speech(
+    folder: Path, text: str, pauses: tuple[float, ...], voice: str, *, lead: float = 0.5,
+    noise: float = 0.001, seed: int = 0, name: str = "timed.wav",
+) -> TimedSpeech:
+    """``text`` word by word with ``pauses`` (cycled) between words, ``lead`` seconds of
+    silence at both ends, and white noise of RMS ``noise`` everywhere (0.001: about 40 dB
+    below the speech), so that silence is not digital zero."""
+    folder.mkdir(parents=True, exist_ok=True)
+    words = text.split()
+    pieces = [np.zeros(int(lead * RATE), np.float32)]
+    position = len(pieces[0])
+    times = []
+    for i, word in enumerate(words):
+        audio = spoken_word(word, voice, folder)
+        times.append((position / RATE, (position + len(audio)) / RATE))
+        gap = int((pauses[i % len(pauses)] if i < len(words) - 1 else lead) * RATE)
+        pieces += [audio, np.zeros(gap, np.float32)]
+        position += len(audio) + gap
+    signal = np.concatenate(pieces)
+    signal += noise * np.random.default_rng(seed).standard_normal(len(signal)).astype(np.float32)
+    path = folder / name
+    sf.write(path, signal, RATE)
+    return TimedSpeech(path, text, words, times)
+
+
+def timed_set(folder: Path, noise: float = 0.001) -> list[TimedSpeech]:
+    """The ``TIMED_TEXTS``, one file each."""
+    return [
+        timed_speech(folder, text, pauses, voice, noise=noise, seed=i, name=f"timed{i}.wav")
+        for i, (text, pauses, voice) in enumerate(TIMED_TEXTS)
+    ]

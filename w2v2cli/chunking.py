@@ -109,21 +109,46 @@ def stitch(
     sr = chunk_plan.sampling_rate
     pieces: list[np.ndarray] = []
     times: list[np.ndarray] = []
+    energies: list[np.ndarray] = []
     for chunk, lp in sorted(zip(chunks, log_probs, strict=True), key=lambda cl: cl[0].index):
         first, stop = kept_frames(chunk, spf)
         stop = min(stop, lp.shape[0])
         first = min(first, stop)
         pieces.append(lp[first:stop])
         times.append((chunk.start + np.arange(first, stop, dtype=np.float64) * spf) / sr)
+        energies.append(frame_energy(chunk.samples, first, stop, spf))
     vocab = log_probs[0].shape[1] if log_probs else 0
     lp_all = np.concatenate(pieces, axis=0) if pieces else np.zeros((0, vocab), np.float32)
     t_all = np.concatenate(times) if times else np.zeros(0, np.float64)
+    e_all = np.concatenate(energies) if energies else np.zeros(0, np.float32)
     return Emissions(
         log_probs=np.ascontiguousarray(lp_all, dtype=np.float32),
         frame_starts=t_all,
         frame_duration=spf / sr,
         duration=num_samples / sr,
+        frame_energy=e_all,
     )
+
+
+#: The loudness given to a frame of digital silence (dB); nothing real is this quiet.
+SILENCE_DB = -100.0
+
+
+def frame_energy(samples: np.ndarray, first: int, stop: int, samples_per_frame: int) -> np.ndarray:
+    """Loudness in dB (``10 log10`` of the mean square) of frames ``[first, stop)`` of a
+    chunk: frame ``f`` covers its samples ``[f * spf, (f + 1) * spf)`` (the last may be
+    short). Used to find where words really end (``decoding.alignment.refine_spans``)."""
+    n = max(stop - first, 0)
+    out = np.full(n, SILENCE_DB, dtype=np.float32)
+    piece = np.asarray(samples[first * samples_per_frame:stop * samples_per_frame], np.float64)
+    full = min(n, piece.shape[0] // samples_per_frame)
+    if full:
+        power = np.square(piece[: full * samples_per_frame]).reshape(full, -1).mean(axis=1)
+        out[:full] = 10.0 * np.log10(np.maximum(power, 10 ** (SILENCE_DB / 10)))
+    if full < n and piece.shape[0] > full * samples_per_frame:
+        power = float(np.square(piece[full * samples_per_frame:]).mean())
+        out[full] = 10.0 * np.log10(max(power, 10 ** (SILENCE_DB / 10)))
+    return out
 
 
 def plan_batches(

@@ -59,12 +59,16 @@ class Emissions:
     ``frame_starts`` is ``(T,)`` float64: the start time in seconds, from the start of the
     file, of each frame (frames of different chunks are not evenly spaced in general, so
     times are carried, not recomputed). Each frame lasts ``frame_duration`` seconds.
+    ``frame_energy`` is ``(T,)`` float32, the loudness of each frame's samples in dB
+    (``10 log10`` of their mean square), which word-end refinement reads; None where the
+    audio is not known (emissions built by hand), and then word times are not refined.
     """
 
     log_probs: np.ndarray
     frame_starts: np.ndarray
     frame_duration: float
     duration: float
+    frame_energy: np.ndarray | None = None
 
     @property
     def num_frames(self) -> int:
@@ -109,12 +113,19 @@ class TokenSpan:
 
 @dataclass(frozen=True)
 class Word:
-    """A word with its absolute times in seconds within the file and a 0..1 confidence."""
+    """A word with its absolute times in seconds within the file and a 0..1 confidence.
+
+    ``interpolated`` is for forced alignment (``w2v2 align``): True for a word of the given
+    text that the model cannot spell, whose times come from its neighbours and whose
+    confidence means nothing; False for an aligned word; None (decoders) when it does not
+    apply.
+    """
 
     text: str
     start: float
     end: float
     confidence: float
+    interpolated: bool | None = None
 
 
 @dataclass(frozen=True)
