@@ -153,3 +153,11 @@ def trained_model() -> Path:
     from speech import TRAINED_MODEL
 
     return TRAINED_MODEL
+
+
+@pytest.fixture(scope="session")
+def timed(tmp_path_factory: pytest.TempPathFactory):
+    """Speech with known word times (``speech.timed_set``): three files of 18-22 s."""
+    from speech import timed_set
+
+    return timed_set(tmp_path_factory.mktemp("timed"))

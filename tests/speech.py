@@ -127,3 +127,44 @@ def timed_set(folder: Path, noise: float = 0.001) -> list[TimedSpeech]:
         timed_speech(folder, text, pauses, voice, noise=noise, seed=i, name=f"timed{i}.wav")
         for i, (text, pauses, voice) in enumerate(TIMED_TEXTS)
     ]
+
+
+def timed_concat(parts: list[TimedSpeech], path: Path) -> TimedSpeech:
+    """Several timed files one after another: a long file whose word times are known."""
+    pieces, words, times = [], [], []
+    offset = 0
+    for part in parts:
+        audio, rate = sf.read(part.path, dtype="float32")
+        assert rate == RATE
+        pieces.append(audio)
+        words += part.words
+        times += [(s + offset / RATE, e + offset / RATE) for s, e in part.times]
+        offset += len(audio)
+    sf.write(path, np.concatenate(pieces), RATE)
+    return TimedSpeech(path, " ".join(words), words, times)
+
+
+def matched_errors(words, timed: TimedSpeech, min_ratio: float = 0.75):
+    """Start and end errors (s) of the decoded ``words`` that are recognisably words of
+    ``timed``: each goes with the spoken word it overlaps most in time, if their spellings
+    are at least ``min_ratio`` alike (difflib) and no other decoded word goes with that
+    spoken word. Decoders misspell, merge and split words; merged ("JUMPSOVER") and split
+    ones ("TH O") are left out."""
+    import difflib
+
+    best: dict[int, list] = {}
+    for w in words:
+        overlaps = [min(w.end, e) - max(w.start, s) for s, e in timed.times]
+        i = int(np.argmax(overlaps))
+        if overlaps[i] > 0:
+            best.setdefault(i, []).append(w)
+    starts, ends = [], []
+    for i, found in sorted(best.items()):
+        if len(found) != 1:
+            continue
+        w = found[0]
+        ratio = difflib.SequenceMatcher(a=w.text.upper(), b=timed.words[i].upper()).ratio()
+        if ratio >= min_ratio:
+            starts.append(w.start - timed.times[i][0])
+            ends.append(w.end - timed.times[i][1])
+    return np.array(starts), np.array(ends)

@@ -171,6 +171,26 @@ class OutputOptions:
 
 
 @dataclass(frozen=True)
+class AlignOptions:
+    """Forced alignment (``w2v2 align``, ``alignment/``).
+
+    ``min_score``: a file whose match score (``alignment/aligner.py``: the likelihood the
+    given text keeps against what the model hears unconstrained, per letter) is below this
+    fails as "the text does not match the audio" instead of being aligned silently. On
+    the small trained test model, 12 espeak-ng sentences scored 0.54-0.95 with their own
+    text, 0.0014-0.08 with half of the text replaced, and at most 0.007 with another
+    sentence's text (README, ``w2v2 align``); 0.05 lies between, in log terms well away
+    from both.
+    """
+
+    min_score: float = 0.05
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.min_score <= 1.0:
+            raise ConfigError("min score must be between 0 and 1")
+
+
+@dataclass(frozen=True)
 class RunOptions:
     """Everything one transcription run needs besides its inputs."""
 

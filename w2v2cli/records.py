@@ -134,6 +134,8 @@ class Transcript:
 
     ``confidence`` is the file-level confidence (None for empty transcripts).
     ``model`` and ``decoder`` are filled in by the pipeline for the JSON output.
+    ``score`` is forced alignment's match score (how well the given text explains the
+    audio, 0..1; ``alignment/aligner.py``); None for decoders.
     """
 
     text: str
@@ -143,6 +145,7 @@ class Transcript:
     tokens: tuple[TokenSpan, ...] = ()
     model: str = ""
     decoder: str = ""
+    score: float | None = None
 
 
 @dataclass(frozen=True)

@@ -10,14 +10,20 @@
    ``confidence`` of ``transcribe``'s words), and the word's end (and start) are then
    refined by the rule every decoder shares (``decoding.alignment.refine_spans``).
 4. Words that cannot be aligned take the frames the garbage token took between their
-   neighbours, shared among them in proportion to their length in characters; where the
+   neighbours (from its first to its last frame whose best label is a letter, then
+   refined like a word), shared among them in proportion to their length in characters; where the
    path skipped the garbage token (nothing was said there), they get an empty span at the
    end of the word before them (or the start of the word after them). They are flagged
    (``Word.interpolated``) and carry no score.
-5. The file's score is the character-weighted mean of the aligned words' scores (the file
-   confidence of ``transcribe``). Below ``min_score`` the text is taken not to be what
-   the audio says and the file fails (``AlignmentError``) instead of being aligned
-   silently.
+5. The file's **match score** says how well the text explains the audio compared with
+   what the model hears unconstrained: ``exp((log P(forced path) - log P(best path)) /
+   letters)``, the geometric mean, per aligned letter, of the likelihood the text keeps
+   (1: the text is exactly what the model hears; each letter the model hears otherwise
+   costs a factor), over the frames the text explains (not those of speech it cannot
+   spell). Below ``min_score`` the text is taken not to be what the audio says
+   and the file fails (``AlignmentError``) instead of being aligned silently. The file's
+   ``confidence`` is, as for ``transcribe``, the character-weighted mean of the word
+   scores.
 """
 
 from __future__ import annotations
@@ -26,7 +32,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..decoding.alignment import file_confidence, frame_end, frame_start, refine_spans
+from ..decoding.alignment import (
+    file_confidence,
+    frame_end,
+    frame_start,
+    letter_mask,
+    refine_spans,
+)
 from ..errors import AlignmentError
 from ..records import Emissions, Transcript, Vocabulary, Word
 from .text import TextWord, split_text
@@ -36,13 +48,14 @@ from .viterbi import (
     GARBAGE,
     AlignmentImpossible,
     AlignToken,
+    Graph,
     build_graph,
     forced_states,
 )
 
 DECODER_NAME = "align"
-#: Default ``min_score``: measured on the small trained test model (README, "w2v2 align").
-DEFAULT_MIN_SCORE = 0.2
+#: Default ``min_score`` (see ``options.AlignOptions`` for the measurements behind it).
+DEFAULT_MIN_SCORE = 0.05
 
 
 @dataclass(frozen=True)
@@ -118,18 +131,18 @@ def align(
         raise AlignmentError("none of the text's words can be spelled with the model's alphabet")
     plan = _plan(words, vocabulary)
     graph = build_graph(plan.tokens, vocabulary.blank_id, vocabulary.size)
-    letters = [
-        i for i in range(vocabulary.size)
-        if i != vocabulary.blank_id and i not in vocabulary.special_ids
-    ]
     try:
-        states = forced_states(
-            emissions.log_probs, graph, vocabulary.blank_id, letters,
-            window=window, commit=commit,
-        )
+        states = forced_states(emissions.log_probs, graph, window=window, commit=commit)
     except AlignmentImpossible as exc:
         raise AlignmentError(f"the text cannot be aligned to this audio: {exc}") from None
+    match = match_score(emissions.log_probs, graph, states)
+    if match < min_score:
+        raise AlignmentError(
+            f"the text does not match the audio (match score {match:.3f}, below the minimum "
+            f"{min_score:g}; see --min-score)"
+        )
 
+    letters = letter_mask(vocabulary)
     n_words = len(words)
     first = np.full(n_words, -1)
     last = np.full(n_words, -1)
@@ -149,7 +162,10 @@ def align(
             prob_sum[who] += float(np.exp(log_probs[a:b + 1, label].astype(np.float64)).sum())
             frames[who] += b - a + 1
         elif who <= -2:
-            garbage[-2 - who] = (a, b)
+            # The garbage token may also take the delimiter and blank frames around the
+            # speech it stands for: the span is its frames whose best label is a letter.
+            hits = np.flatnonzero(letters[log_probs[a:b + 1].argmax(axis=1)])
+            garbage[-2 - who] = (a + int(hits[0]), a + int(hits[-1])) if hits.size else (a, b)
 
     # Spans to refine: aligned words and the garbage stretches, in time order.
     spans: list[tuple[int, int]] = []
@@ -194,17 +210,27 @@ def align(
             result.append(Word(word.text, start, end, float(confidence), interpolated=False))
         else:
             result.append(Word(word.text, start, end, 0.0, interpolated=True))
-    aligned = [w for w in result if not w.interpolated]
-    score = file_confidence(aligned)
-    if score is not None and score < min_score:
-        raise AlignmentError(
-            f"the text does not match the audio (score {score:.2f}, below the minimum "
-            f"{min_score:g}; see --min-score)"
-        )
     return Transcript(
         text=" ".join(w.text for w in result),
         words=tuple(result),
         duration=duration,
-        confidence=score,
+        confidence=file_confidence([w for w in result if not w.interpolated]),
         decoder=DECODER_NAME,
+        score=match,
     )
+
+
+def match_score(log_probs: np.ndarray, graph: Graph, states: np.ndarray) -> float:
+    """``exp((log P(forced path) - log P(best path)) / letters)`` over the frames the text
+    explains (the garbage token's frames, speech the text cannot spell, are left out); the
+    best path takes each frame's most likely label. See the module docstring."""
+    lp = np.asarray(log_probs, dtype=np.float64)
+    columns = graph.labels[states]
+    kept = columns != lp.shape[1]  # not the garbage token
+    if not kept.any():
+        return 1.0
+    frames = np.flatnonzero(kept)
+    forced = float(lp[frames, columns[kept]].sum())
+    best = float(lp[frames].max(axis=1).sum())
+    ratio = (forced - best) / max(graph.required_tokens, 1)
+    return float(np.exp(min(ratio, 0.0)))

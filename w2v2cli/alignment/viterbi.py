@@ -5,9 +5,10 @@ token and one after the last, so a path reads ``blank* t0+ blank* t1+ ... blank*
 can follow the previous one directly unless both have the same label (a doubled letter
 needs a blank between). A token may be *optional* (the word delimiter between two words,
 or the garbage token standing for words the model cannot spell): the path may skip it.
-The garbage token (``GARBAGE``) scores each frame with the frame's best non-blank
-log-probability minus ``GARBAGE_PENALTY``, so it absorbs speech that no given token
-explains (a number the model cannot spell) without taking a neighbouring word's letters.
+The garbage token (``GARBAGE``) scores each frame with the frame's best log-probability
+(blank included) minus ``GARBAGE_PENALTY``, so it absorbs speech that no given token
+explains (a number the model cannot spell, blanks between its letters and all) without
+taking a neighbouring word's letters, and is skipped where nothing needs explaining.
 
 **Bounded memory: a windowed Viterbi.** A full trellis for an hour of audio and its
 transcript would hold frames x states back-pointers (180,000 x 100,000 bytes). Instead the
@@ -31,9 +32,9 @@ import numpy as np
 
 #: Label of the garbage token (a column added to the log-probabilities).
 GARBAGE = -1
-#: What the garbage token gives up against its frame's best non-blank label (natural log):
-#: enough that a neighbouring word's letter keeps its own spike frames.
-GARBAGE_PENALTY = 1.0
+#: What the garbage token gives up against its frame's best label (natural log): enough
+#: that a neighbouring word's letters and the blanks of silence keep their own frames.
+GARBAGE_PENALTY = 0.5
 #: The largest move between states in one frame: token i-2 to token i over a skipped
 #: optional token i-1 is 4 states.
 _MAX_STEP = 4
@@ -69,6 +70,7 @@ class Graph:
     allowed: np.ndarray  # (S, 5) bool
     min_frames: int
     finals: tuple[int, ...]  # states a path may end in
+    required_tokens: int
 
     @property
     def num_states(self) -> int:
@@ -106,32 +108,27 @@ def build_graph(tokens: Sequence[AlignToken], blank_id: int, vocab_size: int) ->
     repeats = sum(1 for a, b in zip(required, required[1:], strict=False) if a == b)
     last = 2 * n
     finals = (last, last - 1, last - 2, last - 3) if n and tokens[-1].optional else (last, last - 1)
-    return Graph(labels, allowed, len(required) + repeats, tuple(s for s in finals if s >= 0))
+    return Graph(labels, allowed, len(required) + repeats, tuple(s for s in finals if s >= 0),
+                 len(required))
 
 
-def _emission_table(log_probs: np.ndarray, garbage_ids: np.ndarray) -> np.ndarray:
-    """``log_probs`` with the garbage column appended (float64)."""
+def emission_table(log_probs: np.ndarray) -> np.ndarray:
+    """``log_probs`` (float64) with the garbage token's column appended."""
     lp = np.asarray(log_probs, dtype=np.float64)
-    if garbage_ids.size:
-        garbage = lp[:, garbage_ids].max(axis=1) - GARBAGE_PENALTY
-    else:
-        garbage = np.full(lp.shape[0], -np.inf)
-    return np.concatenate([lp, garbage[:, None]], axis=1)
+    garbage = lp.max(axis=1, keepdims=True) - GARBAGE_PENALTY
+    return np.concatenate([lp, garbage], axis=1)
 
 
 def forced_states(
     log_probs: np.ndarray,
     graph: Graph,
-    blank_id: int,
-    garbage_ids: Sequence[int] = (),
     *,
     window: int = DEFAULT_WINDOW,
     commit: int = DEFAULT_COMMIT,
 ) -> np.ndarray:
     """The state of the best path at every frame: ``(T,)`` int64 indices into ``graph``.
 
-    ``log_probs`` is ``(T, V)``; ``garbage_ids`` are the columns the garbage token may take
-    its score from (the letters). Raises ``AlignmentImpossible`` when the tokens need more
+    ``log_probs`` is ``(T, V)``. Raises ``AlignmentImpossible`` when the tokens need more
     frames than there are (or no path has a finite score).
     """
     num_frames = int(log_probs.shape[0])
@@ -143,7 +140,6 @@ def forced_states(
     if not 0 < commit <= window:
         raise ValueError("commit must be between 1 and window")
     labels = graph.labels
-    garbage = np.asarray(garbage_ids, dtype=np.int64)
     num_states = graph.num_states
     states = np.empty(num_frames, dtype=np.int64)
     t0, s0 = 0, 0
@@ -151,7 +147,7 @@ def forced_states(
         t1 = min(num_frames, t0 + window)
         last = t1 == num_frames
         hi = min(num_states, s0 + _MAX_STEP * (t1 - t0) + 1)
-        table = _emission_table(log_probs[t0:t1], garbage)
+        table = emission_table(log_probs[t0:t1])
         scores, pointers = _viterbi(table, labels[s0:hi], graph.allowed[s0:hi])
         if last:
             finals = [s for s in graph.finals if s0 <= s < hi]

@@ -1,6 +1,6 @@
 """The ``w2v2`` command line: one module per command group over the library API.
 
-``transcribe.py``, ``eval.py``, ``lm.py`` and ``export.py`` hold the commands;
+``transcribe.py``, ``align.py``, ``eval.py``, ``lm.py`` and ``export.py`` hold the commands;
 ``options.py`` the option groups they share; ``errors.py`` the one mapping from faults to
 messages and exit statuses; ``render.py`` and ``progress.py`` everything that is drawn.
 Heavy imports happen inside the commands, so ``w2v2 --help`` starts fast.
@@ -12,6 +12,7 @@ import logging
 
 import click
 
+from .align import align_command
 from .eval import eval_command
 from .export import export_command
 from .lm import lm_group
@@ -30,6 +31,7 @@ def main(verbose: bool) -> None:
 
 
 main.add_command(transcribe)
+main.add_command(align_command)
 main.add_command(eval_command)
 main.add_command(lm_group)
 main.add_command(export_command)

@@ -18,15 +18,18 @@ import click
 from ..errors import ConfigError
 from ..options import (
     BACKENDS,
+    CASE_MODES,
     DECODERS,
     DEFAULT_MODEL,
     DTYPES,
+    FORMATS,
     INT8_METHODS,
     ChunkOptions,
     DecodeOptions,
     ModelOptions,
     OutputOptions,
     RunOptions,
+    SubtitleOptions,
 )
 
 
@@ -156,6 +159,74 @@ def decode_options(f: Callable[..., Any], *, several: bool = False) -> Callable[
                      help="Beam-search worker processes [default: CPU cores; 0: in-process]."),
     ]
     return _apply(f, decorators)
+
+
+def _formats_help(defaults: tuple[tuple[str, ...], tuple[str, ...]]) -> str:
+    files, stdout = (" and ".join(d) for d in defaults)
+    default = files if files == stdout else f"{files}; {stdout} with --stdout"
+    return f"Output format (repeatable): txt, json, srt, vtt, tsv or all [default: {default}]."
+
+
+def output_options(
+    defaults: tuple[tuple[str, ...], tuple[str, ...]],
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Where and how results are written: -o, -f, --stdout, --overwrite, --case and the
+    subtitle limits (``transcribe`` and ``align``). ``defaults`` are the formats written
+    without -f, to files and to stdout."""
+    s = SubtitleOptions()
+    decorators = [
+        click.option("-o", "--output-dir", metavar="DIR",
+                     help="Write outputs under DIR, mirroring the input tree ('-' for "
+                          "stdout). Default: next to each input file."),
+        click.option("-f", "--format", "formats", multiple=True,
+                     type=click.Choice([*FORMATS, "all"]), help=_formats_help(defaults)),
+        click.option("--stdout", is_flag=True, help="Write results to stdout instead of files."),
+        click.option("--overwrite", is_flag=True, help="Redo files whose outputs already exist."),
+        click.option("--case", type=click.Choice(CASE_MODES), default="keep",
+                     show_default=True, help="Letter case of the written text."),
+        click.option("--max-line-chars", type=click.IntRange(min=1),
+                     default=s.max_line_chars, show_default=True,
+                     help="Subtitle line length limit."),
+        click.option("--max-lines", type=click.IntRange(min=1), default=s.max_lines,
+                     show_default=True, help="Lines per subtitle cue."),
+        click.option("--max-cue-duration", type=click.FloatRange(min=0, min_open=True),
+                     default=s.max_cue_duration, show_default=True,
+                     help="Longest subtitle cue in seconds."),
+        click.option("--pause", type=click.FloatRange(min=0, min_open=True),
+                     default=s.pause, show_default=True,
+                     help="A silence this long (seconds) between words starts a new cue."),
+        click.option("--min-cue-duration", type=click.FloatRange(min=0),
+                     default=s.min_cue_duration, show_default=True,
+                     help="Shortest display time of a cue in seconds."),
+    ]
+    return lambda f: _apply(f, decorators)
+
+
+def build_output_options(
+    kw: dict[str, Any], defaults: tuple[tuple[str, ...], tuple[str, ...]]
+) -> OutputOptions:
+    """``OutputOptions`` from the ``output_options`` group; ``defaults`` as there."""
+    from ..output import expand_formats
+
+    output_dir = kw["output_dir"]
+    stdout = kw["stdout"] or output_dir == "-"
+    formats = expand_formats(kw["formats"] or defaults[1 if stdout else 0])
+    if stdout and len(formats) != 1:
+        raise ConfigError("--stdout writes exactly one format; choose it with -f")
+    return OutputOptions(
+        output_dir=None if stdout or output_dir is None else Path(output_dir),
+        formats=formats,
+        overwrite=kw["overwrite"],
+        stdout=stdout,
+        case=kw["case"],
+        subtitles=SubtitleOptions(
+            max_line_chars=kw["max_line_chars"],
+            max_lines=kw["max_lines"],
+            max_cue_duration=kw["max_cue_duration"],
+            pause=kw["pause"],
+            min_cue_duration=kw["min_cue_duration"],
+        ),
+    )
 
 
 def quiet_option(help_text: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
