@@ -190,3 +190,30 @@ def test_align_options_validate():
 
     with pytest.raises(ConfigError):
         AlignOptions(min_score=-0.1)
+
+
+@pytest.mark.parametrize("decoder", ["greedy", "beam"])
+def test_decoders_word_ends_are_refined_too(aligner, timed, timed_emissions, decoder):
+    """The same refinement for transcribe's decoders: on the words they recognisably got,
+    ends meet the targets with it and miss them without (letter frames only)."""
+    import dataclasses
+
+    from speech import matched_errors
+
+    from w2v2cli.decoding import make_decoder
+    from w2v2cli.options import DecodeOptions
+
+    options = DecodeOptions(decoder=decoder, workers=0)
+    with make_decoder(aligner.loaded.vocabulary, options) as d:
+        refined, raw = [], []
+        for t, em in zip(timed, timed_emissions, strict=True):
+            refined.append(matched_errors(d.decode(em).words, t))
+            plain = dataclasses.replace(em, frame_energy=None)
+            raw.append(matched_errors(d.decode(plain).words, t))
+    starts = np.abs(np.concatenate([s for s, _ in refined]))
+    ends = np.abs(np.concatenate([e for _, e in refined]))
+    raw_ends = np.abs(np.concatenate([e for _, e in raw]))
+    assert len(ends) >= 20
+    assert np.median(ends) <= MEDIAN and np.percentile(ends, 90) <= P90
+    assert np.median(starts) <= MEDIAN
+    assert np.percentile(raw_ends, 90) > P90
