@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Install w2v2cli with its test and OpenVINO extras on a fresh Debian/Ubuntu machine:
+# Install w2v2cli with its test, OpenVINO and VAD extras on a fresh Debian/Ubuntu machine:
 #   system packages (espeak-ng for test speech; ffmpeg for the subtitle example; cmake, a C++ compiler and Boost to build
 #   KenLM's lmplz/build_binary), the CPU build of PyTorch, the project itself, and KenLM's
 #   tools into lm/bin/. Safe to run again.
@@ -19,7 +19,7 @@ $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-rec
 
 # PyTorch first, pinned: an unpinned torch would pull gigabytes of CUDA packages.
 "$PY" -m pip install -q "${TORCH_SPEC:-torch==2.13.0}"
-"$PY" -m pip install -q -e ".[test,openvino]"
+"$PY" -m pip install -q -e ".[test,openvino,vad]"
 "$PY" -m pip check
 bash lm/build_kenlm.sh
 echo "w2v2cli installed: $(command -v w2v2 || echo "$PY -m w2v2cli")"

@@ -153,3 +153,29 @@ def test_nothing_spellable_fails_and_an_empty_text_gives_no_words():
     assert empty.words == () and empty.text == ""
     with pytest.raises(AlignmentError, match="cannot be aligned"):
         align(em, "hello world", VOCAB, min_score=0)
+
+
+def test_memory_of_the_search_is_bounded_by_the_window_not_the_length():
+    """Back-pointers are kept for one window at a time: on 3000 frames (a minute) and
+    their text, a 150-frame window allocates a small fraction of what one window over
+    everything does, and finds the same path."""
+    import tracemalloc
+
+    rng = np.random.default_rng(5)
+    frames, vocab = 3000, len(TOKENS)
+    lp = np.log(np.full((frames, vocab), 0.01 / (vocab - 1)))
+    lp[:, 0] = np.log(0.99)
+    spikes = np.arange(5, frames - 5, 4)
+    letters = rng.integers(5, vocab, spikes.size)
+    lp[spikes] = np.log(0.01 / (vocab - 1))
+    lp[spikes, letters] = np.log(0.99)
+    toks = [AlignToken(int(x)) for x in letters]
+    graph = build_graph(toks, 0, vocab)
+    peaks, paths = [], []
+    for window in (150, 10**6):
+        tracemalloc.start()
+        paths.append(forced_states(lp, graph, window=window, commit=window // 2 or 1))
+        peaks.append(tracemalloc.get_traced_memory()[1])
+        tracemalloc.stop()
+    assert np.array_equal(paths[0], paths[1])
+    assert peaks[0] < 1_000_000 and 10 * peaks[0] < peaks[1]

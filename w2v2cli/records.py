@@ -36,6 +36,9 @@ class Chunk:
     ``stride_left``/``stride_right`` are in samples and follow the transformers ASR
     pipeline: the frames covering them are dropped after inference. ``file_index`` says
     which file of the run the chunk belongs to; ``index`` its position within that file.
+    ``pieces`` is for chunks that join stretches of speech cut from different places of
+    the file (``--vad``): ``(offset in samples, position in the file)`` of each stretch, in
+    order, the first at offset 0; empty means one stretch starting at ``start``.
     """
 
     file_index: int
@@ -45,6 +48,7 @@ class Chunk:
     stride_left: int
     stride_right: int
     is_last: bool
+    pieces: tuple[tuple[int, int], ...] = ()
 
     @property
     def length(self) -> int:

@@ -116,6 +116,7 @@ class Transcriber:
             max_padding=self.options.max_padding,
             exact=exact,
             notify=notify,
+            vad=self.options.vad,
         )
         self._decoder = decoder
 

@@ -44,7 +44,7 @@ class Aligner:
         self.align_options = align_options or AlignOptions()
         self.engine = Engine(
             self.options.model, self.options.chunking, batch_size=self.options.batch_size,
-            max_padding=self.options.max_padding, notify=notify,
+            max_padding=self.options.max_padding, notify=notify, vad=self.options.vad,
         )
 
     @property

@@ -30,6 +30,7 @@ from ..options import (
     OutputOptions,
     RunOptions,
     SubtitleOptions,
+    VadOptions,
 )
 
 
@@ -82,7 +83,8 @@ def _stride(value: str | None) -> tuple[float, float] | None:
 
 def model_options(f: Callable[..., Any]) -> Callable[..., Any]:
     """--model, --device, --dtype, --backend, --threads, --cache-dir, --revision,
-    --batch-size, --max-padding, chunking."""
+    --batch-size, --max-padding, chunking, --vad."""
+    v = VadOptions()
     decorators = [
         click.option("-m", "--model", default=DEFAULT_MODEL, show_default=True,
                      help="Hugging Face hub id or local folder of a CTC model."),
@@ -121,8 +123,41 @@ def model_options(f: Callable[..., Any]) -> Callable[..., Any]:
                      help="Seconds of audio per chunk for long recordings."),
         click.option("--stride-length", metavar="SECONDS|LEFT,RIGHT",
                      help="Overlap dropped on each side of a chunk [default: 3]."),
+        click.option("--vad", is_flag=True,
+                     help="Send only speech to the model, cut at pauses (Silero VAD; pip "
+                          "install 'w2v2cli[vad]'): faster on recordings with long pauses."),
+        click.option("--vad-threshold", type=click.FloatRange(0, 1, min_open=True,
+                                                              max_open=True),
+                     help=f"Speech probability above which audio is speech, with --vad "
+                          f"[default: {v.threshold:g}]."),
+        click.option("--vad-min-silence", type=click.FloatRange(min=0), metavar="SECONDS",
+                     help=f"Shortest pause that ends a stretch of speech, with --vad "
+                          f"[default: {v.min_silence:g}]."),
+        click.option("--vad-padding", type=click.FloatRange(min=0), metavar="SECONDS",
+                     help=f"Audio kept on each side of every stretch of speech, with --vad "
+                          f"[default: {v.padding:g}]."),
     ]
     return _apply(f, decorators)
+
+
+def build_vad_options(kw: dict[str, Any]) -> VadOptions | None:
+    """``VadOptions`` for ``--vad`` (None without it); tuning it without ``--vad``, or with
+    ``--load-logits`` (the model does not run), is refused rather than ignored."""
+    tuned = [name for name in ("vad_threshold", "vad_min_silence", "vad_padding")
+             if kw.get(name) is not None]  # fmt: skip
+    if not kw.get("vad"):
+        if tuned:
+            flag = "--" + tuned[0].replace("_", "-")
+            raise ConfigError(f"{flag} needs --vad")
+        return None
+    if kw.get("load_logits") is not None:
+        raise ConfigError("--vad has no effect with --load-logits (the model does not run)")
+    d = VadOptions()
+    return VadOptions(
+        threshold=d.threshold if kw["vad_threshold"] is None else kw["vad_threshold"],
+        min_silence=d.min_silence if kw["vad_min_silence"] is None else kw["vad_min_silence"],
+        padding=d.padding if kw["vad_padding"] is None else kw["vad_padding"],
+    )
 
 
 def decode_options(f: Callable[..., Any], *, several: bool = False) -> Callable[..., Any]:
@@ -294,4 +329,5 @@ def build_run_options(
         output=output or OutputOptions(),
         batch_size=kw["batch_size"],
         max_padding=kw["max_padding"],
+        vad=build_vad_options(kw),
     )
