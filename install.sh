@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Install w2v2cli with its test and OpenVINO extras on a fresh Debian/Ubuntu machine:
+# Install w2v2cli with its test, OpenVINO and VAD extras on a fresh Debian/Ubuntu machine:
 #   system packages (espeak-ng for test speech; ffmpeg for the subtitle example; cmake, a C++ compiler and Boost to build
 #   KenLM's lmplz/build_binary), the CPU build of PyTorch, the project itself, and KenLM's
 #   tools into lm/bin/. Safe to run again.
@@ -40,16 +40,16 @@ elif [ "$(uname -s)" = "Linux" ] && [ "$(uname -m)" = "x86_64" ] && ! glibc_ok; 
 fi
 
 if [ "$fallback" = 0 ]; then
-    "$PY" -m pip install -q -e ".[test,openvino]"
+    "$PY" -m pip install -q -e ".[test,openvino,vad]"
     "$PY" -m pip check
 else
     echo "Installing without ctc-beam-decoder (glibc older than 2.35, or" \
         "W2V2_BEAM_ENGINE=pyctcdecode): beam search will run on pyctcdecode." >&2
-    "$PY" -m pip install -q --no-deps -e ".[test,openvino]"
+    "$PY" -m pip install -q --no-deps -e ".[test,openvino,vad]"
     "$PY" -m pip install -q packaging
     reqs="$(mktemp)"
     trap 'rm -f "$reqs"' EXIT
-    # pyproject's requirements for the base set and both extras, less ctc-beam-decoder.
+    # pyproject's requirements for the base set and the extras, less ctc-beam-decoder.
     "$PY" - >"$reqs" <<'PYTHON'
 from importlib.metadata import requires
 
@@ -60,7 +60,7 @@ for line in requires("w2v2cli") or []:
     req = Requirement(line)
     if req.name == "ctc-beam-decoder":
         continue
-    if req.marker is None or any(req.marker.evaluate({"extra": e}) for e in ("", "test", "openvino")):
+    if req.marker is None or any(req.marker.evaluate({"extra": e}) for e in ("", "test", "openvino", "vad")):
         extras = f"[{','.join(sorted(req.extras))}]" if req.extras else ""
         wanted.add(f"{req.name}{extras}{req.specifier}")
 print("\n".join(sorted(wanted)))

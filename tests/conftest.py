@@ -175,3 +175,11 @@ def nvidia(tmp_path_factory: pytest.TempPathFactory):
     from dle_reference import build_reference
 
     return build_reference(tmp_path_factory.mktemp("nvidia"))
+
+
+@pytest.fixture(scope="session")
+def timed(tmp_path_factory: pytest.TempPathFactory):
+    """Speech with known word times (``speech.timed_set``): three files of 18-22 s."""
+    from speech import timed_set
+
+    return timed_set(tmp_path_factory.mktemp("timed"))

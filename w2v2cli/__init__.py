@@ -21,6 +21,7 @@ from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING, Any
 
 from .errors import (
+    AlignmentError,
     AudioError,
     ConfigError,
     DecodeError,
@@ -33,6 +34,7 @@ from .errors import (
     W2V2Error,
 )
 from .options import (
+    AlignOptions,
     ChunkOptions,
     DecodeOptions,
     ModelOptions,
@@ -52,12 +54,14 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree
     __version__ = "0+unknown"
 
 if TYPE_CHECKING:
+    from .alignment import Aligner
     from .audio import load_audio
     from .discovery import discover
     from .evaluation import evaluate, load_manifest
     from .inference import Engine
 
 _LAZY = {
+    "Aligner": "alignment",
     "Engine": "inference",
     "discover": "discovery",
     "load_audio": "audio",
@@ -77,6 +81,9 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
+    "AlignOptions",
+    "Aligner",
+    "AlignmentError",
     "AudioError",
     "AudioItem",
     "Chunk",

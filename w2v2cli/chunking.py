@@ -100,16 +100,41 @@ def kept_frames(chunk: Chunk, samples_per_frame: int) -> tuple[int, int]:
     return left, token_n - right
 
 
+def file_positions(chunk: Chunk, offsets: np.ndarray) -> np.ndarray:
+    """Where sample ``offsets`` of ``chunk`` are in the file (``Chunk.pieces`` mapped back)."""
+    if not chunk.pieces:
+        return chunk.start + offsets
+    starts = np.array([o for o, _ in chunk.pieces], dtype=np.int64)
+    where = np.array([p for _, p in chunk.pieces], dtype=np.int64)
+    k = np.searchsorted(starts, offsets, side="right") - 1
+    return where[k] + offsets - starts[k]
+
+
+#: A boundary frame's log-probability for everything but the boundary: practically never,
+#: yet finite, so that no path through it is impossible.
+BOUNDARY_FLOOR = float(np.log(1e-10))
+
+
 def stitch(
     chunks: Sequence[Chunk],
     log_probs: Sequence[np.ndarray],
     chunk_plan: ChunkPlan,
     num_samples: int,
+    boundary: int | None = None,
 ) -> Emissions:
     """Concatenate the kept frames of one file's chunks, in order, with their times.
 
     ``log_probs[i]`` is the ``(frames, vocab)`` output for ``chunks[i]`` holding only the
-    frames that the chunk's real (unpadded) samples produce.
+    frames that the chunk's real (unpadded) samples produce. A frame's time is where its
+    first sample is in the file (``file_positions``).
+
+    Where audio was left out between two frames (``--vad``: non-speech is never sent to the
+    model) and ``boundary`` is given, a *boundary frame* is put in the gap: it starts where
+    the frame before it ends, gives ``boundary`` (the word delimiter, or the blank for
+    alphabets without one) probability 1 and everything else ``BOUNDARY_FLOOR``, and is
+    silent (``SILENCE_DB``). So a word never runs across a pause the VAD cut out, and a
+    letter on both sides of it is two letters, for every decoder alike. Contiguous frames
+    (fixed chunks) get none.
     """
     if len(chunks) != len(log_probs):
         raise ValueError("one log-prob array per chunk is needed")
@@ -117,21 +142,55 @@ def stitch(
     sr = chunk_plan.sampling_rate
     pieces: list[np.ndarray] = []
     times: list[np.ndarray] = []
+    energies: list[np.ndarray] = []
     for chunk, lp in sorted(zip(chunks, log_probs, strict=True), key=lambda cl: cl[0].index):
         first, stop = kept_frames(chunk, spf)
         stop = min(stop, lp.shape[0])
         first = min(first, stop)
         pieces.append(lp[first:stop])
-        times.append((chunk.start + np.arange(first, stop, dtype=np.float64) * spf) / sr)
+        offsets = np.arange(first, stop, dtype=np.int64) * spf
+        times.append(file_positions(chunk, offsets).astype(np.float64) / sr)
+        energies.append(frame_energy(chunk.samples, first, stop, spf))
     vocab = log_probs[0].shape[1] if log_probs else 0
     lp_all = np.concatenate(pieces, axis=0) if pieces else np.zeros((0, vocab), np.float32)
     t_all = np.concatenate(times) if times else np.zeros(0, np.float64)
+    e_all = np.concatenate(energies) if energies else np.zeros(0, np.float32)
+    if boundary is not None and t_all.size > 1:
+        gaps = np.flatnonzero(np.diff(t_all) > 1.5 * spf / sr) + 1
+        if gaps.size:
+            row = np.full((gaps.size, vocab), BOUNDARY_FLOOR, dtype=lp_all.dtype)
+            row[:, boundary] = 0.0
+            lp_all = np.insert(lp_all, gaps, row, axis=0)
+            t_all = np.insert(t_all, gaps, t_all[gaps - 1] + spf / sr)
+            e_all = np.insert(e_all, gaps, np.float32(SILENCE_DB))
     return Emissions(
         log_probs=np.ascontiguousarray(lp_all, dtype=np.float32),
         frame_starts=t_all,
         frame_duration=spf / sr,
         duration=num_samples / sr,
+        frame_energy=e_all,
     )
+
+
+#: The loudness given to a frame of digital silence (dB); nothing real is this quiet.
+SILENCE_DB = -100.0
+
+
+def frame_energy(samples: np.ndarray, first: int, stop: int, samples_per_frame: int) -> np.ndarray:
+    """Loudness in dB (``10 log10`` of the mean square) of frames ``[first, stop)`` of a
+    chunk: frame ``f`` covers its samples ``[f * spf, (f + 1) * spf)`` (the last may be
+    short). Used to find where words really end (``decoding.alignment.refine_spans``)."""
+    n = max(stop - first, 0)
+    out = np.full(n, SILENCE_DB, dtype=np.float32)
+    piece = np.asarray(samples[first * samples_per_frame:stop * samples_per_frame], np.float64)
+    full = min(n, piece.shape[0] // samples_per_frame)
+    if full:
+        power = np.square(piece[: full * samples_per_frame]).reshape(full, -1).mean(axis=1)
+        out[:full] = 10.0 * np.log10(np.maximum(power, 10 ** (SILENCE_DB / 10)))
+    if full < n and piece.shape[0] > full * samples_per_frame:
+        power = float(np.square(piece[full * samples_per_frame:]).mean())
+        out[full] = 10.0 * np.log10(max(power, 10 ** (SILENCE_DB / 10)))
+    return out
 
 
 def plan_batches(

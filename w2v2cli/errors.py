@@ -17,6 +17,8 @@ class              raised when                                            CLI ex
 ``ToolError``      KenLM's lmplz/build_binary is missing or failed        2
 ``AudioError``     one input cannot be decoded as audio                   1 (per file)
 ``DecodeError``    decoding one file's emissions failed                   1 (per file)
+``AlignmentError`` a text cannot be aligned to its audio, or does not      1 (per file)
+                   match it (``w2v2 align``)
 =================  =====================================================  ============
 
 Per-file faults (audio, decoding, writing one output) fail that file: the run goes on and
@@ -98,6 +100,12 @@ class ToolError(W2V2Error):
 
 class DecodeError(W2V2Error):
     """Decoding one file's emissions failed (a beam-search worker died, a library error)."""
+
+
+class AlignmentError(DecodeError):
+    """``w2v2 align``: one file's text cannot be aligned to its audio (nothing in it can be
+    spelled, more letters than frames) or does not match it (its score is below the
+    minimum): that file fails."""
 
 
 class Terminated(KeyboardInterrupt):

@@ -101,6 +101,34 @@ class ChunkOptions:
 
 
 @dataclass(frozen=True)
+class VadOptions:
+    """Speech-aware segmentation (``--vad``): Silero VAD finds speech, chunks are cut at
+    pauses, and non-speech is never sent to the model (``segmentation/``, ``vad.py``).
+
+    ``threshold``: Silero's speech probability above which a 32 ms window is speech (0.5,
+    its default). ``min_silence``: a pause shorter than this does not end a stretch of
+    speech (0.5 s: word gaps and stop closures stay inside; pauses between phrases and
+    sentences are cut). ``padding``: audio kept on each side of every stretch of speech
+    (0.2 s: the quiet ends of words that the VAD's 32 ms windows miss, and a little
+    silence for the model to end and begin words in); a pause shorter than twice the
+    padding is kept whole. Stretches shorter than ``MIN_SPEECH`` (0.1 s) are clicks, not
+    words, and are dropped.
+    """
+
+    threshold: float = 0.5
+    min_silence: float = 0.5
+    padding: float = 0.2
+
+    MIN_SPEECH = 0.1
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.threshold < 1.0:
+            raise ConfigError("VAD threshold must be between 0 and 1")
+        if self.min_silence < 0 or self.padding < 0:
+            raise ConfigError("VAD minimum silence and padding must not be negative")
+
+
+@dataclass(frozen=True)
 class DecodeOptions:
     """Decoder choice and beam-search settings.
 
@@ -184,6 +212,26 @@ class OutputOptions:
 
 
 @dataclass(frozen=True)
+class AlignOptions:
+    """Forced alignment (``w2v2 align``, ``alignment/``).
+
+    ``min_score``: a file whose match score (``alignment/aligner.py``: the likelihood the
+    given text keeps against what the model hears unconstrained, per letter) is below this
+    fails as "the text does not match the audio" instead of being aligned silently. On
+    the small trained test model, 12 espeak-ng sentences scored 0.54-0.95 with their own
+    text, 0.0014-0.08 with half of the text replaced, and at most 0.007 with another
+    sentence's text (README, ``w2v2 align``); 0.05 lies between, in log terms well away
+    from both.
+    """
+
+    min_score: float = 0.05
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.min_score <= 1.0:
+            raise ConfigError("min score must be between 0 and 1")
+
+
+@dataclass(frozen=True)
 class RunOptions:
     """Everything one transcription run needs besides its inputs."""
 
@@ -198,6 +246,8 @@ class RunOptions:
     # 0 on CPU (there a batch is no faster than its items one by one, so padding is pure
     # loss) and 1 (no limit) on CUDA, where batching is the speed. Results never depend on it.
     max_padding: float | None = None
+    # Speech-aware segmentation (--vad); None: fixed chunks over the whole file.
+    vad: VadOptions | None = None
 
     def __post_init__(self) -> None:
         if self.batch_size is not None and self.batch_size < 1:

@@ -36,6 +36,9 @@ class Chunk:
     ``stride_left``/``stride_right`` are in samples and follow the transformers ASR
     pipeline: the frames covering them are dropped after inference. ``file_index`` says
     which file of the run the chunk belongs to; ``index`` its position within that file.
+    ``pieces`` is for chunks that join stretches of speech cut from different places of
+    the file (``--vad``): ``(offset in samples, position in the file)`` of each stretch, in
+    order, the first at offset 0; empty means one stretch starting at ``start``.
     """
 
     file_index: int
@@ -45,6 +48,7 @@ class Chunk:
     stride_left: int
     stride_right: int
     is_last: bool
+    pieces: tuple[tuple[int, int], ...] = ()
 
     @property
     def length(self) -> int:
@@ -59,12 +63,16 @@ class Emissions:
     ``frame_starts`` is ``(T,)`` float64: the start time in seconds, from the start of the
     file, of each frame (frames of different chunks are not evenly spaced in general, so
     times are carried, not recomputed). Each frame lasts ``frame_duration`` seconds.
+    ``frame_energy`` is ``(T,)`` float32, the loudness of each frame's samples in dB
+    (``10 log10`` of their mean square), which word-end refinement reads; None where the
+    audio is not known (emissions built by hand), and then word times are not refined.
     """
 
     log_probs: np.ndarray
     frame_starts: np.ndarray
     frame_duration: float
     duration: float
+    frame_energy: np.ndarray | None = None
 
     @property
     def num_frames(self) -> int:
@@ -109,12 +117,19 @@ class TokenSpan:
 
 @dataclass(frozen=True)
 class Word:
-    """A word with its absolute times in seconds within the file and a 0..1 confidence."""
+    """A word with its absolute times in seconds within the file and a 0..1 confidence.
+
+    ``interpolated`` is for forced alignment (``w2v2 align``): True for a word of the given
+    text that the model cannot spell, whose times come from its neighbours and whose
+    confidence means nothing; False for an aligned word; None (decoders) when it does not
+    apply.
+    """
 
     text: str
     start: float
     end: float
     confidence: float
+    interpolated: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -123,6 +138,8 @@ class Transcript:
 
     ``confidence`` is the file-level confidence (None for empty transcripts).
     ``model`` and ``decoder`` are filled in by the pipeline for the JSON output.
+    ``score`` is forced alignment's match score (how well the given text explains the
+    audio, 0..1; ``alignment/aligner.py``); None for decoders.
     """
 
     text: str
@@ -132,6 +149,7 @@ class Transcript:
     tokens: tuple[TokenSpan, ...] = ()
     model: str = ""
     decoder: str = ""
+    score: float | None = None
 
 
 @dataclass(frozen=True)

@@ -49,6 +49,26 @@ class Progress(Protocol):
     def close(self) -> None: ...
 
 
+class FilePipeline(Protocol):
+    """What ``iter_run`` drives: emissions per file and a transcript per file's emissions.
+
+    ``Transcriber`` (a decoder) and ``alignment.Aligner`` (a known text per file) are the
+    two. ``workers`` is how many files ``submit`` works on at once (0: synchronously).
+    """
+
+    options: RunOptions
+
+    @property
+    def sampling_rate(self) -> int: ...
+    @property
+    def workers(self) -> int: ...
+    def emissions(
+        self, loaders: Iterable[AudioLoader], on_audio: Callable[[float], None] | None = None
+    ) -> Iterator[tuple[int, Emissions | W2V2Error]]: ...
+    def submit(self, item: AudioItem, emissions: Emissions) -> Future[Transcript]: ...
+    def label(self, transcript: Transcript) -> Transcript: ...
+
+
 class NullProgress:
     """Reports nothing; for ``--quiet`` and for library callers."""
 
@@ -96,6 +116,7 @@ class Transcriber:
             max_padding=self.options.max_padding,
             exact=exact,
             notify=notify,
+            vad=self.options.vad,
         )
         self._decoder = decoder
 
@@ -147,6 +168,15 @@ class Transcriber:
         """``transcript`` with this run's model and decoder names (for the JSON output)."""
         return dataclasses.replace(transcript, model=self.loaded.name, decoder=self.decoder.name)
 
+    @property
+    def workers(self) -> int:
+        """Files the decoder works on at once (builds the decoder)."""
+        return self.decoder.workers
+
+    def submit(self, item: AudioItem, emissions: Emissions) -> Future[Transcript]:
+        """Decode one file's emissions (``FilePipeline``)."""
+        return self.decoder.submit(emissions)
+
     def transcribe_array(self, samples: np.ndarray) -> Transcript:
         """Transcribe mono float32 samples already at ``self.sampling_rate``."""
         ((_, em),) = list(self.emissions([lambda: np.asarray(samples, dtype=np.float32)]))
@@ -190,14 +220,15 @@ class RunSummary:
         return [r for r in self.results if r.status == "failed"]
 
 
-def _write_outputs(
+def write_outputs(
     transcript: Transcript,
     item: AudioItem,
     writers: list[Writer],
     stream: TextIO | None,
     header: bool,
 ) -> FileResult:
-    """Write every output of one file; any failure fails this file only."""
+    """Write every output of one file (to ``stream`` if given, else to files); any failure
+    fails this file only."""
     paths: list[Path] = []
     for w in writers:
         try:
@@ -223,7 +254,7 @@ def _write_outputs(
 
 def iter_run(
     items: Sequence[AudioItem],
-    transcriber: Transcriber,
+    transcriber: FilePipeline,
     *,
     progress: Progress | None = None,
     stream: TextIO | None = None,
@@ -236,6 +267,7 @@ def iter_run(
     ``head``), except for JSON, which is one compact object per line (JSON Lines).
     Raises ``OutputError`` before any work when the output folder cannot be written, and
     ``LMError`` when the language model turns out to be unusable in the decode workers.
+    ``transcriber`` is any ``FilePipeline``: a ``Transcriber``, or an aligner with its texts.
     """
     from .audio import audio_duration
     from .inference import file_loader
@@ -266,7 +298,7 @@ def iter_run(
     durations = [audio_duration(i.path) for i in todo]
     total = sum(d for d in durations if d) if any(durations) else None
     progress.start(len(todo), total)
-    decoder = transcriber.decoder
+    workers = transcriber.workers
     queue: deque[tuple[AudioItem, Future[Transcript]]] = deque()
     header = stream is not None and len(items) > 1
 
@@ -278,17 +310,17 @@ def iter_run(
             raise  # the LM is broken for every file, not this one
         except W2V2Error as exc:
             return FileResult(item, "failed", error=reason_of(exc))
-        return _write_outputs(transcript, item, writers, stream, header)
+        return write_outputs(transcript, item, writers, stream, header)
 
     loaders = [file_loader(item.path, transcriber.sampling_rate) for item in todo]
-    max_queue = 2 * max(1, decoder.workers) + 2
+    max_queue = 2 * max(1, workers) + 2
     for idx, em in transcriber.emissions(loaders, on_audio=progress.advance_audio):
         item = todo[idx]
         if isinstance(em, W2V2Error):
             progress.file_done()
             yield FileResult(item, "failed", error=reason_of(em))
             continue
-        queue.append((item, decoder.submit(em)))
+        queue.append((item, transcriber.submit(item, em)))
         while queue and (queue[0][1].done() or len(queue) > max_queue):
             yield finish(*queue.popleft())
     while queue:

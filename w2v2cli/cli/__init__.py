@@ -1,6 +1,6 @@
 """The ``w2v2`` command line: one module per command group over the library API.
 
-``transcribe.py``, ``eval.py``, ``lm.py``, ``export.py``, ``convert.py`` and
+``transcribe.py``, ``align.py``, ``eval.py``, ``lm.py``, ``export.py``, ``convert.py`` and
 ``languages.py`` hold the commands; ``options.py`` the option groups they share;
 ``errors.py`` the one mapping from faults to messages and exit statuses; ``render.py`` and
 ``progress.py`` everything that is drawn.
@@ -13,6 +13,7 @@ import logging
 
 import click
 
+from .align import align_command
 from .convert import convert_command
 from .eval import eval_command
 from .export import export_command
@@ -33,6 +34,7 @@ def main(verbose: bool) -> None:
 
 
 main.add_command(transcribe)
+main.add_command(align_command)
 main.add_command(eval_command)
 main.add_command(lm_group)
 main.add_command(export_command)

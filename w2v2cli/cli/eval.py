@@ -25,15 +25,16 @@ def emission_source(kw: dict[str, Any], console: Console) -> Iterator[Any]:
     """The model (``ModelSource``) or ``--load-logits`` (``SavedSource``), closed on exit."""
     from ..evaluation import LogitsStore, ModelSource, SavedSource
 
+    options = build_run_options(kw, DecodeOptions())  # decoders are built by the caller
     if kw["load_logits"] is not None:
         store = LogitsStore.open(kw["load_logits"])
         yield SavedSource(store, kw["cache_dir"], kw["revision"])
         return
     from ..inference import Engine
 
-    options = build_run_options(kw, DecodeOptions())  # decoders are built by the caller
     engine = Engine(options.model, options.chunking, batch_size=options.batch_size,
-                    max_padding=options.max_padding, notify=console.info)  # fmt: skip
+                    max_padding=options.max_padding, notify=console.info,
+                    vad=options.vad)  # fmt: skip
     try:
         yield ModelSource(engine)
     finally:

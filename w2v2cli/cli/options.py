@@ -18,15 +18,19 @@ import click
 from ..errors import ConfigError
 from ..options import (
     BACKENDS,
+    CASE_MODES,
     DECODERS,
     DEFAULT_MODEL,
     DTYPES,
+    FORMATS,
     INT8_METHODS,
     ChunkOptions,
     DecodeOptions,
     ModelOptions,
     OutputOptions,
     RunOptions,
+    SubtitleOptions,
+    VadOptions,
 )
 
 
@@ -79,7 +83,8 @@ def _stride(value: str | None) -> tuple[float, float] | None:
 
 def model_options(f: Callable[..., Any]) -> Callable[..., Any]:
     """--model, --device, --dtype, --backend, --threads, --cache-dir, --revision,
-    --language, --batch-size, --max-padding, chunking."""
+    --language, --int8, --calibration, --batch-size, --max-padding, chunking, --vad."""
+    v = VadOptions()
     decorators = [
         click.option("-m", "--model", default=DEFAULT_MODEL, show_default=True,
                      help="Hugging Face hub id or local folder of a CTC model."),
@@ -121,8 +126,41 @@ def model_options(f: Callable[..., Any]) -> Callable[..., Any]:
                      help="Seconds of audio per chunk for long recordings."),
         click.option("--stride-length", metavar="SECONDS|LEFT,RIGHT",
                      help="Overlap dropped on each side of a chunk [default: 3]."),
+        click.option("--vad", is_flag=True,
+                     help="Send only speech to the model, cut at pauses (Silero VAD; pip "
+                          "install 'w2v2cli[vad]'): faster on recordings with long pauses."),
+        click.option("--vad-threshold", type=click.FloatRange(0, 1, min_open=True,
+                                                              max_open=True),
+                     help=f"Speech probability above which audio is speech, with --vad "
+                          f"[default: {v.threshold:g}]."),
+        click.option("--vad-min-silence", type=click.FloatRange(min=0), metavar="SECONDS",
+                     help=f"Shortest pause that ends a stretch of speech, with --vad "
+                          f"[default: {v.min_silence:g}]."),
+        click.option("--vad-padding", type=click.FloatRange(min=0), metavar="SECONDS",
+                     help=f"Audio kept on each side of every stretch of speech, with --vad "
+                          f"[default: {v.padding:g}]."),
     ]
     return _apply(f, decorators)
+
+
+def build_vad_options(kw: dict[str, Any]) -> VadOptions | None:
+    """``VadOptions`` for ``--vad`` (None without it); tuning it without ``--vad``, or with
+    ``--load-logits`` (the model does not run), is refused rather than ignored."""
+    tuned = [name for name in ("vad_threshold", "vad_min_silence", "vad_padding")
+             if kw.get(name) is not None]  # fmt: skip
+    if not kw.get("vad"):
+        if tuned:
+            flag = "--" + tuned[0].replace("_", "-")
+            raise ConfigError(f"{flag} needs --vad")
+        return None
+    if kw.get("load_logits") is not None:
+        raise ConfigError("--vad has no effect with --load-logits (the model does not run)")
+    d = VadOptions()
+    return VadOptions(
+        threshold=d.threshold if kw["vad_threshold"] is None else kw["vad_threshold"],
+        min_silence=d.min_silence if kw["vad_min_silence"] is None else kw["vad_min_silence"],
+        padding=d.padding if kw["vad_padding"] is None else kw["vad_padding"],
+    )
 
 
 def decode_options(f: Callable[..., Any], *, several: bool = False) -> Callable[..., Any]:
@@ -159,6 +197,74 @@ def decode_options(f: Callable[..., Any], *, several: bool = False) -> Callable[
                      help="Beam-search worker processes [default: CPU cores; 0: in-process]."),
     ]
     return _apply(f, decorators)
+
+
+def _formats_help(defaults: tuple[tuple[str, ...], tuple[str, ...]]) -> str:
+    files, stdout = (" and ".join(d) for d in defaults)
+    default = files if files == stdout else f"{files}; {stdout} with --stdout"
+    return f"Output format (repeatable): txt, json, srt, vtt, tsv or all [default: {default}]."
+
+
+def output_options(
+    defaults: tuple[tuple[str, ...], tuple[str, ...]],
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Where and how results are written: -o, -f, --stdout, --overwrite, --case and the
+    subtitle limits (``transcribe`` and ``align``). ``defaults`` are the formats written
+    without -f, to files and to stdout."""
+    s = SubtitleOptions()
+    decorators = [
+        click.option("-o", "--output-dir", metavar="DIR",
+                     help="Write outputs under DIR, mirroring the input tree ('-' for "
+                          "stdout). Default: next to each input file."),
+        click.option("-f", "--format", "formats", multiple=True,
+                     type=click.Choice([*FORMATS, "all"]), help=_formats_help(defaults)),
+        click.option("--stdout", is_flag=True, help="Write results to stdout instead of files."),
+        click.option("--overwrite", is_flag=True, help="Redo files whose outputs already exist."),
+        click.option("--case", type=click.Choice(CASE_MODES), default="keep",
+                     show_default=True, help="Letter case of the written text."),
+        click.option("--max-line-chars", type=click.IntRange(min=1),
+                     default=s.max_line_chars, show_default=True,
+                     help="Subtitle line length limit."),
+        click.option("--max-lines", type=click.IntRange(min=1), default=s.max_lines,
+                     show_default=True, help="Lines per subtitle cue."),
+        click.option("--max-cue-duration", type=click.FloatRange(min=0, min_open=True),
+                     default=s.max_cue_duration, show_default=True,
+                     help="Longest subtitle cue in seconds."),
+        click.option("--pause", type=click.FloatRange(min=0, min_open=True),
+                     default=s.pause, show_default=True,
+                     help="A silence this long (seconds) between words starts a new cue."),
+        click.option("--min-cue-duration", type=click.FloatRange(min=0),
+                     default=s.min_cue_duration, show_default=True,
+                     help="Shortest display time of a cue in seconds."),
+    ]
+    return lambda f: _apply(f, decorators)
+
+
+def build_output_options(
+    kw: dict[str, Any], defaults: tuple[tuple[str, ...], tuple[str, ...]]
+) -> OutputOptions:
+    """``OutputOptions`` from the ``output_options`` group; ``defaults`` as there."""
+    from ..output import expand_formats
+
+    output_dir = kw["output_dir"]
+    stdout = kw["stdout"] or output_dir == "-"
+    formats = expand_formats(kw["formats"] or defaults[1 if stdout else 0])
+    if stdout and len(formats) != 1:
+        raise ConfigError("--stdout writes exactly one format; choose it with -f")
+    return OutputOptions(
+        output_dir=None if stdout or output_dir is None else Path(output_dir),
+        formats=formats,
+        overwrite=kw["overwrite"],
+        stdout=stdout,
+        case=kw["case"],
+        subtitles=SubtitleOptions(
+            max_line_chars=kw["max_line_chars"],
+            max_lines=kw["max_lines"],
+            max_cue_duration=kw["max_cue_duration"],
+            pause=kw["pause"],
+            min_cue_duration=kw["min_cue_duration"],
+        ),
+    )
 
 
 def quiet_option(help_text: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
@@ -226,4 +332,5 @@ def build_run_options(
         output=output or OutputOptions(),
         batch_size=kw["batch_size"],
         max_padding=kw["max_padding"],
+        vad=build_vad_options(kw),
     )

@@ -10,7 +10,10 @@ Definitions (the README quotes these):
   and ends at the end of its last frame, ``frame_starts[last] + frame_duration``, clipped
   to the next frame's start when stitched frames overlap and to the file's duration.
 - **Word times.** A word starts where its first token starts and ends where its last token
-  ends; leading and trailing blank frames are not part of it.
+  ends; leading and trailing blank frames are not part of it. Then both ends are refined
+  from the audio's loudness (``refine_spans``), because CTC emits a letter as a short
+  spike: the last letter's spike often comes well before the sound ends (by 100-260 ms
+  after a vowel), while the blank already dominates the frames of the fading sound.
 - **Token confidence.** The mean, over the token's frames, of the probability the model
   gave that token on that frame (``exp(log_prob)``).
 - **Word confidence.** The mean of the same per-frame probabilities over all the frames of
@@ -18,6 +21,15 @@ Definitions (the README quotes these):
   equals the mean of the frame-wise maximum probability over the word's letter frames,
   which is what ``words_from_frame_spans`` computes for a beam decoder that knows only
   frame ranges: greedy and beam confidences are the same measure.
+- **Refinement** (``refine_spans``, used by every decoder and by forced alignment alike).
+  A word's end moves later, frame by frame, while the next frame is loud enough, at most
+  ``REFINE_END_MAX`` (0.3 s), never into the next word's first frame and never across a
+  gap between frames (audio that was not sent to the model, with ``--vad``). Its start
+  moves earlier the same way, at most ``REFINE_START_MAX`` (60 ms), never into the
+  previous word. *Loud enough* is at least the louder of: the word's own loudest frame
+  minus 30 dB, and the file's noise floor (the 10th percentile of its frames' loudness)
+  plus 6 dB. Frame loudness is ``Emissions.frame_energy``; without it (emissions built by
+  hand) words keep their letter times. Token times are never refined.
 - **File confidence.** The mean of word confidences weighted by the number of characters
   of each word (roughly a per-character average, so "a" weighs less than
   "transcription"); None when there are no words.
@@ -82,7 +94,8 @@ def _check_frames(emissions: Emissions) -> None:
         )
 
 
-def _frame_start(emissions: Emissions, frame: int) -> float:
+def frame_start(emissions: Emissions, frame: int) -> float:
+    """Start time of ``frame``, clipped to the file's duration."""
     start = float(emissions.frame_starts[frame])
     return min(start, emissions.duration) if emissions.duration > 0 else start
 
@@ -105,23 +118,19 @@ def align_path(
         emissions.log_probs[np.arange(ids.size), ids].astype(np.float64, copy=False)
     )
     tokens: list[TokenSpan] = []
-    words: list[Word] = []
-    # The open word: its tokens, sum of frame probabilities, number of frames.
+    found: list[tuple[str, float]] = []  # each word's text and confidence
+    spans: list[tuple[int, int]] = []  # its first and last frame
+    # The open word: its tokens, first and last frame, sum of frame probabilities, frames.
     current: list[TokenSpan] = []
+    first_frame = last_frame = 0
     prob_sum = 0.0
     n_frames = 0
 
     def close() -> None:
         nonlocal current, prob_sum, n_frames
         if current:
-            words.append(
-                Word(
-                    text="".join(t.text for t in current),
-                    start=current[0].start,
-                    end=current[-1].end,
-                    confidence=prob_sum / n_frames,
-                )
-            )
+            found.append(("".join(t.text for t in current), prob_sum / n_frames))
+            spans.append((first_frame, last_frame))
         current, prob_sum, n_frames = [], 0.0, 0
 
     for token_id, first, end in collapse_path(ids, vocabulary.blank_id):
@@ -134,16 +143,23 @@ def align_path(
         run_sum = float(frame_probs[first:end].sum())
         span = TokenSpan(
             text=vocabulary.tokens[token_id],
-            start=_frame_start(emissions, first),
+            start=frame_start(emissions, first),
             end=frame_end(emissions, end - 1),
             confidence=run_sum / (end - first),
         )
         tokens.append(span)
+        if not current:
+            first_frame = first
         current.append(span)
+        last_frame = end - 1
         prob_sum += run_sum
         n_frames += end - first
     close()
-    return tuple(tokens), tuple(words)
+    words = tuple(
+        Word(text, frame_start(emissions, a), frame_end(emissions, b), confidence)
+        for (text, confidence), (a, b) in zip(found, refine_spans(spans, emissions), strict=True)
+    )
+    return tuple(tokens), words
 
 
 def letter_mask(vocabulary: Vocabulary) -> np.ndarray:
@@ -173,7 +189,8 @@ def words_from_frame_spans(
         return ()
     letters = letter_mask(vocabulary)
     log_probs = emissions.log_probs
-    words: list[Word] = []
+    found: list[tuple[str, float]] = []
+    frames: list[tuple[int, int]] = []
     for text, start, end in spans:
         if not text:
             continue
@@ -189,15 +206,12 @@ def words_from_frame_spans(
             lo, hi = first, stop - 1
             best = block[:, letters].max(axis=1) if letters.any() else np.full(len(block), -np.inf)
             confidence = float(np.exp(best).mean())
-        words.append(
-            Word(
-                text=text,
-                start=_frame_start(emissions, lo),
-                end=frame_end(emissions, hi),
-                confidence=confidence,
-            )
-        )
-    return tuple(words)
+        found.append((text, confidence))
+        frames.append((lo, hi))
+    return tuple(
+        Word(text, frame_start(emissions, a), frame_end(emissions, b), confidence)
+        for (text, confidence), (a, b) in zip(found, refine_spans(frames, emissions), strict=True)
+    )
 
 
 def file_confidence(words: Sequence[Word]) -> float | None:
@@ -207,3 +221,49 @@ def file_confidence(words: Sequence[Word]) -> float | None:
     if not words or total == 0:
         return None
     return sum(w.confidence * n for w, n in zip(words, weights, strict=True)) / total
+
+
+#: How far word-end refinement may move a word's end later and its start earlier (seconds).
+REFINE_END_MAX = 0.30
+REFINE_START_MAX = 0.06
+#: A frame continues a word when it is at most this far below the word's loudest frame...
+REFINE_BELOW_PEAK_DB = 30.0
+#: ... and at least this far above the file's noise floor (``REFINE_FLOOR_PERCENTILE``).
+REFINE_ABOVE_FLOOR_DB = 6.0
+REFINE_FLOOR_PERCENTILE = 10.0
+
+
+def refine_spans(
+    spans: Sequence[tuple[int, int]], emissions: Emissions
+) -> list[tuple[int, int]]:
+    """Word frame ranges ``(first, last)`` (inclusive, in order) moved to where the sound
+    is, by the rule in the module docstring. Unchanged without ``frame_energy``."""
+    energy = emissions.frame_energy
+    total = emissions.num_frames
+    if energy is None or not len(spans) or total == 0 or len(energy) != total:
+        return [(int(a), int(b)) for a, b in spans]
+    energy = np.asarray(energy, dtype=np.float64)
+    floor = float(np.percentile(energy, REFINE_FLOOR_PERCENTILE)) + REFINE_ABOVE_FLOOR_DB
+    step = emissions.frame_duration
+    max_end = int(round(REFINE_END_MAX / step))
+    max_start = int(round(REFINE_START_MAX / step))
+    starts = emissions.frame_starts
+    # joined[f]: frame f follows frame f - 1 without a gap (no audio left out between).
+    joined = np.ones(total, dtype=bool)
+    joined[1:] = np.diff(starts) <= 1.5 * step
+    out: list[tuple[int, int]] = []
+    for k, (a, b) in enumerate(spans):
+        a, b = int(a), int(b)
+        following = int(spans[k + 1][0]) if k + 1 < len(spans) else total
+        previous = out[-1][1] if out else -1
+        loud = max(float(energy[a:b + 1].max()) - REFINE_BELOW_PEAK_DB, floor)
+        end = b
+        while (end + 1 < following and end + 1 - b <= max_end and joined[end + 1]
+               and energy[end + 1] >= loud):
+            end += 1
+        start = a
+        while (start - 1 > previous and a - (start - 1) <= max_start and joined[start]
+               and energy[start - 1] >= loud):
+            start -= 1
+        out.append((start, end))
+    return out

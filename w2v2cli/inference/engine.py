@@ -22,7 +22,7 @@ import numpy as np
 from .. import chunking
 from ..errors import W2V2Error
 from ..models import LoadedModel
-from ..options import ChunkOptions, ModelOptions
+from ..options import ChunkOptions, ModelOptions, VadOptions
 from ..records import Chunk, Emissions
 from .backends import open_backend
 from .runner import Runner
@@ -54,6 +54,7 @@ class _FileState:
     outputs: list[np.ndarray | None]
     num_samples: int
     remaining: int
+    reported: float = 0.0  # seconds of progress reported so far
 
 
 class Engine:
@@ -62,7 +63,8 @@ class Engine:
 
     ``batch_size`` and ``max_padding`` default by device (see ``Runner``); ``exact=False``
     turns exact batching off (benchmarks only); ``notify`` receives one-line notices such
-    as a first OpenVINO conversion (default: the log).
+    as a first OpenVINO conversion (default: the log). ``vad`` cuts chunks at pauses and
+    sends only speech to the model (``vad.py``, ``segmentation/``).
     """
 
     def __init__(
@@ -74,6 +76,7 @@ class Engine:
         max_padding: float | None = None,
         exact: bool = True,
         notify: Callable[[str], None] | None = None,
+        vad: VadOptions | None = None,
     ) -> None:
         self.model_options = model or ModelOptions()
         self.loaded: LoadedModel
@@ -85,6 +88,16 @@ class Engine:
             self.loaded.samples_per_frame,
             self.runner.min_samples,
         )
+        self.vad = None
+        if vad is not None:
+            from ..vad import SileroVad
+
+            self.vad = SileroVad(vad, self.loaded.sampling_rate)
+        vocab = self.loaded.vocabulary
+        spaces = [i for i, t in enumerate(vocab.tokens) if t == " "]
+        # What fills a gap left by --vad (chunking.stitch): a word boundary, else a blank.
+        self._boundary = vocab.delimiter_id if vocab.delimiter_id is not None else (
+            spaces[0] if spaces else vocab.blank_id)
         if self.runner.needs_calibration and self.model_options.calibration:
             from .quantize import calibration_chunks
 
@@ -106,6 +119,17 @@ class Engine:
             self.runner.close()
         self.runner = None  # type: ignore[assignment]
         self.loaded = None  # type: ignore[assignment]
+
+    def _read(self, index: int, loader: AudioLoader) -> tuple[int, list[Chunk]]:
+        """In the reading thread: one file's samples cut into chunks (fixed ones, or with
+        ``vad`` only its speech, cut at pauses). Returns the file's length in samples."""
+        samples = loader()
+        if self.vad is None:
+            return len(samples), chunking.split(index, samples, self.plan)
+        from ..segmentation import speech_chunks
+
+        spans = self.vad.speech_spans(samples)
+        return len(samples), speech_chunks(index, samples, spans, self.plan)
 
     def emissions(
         self,
@@ -130,7 +154,7 @@ class Engine:
         ready: dict[int, Emissions | W2V2Error] = {}
         next_out = 0
         source = iter(enumerate(loaders))
-        inflight: deque[tuple[int, Future[np.ndarray]]] = deque()
+        inflight: deque[tuple[int, Future[tuple[int, list[Chunk]]]]] = deque()
         exhausted = False
 
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="w2v2-audio") as pool:
@@ -143,7 +167,7 @@ class Engine:
                     except StopIteration:
                         exhausted = True
                         return
-                    inflight.append((idx, pool.submit(loader)))
+                    inflight.append((idx, pool.submit(self._read, idx, loader)))
 
             try:
                 while True:
@@ -153,7 +177,7 @@ class Engine:
                         idx, fut = inflight.popleft()
                         top_up()
                         try:
-                            samples = fut.result()
+                            num_samples, chunks = fut.result()
                         except W2V2Error as exc:
                             ready[idx] = exc
                             continue
@@ -163,12 +187,16 @@ class Engine:
                         except Exception as exc:  # a decoder library failing in a new way
                             ready[idx] = W2V2Error(f"{type(exc).__name__}: {exc}")
                             continue
-                        chunks = chunking.split(idx, samples, self.plan)
+                        if not chunks and num_samples and self.vad is not None:
+                            ready[idx] = self._no_speech(num_samples)  # nothing to say
+                            if on_audio is not None:
+                                on_audio(num_samples / sr)
+                            continue
                         if not chunks:
                             ready[idx] = W2V2Error("no audio samples")
                             continue
                         states[idx] = _FileState(
-                            chunks, [None] * len(chunks), len(samples), len(chunks)
+                            chunks, [None] * len(chunks), num_samples, len(chunks)
                         )
                         pending.extend(chunks)
                     while next_out in ready:
@@ -207,13 +235,19 @@ class Engine:
                             if on_audio is not None:
                                 kept = chunk.length - chunk.stride_left - chunk.stride_right
                                 on_audio(max(kept, 0) / sr)
+                                state.reported += max(kept, 0) / sr
                             if state.remaining == 0:
                                 del states[chunk.file_index]
+                                if on_audio is not None:  # the pauses --vad left out
+                                    left = state.num_samples / sr - state.reported
+                                    if left > 0:
+                                        on_audio(left)
                                 ready[chunk.file_index] = chunking.stitch(
                                     state.chunks,
                                     [o for o in state.outputs if o is not None],
                                     self.plan,
                                     state.num_samples,
+                                    boundary=self._boundary,
                                 )
                         while next_out in ready:
                             yield next_out, ready.pop(next_out)
@@ -226,6 +260,15 @@ class Engine:
                 # thread are dropped rather than waited for.
                 for _, fut in inflight:
                     fut.cancel()
+
+
+    def _no_speech(self, num_samples: int) -> Emissions:
+        """The emissions of a file in which the VAD found no speech: no frames."""
+        sr = self.loaded.sampling_rate
+        return Emissions(
+            np.zeros((0, self.loaded.vocabulary.size), np.float32), np.zeros(0),
+            self.plan.samples_per_frame / sr, num_samples / sr, np.zeros(0, np.float32),
+        )
 
 
 def file_loader(path: str | Path, sampling_rate: int) -> AudioLoader:

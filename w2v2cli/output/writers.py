@@ -34,7 +34,7 @@ from typing import Any, ClassVar, TextIO
 from ..errors import ConfigError
 from ..fsutil import atomic_file
 from ..options import FORMATS, SubtitleOptions
-from ..records import AudioItem, Cue, Transcript
+from ..records import AudioItem, Cue, Transcript, Word
 from .casing import apply_case, check_case
 from .segmenter import segment
 
@@ -123,12 +123,15 @@ class JsonWriter(Writer):
 
     Times are seconds rounded to ms; cue ``text`` joins the cue's lines with ``\\n``. A
     change to the meaning of a key gets a new schema version; new keys may be added.
+    ``w2v2 align`` adds ``"score"`` (the match score of the text, 0..1) and, on every
+    word, ``"interpolated"``: true for a word the model cannot spell, whose times come from
+    its neighbours and whose ``confidence`` is null.
     """
 
     extension = "json"
 
     def document(self, transcript: Transcript, item: AudioItem) -> dict[str, Any]:
-        return {
+        document: dict[str, Any] = {
             "schema": JSON_SCHEMA,
             "file": str(item.path),
             "text": transcript.text,
@@ -136,20 +139,27 @@ class JsonWriter(Writer):
             "model": transcript.model,
             "decoder": transcript.decoder,
             "confidence": _round_confidence(transcript.confidence),
-            "words": [
-                {
-                    "text": w.text,
-                    "start": round(w.start, 3),
-                    "end": round(w.end, 3),
-                    "confidence": _round_confidence(w.confidence),
-                }
-                for w in transcript.words
-            ],
-            "cues": [
-                {"start": round(c.start, 3), "end": round(c.end, 3), "text": c.text}
-                for c in self.cues(transcript)
-            ],
         }
+        if transcript.score is not None:  # forced alignment: how well the text matches
+            document["score"] = _round_confidence(transcript.score)
+        document["words"] = [self._word(w) for w in transcript.words]
+        document["cues"] = [
+            {"start": round(c.start, 3), "end": round(c.end, 3), "text": c.text}
+            for c in self.cues(transcript)
+        ]
+        return document
+
+    @staticmethod
+    def _word(w: Word) -> dict[str, Any]:
+        word: dict[str, Any] = {
+            "text": w.text,
+            "start": round(w.start, 3),
+            "end": round(w.end, 3),
+            "confidence": None if w.interpolated else _round_confidence(w.confidence),
+        }
+        if w.interpolated is not None:  # forced alignment: times from the neighbours
+            word["interpolated"] = w.interpolated
+        return word
 
     def format(self, transcript: Transcript, item: AudioItem) -> str:
         return json.dumps(self.document(transcript, item), ensure_ascii=False, indent=2) + "\n"
