@@ -217,7 +217,7 @@ def many_clips(tmp_path: Path) -> Path:
     folder = tmp_path / "many"
     folder.mkdir()
     for i in range(MANY):
-        sf.write(folder / f"m{i:03d}.wav", noise_audio(1.0, i), 16000)
+        sf.write(folder / f"m{i:03d}.wav", noise_audio(4.0, i), 16000)
     return folder
 
 
