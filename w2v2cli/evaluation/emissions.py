@@ -27,7 +27,7 @@ from typing import Protocol
 import numpy as np
 
 from ..errors import AudioError, LogitsError, OutputError, W2V2Error, reason_of
-from ..fsutil import atomic_file, atomic_write, check_output_dir
+from ..fsutil import atomic_write, check_output_dir
 from ..records import Emissions, Vocabulary
 from .manifest import Manifest, ManifestEntry
 
@@ -102,16 +102,21 @@ class LogitsStore:
         return cls(Path(folder), model, Path(model_dir) if model_dir else None, vocabulary)
 
     def save(self, index: int, entry: ManifestEntry, em: Emissions) -> None:
-        """Write one utterance's emissions atomically as ``NNNNNN.npz``."""
-        with atomic_file(self.folder / _npz_name(index), "wb") as f:
-            np.savez(
-                f,
-                log_probs=em.log_probs,
-                frame_starts=em.frame_starts,
-                frame_duration=np.float64(em.frame_duration),
-                duration=np.float64(em.duration),
-                audio=np.str_(str(entry.audio)),
-            )
+        """Write one utterance's emissions atomically as ``NNNNNN.npz``.
+
+        The archive is built in memory first: a signal landing inside ``np.savez`` then
+        leaves an unclosed zip on a buffer, not on a removed temporary file (whose
+        clean-up at exit printed a traceback)."""
+        buffer = io.BytesIO()
+        np.savez(
+            buffer,
+            log_probs=em.log_probs,
+            frame_starts=em.frame_starts,
+            frame_duration=np.float64(em.frame_duration),
+            duration=np.float64(em.duration),
+            audio=np.str_(str(entry.audio)),
+        )
+        atomic_write(self.folder / _npz_name(index), buffer.getvalue())
 
     def load(self, index: int, entry: ManifestEntry) -> Emissions:
         """One utterance's emissions; ``LogitsError`` when missing, corrupt or not its own."""
