@@ -119,6 +119,28 @@ def test_convert_writes_folders_transformers_and_w2v2_load(nvidia: Reference,
 
 
 @pytest.mark.slow
+def test_openvino_runs_the_hourglass_as_torch_does(nvidia: Reference, tmp_path: Path) -> None:
+    """OpenVINO (the default backend on CPU) converts the hourglass with its padding to a
+    multiple of the factor and trimming intact: the same frames as torch for lengths of
+    every remainder modulo 3, each run alone (OpenVINO never pads)."""
+    from w2v2cli.inference import Engine
+
+    clips = [noise_audio(1.0 + 0.02 * k, seed=50 + k) for k in range(3)]  # 49, 50, 51 frames
+    results = {}
+    for backend in ("torch", "openvino"):
+        options = ModelOptions(model=str(nvidia.checkpoints["linear"]), backend=backend,
+                               threads=1, cache_dir=tmp_path)  # fmt: skip
+        engine = Engine(options, ChunkOptions(20, 3, 3), batch_size=8)
+        results[backend] = [em.log_probs for _, em in engine.emissions([(lambda c=c: c)
+                                                                         for c in clips])]
+        engine.close()
+    assert [len(a) for a in results["torch"]] == [49, 50, 51]
+    for a, b in zip(results["torch"], results["openvino"], strict=True):
+        assert float(np.abs(a - b).max()) < 1e-3
+        np.testing.assert_array_equal(a.argmax(-1), b.argmax(-1))
+
+
+@pytest.mark.slow
 def test_long_files_same_text_as_the_transformers_pipeline(nvidia: Reference,
                                                            tmp_path: Path) -> None:  # fmt: skip
     """A file several chunks long, chunked with stride: at batch size 1 the text equals
