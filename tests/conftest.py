@@ -26,6 +26,11 @@ atexit.register(shutil.rmtree, _HF_HOME, True)
 
 VOCAB = ["<pad>", "<s>", "</s>", "<unk>", "|", *"ETAONIHSRDLUMWCFGYPBVK'XJQZ"]
 
+#: The torch backend on one thread: fastest for tiny models, and no spinning threads
+#: fighting other processes for the cores (``ModelOptions(**TORCH_1)``, CLI ``*TORCH_1_ARGS``).
+TORCH_1 = {"backend": "torch", "threads": 1}
+TORCH_1_ARGS = ("--backend", "torch", "--threads", "1")
+
 
 def save_tiny_model(
     folder: Path,

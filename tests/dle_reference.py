@@ -64,6 +64,7 @@ def run_reference(job: dict, folder: Path) -> None:
     path = folder / "job.json"
     path.write_text(json.dumps(job))
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env["OMP_NUM_THREADS"] = "1"  # tiny models: one thread is fastest
     done = subprocess.run([sys.executable, str(REFERENCE), str(path)], capture_output=True,
                           text=True, env=env, cwd=folder)  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]

@@ -19,6 +19,7 @@ import pytest
 import soundfile as sf
 import torch
 from click.testing import CliRunner
+from conftest import TORCH_1, TORCH_1_ARGS
 from dle_reference import FAIRSEQ_BLANK_WEIGHT, Reference, clean, with_blank_weight
 
 from w2v2cli.cli import main
@@ -38,7 +39,7 @@ def test_same_log_probs_as_the_reference(nvidia: Reference, layout: str) -> None
     from w2v2cli.run import Transcriber
 
     clips = [sf.read(p, dtype="float32")[0] for p in nvidia.clips]
-    options = RunOptions(model=ModelOptions(model=str(nvidia.fairseq[layout]), backend="torch"),
+    options = RunOptions(model=ModelOptions(model=str(nvidia.fairseq[layout]), **TORCH_1),
                          batch_size=8, max_padding=1.0)  # fmt: skip
     with Transcriber(options) as t:
         ours = [em.log_probs for _, em in t.emissions([(lambda c=c: c) for c in clips])]
@@ -78,7 +79,7 @@ def test_convert_and_transcribe_from_the_command_line(nvidia: Reference,
     for bs, decoder in (("1", "greedy"), ("8", "greedy"), ("1", "beam")):
         result = invoke("transcribe", *nvidia.clips, "-m", nvidia.fairseq["args"], "--stdout",
                         "-b", bs, "--max-padding", "1", "--decoder", decoder, "-q",
-                        "--decode-workers", "0", "--backend", "torch")  # fmt: skip
+                        "--decode-workers", "0", *TORCH_1_ARGS)  # fmt: skip
         assert result.exit_code == 0, result.output
         texts[bs, decoder] = result.stdout
     assert texts["1", "greedy"] == texts["8", "greedy"]

@@ -1,6 +1,7 @@
 """Every transformers family w2v2 runs, tested as wav2vec2 is: the transformers pipeline's
-text on files several chunks long at batch size 1, the same results in padded batches,
-every output format, greedy and beam decoding (``family_models.py`` builds the models).
+text on a file several chunks long at batch size 1, the same results in padded batches,
+greedy and beam decoding, and (for a few families: it is the same code past the model)
+every output format from the command line (``family_models.py`` builds the models).
 
 For Wav2Vec2-Conformer, SEW, SEW-D and Data2Vec audio, padding changes what the model
 computes even with the attention mask (``w2v2cli/models/families.py`` says why); the
@@ -17,7 +18,7 @@ import pytest
 import soundfile as sf
 import torch
 from click.testing import CliRunner
-from conftest import noise_audio
+from conftest import TORCH_1, TORCH_1_ARGS, noise_audio
 from family_models import FAMILIES, save_family_model
 
 from w2v2cli.cli import main
@@ -25,6 +26,7 @@ from w2v2cli.options import ChunkOptions, ModelOptions, RunOptions
 
 NAMES = list(FAMILIES)
 SECONDS = [0.95, 3.3, 1.7, 2.6]  # 47, 164, 84 and 129 frames: odd and even counts
+CHUNKS = ChunkOptions(2.0, 0.4, 0.4)
 SPECIALS = re.compile(r"<s>|</s>|<unk>|<pad>")
 
 
@@ -46,20 +48,33 @@ def clips() -> list[np.ndarray]:
 
 
 @pytest.mark.parametrize("family", NAMES)
-def test_batches_formats_and_decoders(family_model, family: str, tmp_path: Path) -> None:
-    """Each clip's log-probabilities in a padded batch equal its own; the command line
-    writes every format with the same text at --batch-size 8 as at 1; greedy and beam
-    search decode the family's output. Where padding changes the model's output (shown
-    on the model itself), w2v2 batches only equal lengths."""
+def test_pipeline_text_padded_batches_and_decoders(family_model, family: str) -> None:
+    """One model load per family: at batch size 1 the text of a file five chunks long
+    equals the transformers pipeline's (2 s chunks, 0.4 s strides); in padded batches every
+    clip's log-probabilities equal its own (where padding changes the model's output, as
+    shown on the model itself, w2v2 batches only equal lengths); greedy and beam search
+    decode the family's output."""
+    from transformers import pipeline
+
     from w2v2cli.decoding import make_decoders
     from w2v2cli.inference import Engine
     from w2v2cli.options import DecodeOptions
 
     model = family_model(family)
-    engine = Engine(ModelOptions(model=str(model), backend="torch"), ChunkOptions(20, 3, 3),
-                    batch_size=1)  # fmt: skip
-    loaders = [(lambda c=c: c) for c in clips()]
+    audio = noise_audio(9.7, seed=4)  # five chunks, the last one short
+    engine = Engine(ModelOptions(model=str(model), **TORCH_1), CHUNKS, batch_size=1)
+    loaders = [(lambda c=c: c) for c in [*clips(), audio]]
     alone = [em for _, em in engine.emissions(loaders)]
+    greedy, beam = make_decoders(["greedy", "beam"], engine.loaded.vocabulary,
+                                 DecodeOptions(workers=0, beam_width=4))  # fmt: skip
+    asr = pipeline("automatic-speech-recognition", model=str(model), device="cpu")
+    ref = asr(audio.copy(), chunk_length_s=CHUNKS.chunk_length,
+              stride_length_s=(CHUNKS.stride_left, CHUNKS.stride_right), batch_size=1)  # fmt: skip
+    text = greedy.decode(alone[-1]).text
+    assert len(text.split()) > 5, "the tiny model should write words"
+    assert text == " ".join(SPECIALS.sub("", ref["text"]).split())
+    assert beam.decode(alone[0]).text
+
     engine.runner.batch_size, engine.runner.max_padding = 8, 1.0  # padded batches
     batched = [em for _, em in engine.emissions(loaders)]
     assert engine.loaded.padding_exact == FAMILIES[family][3]
@@ -76,44 +91,31 @@ def test_batches_formats_and_decoders(family_model, family: str, tmp_path: Path)
             out = engine.loaded.model(batch, attention_mask=mask.long()).logits
         padded = torch.log_softmax(out, -1)[0, : len(alone[0].log_probs)].numpy()
         assert float(np.abs(padded - alone[0].log_probs).max()) > 1e-3
-    greedy, beam = make_decoders(["greedy", "beam"], engine.loaded.vocabulary,
-                                 DecodeOptions(workers=0, beam_width=4))  # fmt: skip
-    texts = [greedy.decode(em).text for em in alone]
-    assert len(" ".join(texts).split()) >= 4, "the tiny model should write words"
-    assert beam.decode(alone[0]).text
     engine.close()
 
+
+@pytest.mark.parametrize("family", ["conformer", "w2v-bert-adapter", "wavlm"])
+def test_command_line_formats_and_batch_sizes(family_model, family: str,
+                                              tmp_path: Path) -> None:  # fmt: skip
+    """From the command line (the same code for every family past the model): every
+    format, the same text at --batch-size 1 and 8."""
     paths = []
     for i, samples in enumerate(clips()):
         paths.append(tmp_path / f"clip{i}.wav")
         sf.write(paths[-1], samples, 16000, subtype="FLOAT")
-    out = tmp_path / "out"
-    result = CliRunner().invoke(main, ["transcribe", *map(str, paths), "-m", str(model), "-o",
-                                       str(out), "-f", "all", "-q", "--backend", "torch",
-                                       "-b", "8", "--max-padding", "1"],
-                                catch_exceptions=False)  # fmt: skip
-    assert result.exit_code == 0, result.output
-    assert len(list(out.iterdir())) == 5 * len(paths)
-    assert [(out / f"clip{i}.txt").read_text().strip() for i in range(len(paths))] == texts
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("family", NAMES)
-def test_same_text_as_the_transformers_pipeline(family_model, family: str) -> None:
-    from transformers import pipeline
-
-    from w2v2cli.run import Transcriber
-
-    model = family_model(family)
-    audio = noise_audio(9.7, seed=4)  # five chunks, the last one short
-    asr = pipeline("automatic-speech-recognition", model=str(model), device="cpu")
-    ref = asr(audio.copy(), chunk_length_s=2.0, stride_length_s=(0.4, 0.4), batch_size=1)
-    options = RunOptions(model=ModelOptions(model=str(model), backend="torch"),
-                         chunking=ChunkOptions(2.0, 0.4, 0.4), batch_size=1)  # fmt: skip
-    with Transcriber(options) as t:
-        ours = t.transcribe_array(audio).text
-    assert len(ours.split()) > 5
-    assert ours == " ".join(SPECIALS.sub("", ref["text"]).split())
+    texts = {}
+    for bs in ("1", "8"):
+        out = tmp_path / bs
+        result = CliRunner().invoke(main, ["transcribe", *map(str, paths), "-m",
+                                           str(family_model(family)), "-o", str(out), "-f",
+                                           "all", "-q", *TORCH_1_ARGS, "-b", bs,
+                                           "--max-padding", "1"],
+                                    catch_exceptions=False)  # fmt: skip
+        assert result.exit_code == 0, result.output
+        assert len(list(out.iterdir())) == 5 * len(paths)
+        texts[bs] = [(out / f"clip{i}.txt").read_text() for i in range(len(paths))]
+    assert texts["1"] == texts["8"]
+    assert sum(len(t.split()) for t in texts["1"]) >= 4
 
 
 @pytest.mark.parametrize("family", ["conformer", "w2v-bert"])
@@ -154,7 +156,7 @@ def test_w2v_bert_frames_masks_and_short_tails(family_model, family: str,
 
     audio = noise_audio(2.0, seed=7)
     tail = np.concatenate([audio, noise_audio(0.02, seed=8)])  # 320 samples past a chunk
-    options = RunOptions(model=ModelOptions(model=str(model_dir), backend="torch"),
+    options = RunOptions(model=ModelOptions(model=str(model_dir), **TORCH_1),
                          chunking=ChunkOptions(1.0, 0.0, 0.0), batch_size=1)  # fmt: skip
     with Transcriber(options) as t:
         ((_, em),) = list(t.emissions([lambda: tail]))

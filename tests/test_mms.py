@@ -13,7 +13,7 @@ import pytest
 import soundfile as sf
 import torch
 from click.testing import CliRunner
-from conftest import noise_audio
+from conftest import TORCH_1, TORCH_1_ARGS, noise_audio
 from family_models import MMS_VOCABS, save_mms_model
 
 from w2v2cli.cli import main
@@ -64,7 +64,7 @@ def test_language_adapter_matches_transformers_and_the_pipeline(mms: Path) -> No
     model.load_adapter("fra")
     fe = AutoFeatureExtractor.from_pretrained(mms)
     clips = [noise_audio(s, seed=80 + i) for i, s in enumerate([1.3, 2.2, 0.7])]
-    engine = Engine(ModelOptions(model=str(mms), backend="torch", language="fra"),
+    engine = Engine(ModelOptions(model=str(mms), language="fra", **TORCH_1),
                     ChunkOptions(20, 3, 3), batch_size=8, max_padding=1.0)  # fmt: skip
     ours = [em.log_probs for _, em in engine.emissions([(lambda c=c: c) for c in clips])]
     assert engine.loaded.vocabulary.tokens == tuple(MMS_VOCABS["fra"])
@@ -81,7 +81,7 @@ def test_language_adapter_matches_transformers_and_the_pipeline(mms: Path) -> No
                    feature_extractor=fe, device="cpu")  # fmt: skip
     audio = noise_audio(9.7, seed=4)
     ref = asr(audio.copy(), chunk_length_s=2.0, stride_length_s=(0.4, 0.4), batch_size=1)
-    options = RunOptions(model=ModelOptions(model=str(mms), backend="torch", language="fra"),
+    options = RunOptions(model=ModelOptions(model=str(mms), language="fra", **TORCH_1),
                          chunking=ChunkOptions(2.0, 0.4, 0.4), batch_size=1)  # fmt: skip
     with Transcriber(options) as t:
         text = t.transcribe_array(audio).text
@@ -100,7 +100,7 @@ def test_command_line_batch_sizes_beam_and_lm_build(mms: Path, tmp_path: Path) -
                                   "--decode-workers", "0"])):  # fmt: skip
         out = tmp_path / name
         result = invoke("transcribe", *paths, "-m", mms, "--language", "fra", "-o", out, "-f",
-                        "all", "-q", *extra)  # fmt: skip
+                        "all", "-q", *TORCH_1_ARGS, *extra)  # fmt: skip
         assert result.exit_code == 0, result.output
         assert len(list(out.iterdir())) == 5 * len(paths)
         texts[name] = [(out / f"clip{i}.txt").read_text() for i in range(len(paths))]

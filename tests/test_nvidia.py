@@ -15,7 +15,7 @@ import pytest
 import soundfile as sf
 import torch
 from click.testing import CliRunner
-from conftest import noise_audio
+from conftest import TORCH_1, TORCH_1_ARGS, noise_audio
 from dle_reference import MODELS, Reference, clean
 
 from w2v2cli.cli import main
@@ -26,7 +26,7 @@ from w2v2cli.options import ChunkOptions, ModelOptions, RunOptions
 def engine_log_probs(model: str, clips: list[np.ndarray], **kw) -> list[np.ndarray]:
     from w2v2cli.inference import Engine
 
-    engine = Engine(ModelOptions(model=model, backend="torch"), ChunkOptions(20, 3, 3), **kw)
+    engine = Engine(ModelOptions(model=model, **TORCH_1), ChunkOptions(20, 3, 3), **kw)
     try:
         return [em.log_probs for _, em in engine.emissions([(lambda c=c: c) for c in clips])]
     finally:
@@ -46,7 +46,7 @@ def test_same_log_probs_and_text_as_nvidia_code(nvidia: Reference, name: str) ->
 
     clips = [sf.read(p, dtype="float32")[0] for p in nvidia.clips]
     options = RunOptions(model=ModelOptions(model=str(nvidia.checkpoints[name]),
-                                            backend="torch"),
+                                            **TORCH_1),
                          batch_size=8, max_padding=1.0)  # fmt: skip
     with Transcriber(options) as t:
         ours = [em.log_probs for _, em in t.emissions([(lambda c=c: c) for c in clips])]
@@ -70,7 +70,7 @@ def test_transcribe_a_checkpoint_from_the_command_line(nvidia: Reference,
     for bs in ("1", "8"):
         out = tmp_path / f"b{bs}"
         result = invoke("transcribe", *nvidia.clips, "-m", checkpoint, "-o", out, "-f", "all",
-                        "-b", bs, "--max-padding", "1", "--backend", "torch",
+                        "-b", bs, "--max-padding", "1", *TORCH_1_ARGS,
                         "--cache-dir", cache)  # fmt: skip
         assert result.exit_code == 0, result.output
         runs[bs] = {p.name: p.read_text() for p in sorted(out.iterdir())}
@@ -119,6 +119,28 @@ def test_convert_writes_folders_transformers_and_w2v2_load(nvidia: Reference,
 
 
 @pytest.mark.slow
+def test_openvino_runs_the_hourglass_as_torch_does(nvidia: Reference, tmp_path: Path) -> None:
+    """OpenVINO (the default backend on CPU) converts the hourglass with its padding to a
+    multiple of the factor and trimming intact: the same frames as torch for lengths of
+    every remainder modulo 3, each run alone (OpenVINO never pads)."""
+    from w2v2cli.inference import Engine
+
+    clips = [noise_audio(1.0 + 0.02 * k, seed=50 + k) for k in range(3)]  # 49, 50, 51 frames
+    results = {}
+    for backend in ("torch", "openvino"):
+        options = ModelOptions(model=str(nvidia.checkpoints["linear"]), backend=backend,
+                               threads=1, cache_dir=tmp_path)  # fmt: skip
+        engine = Engine(options, ChunkOptions(20, 3, 3), batch_size=8)
+        results[backend] = [em.log_probs for _, em in engine.emissions([(lambda c=c: c)
+                                                                         for c in clips])]
+        engine.close()
+    assert [len(a) for a in results["torch"]] == [49, 50, 51]
+    for a, b in zip(results["torch"], results["openvino"], strict=True):
+        assert float(np.abs(a - b).max()) < 1e-3
+        np.testing.assert_array_equal(a.argmax(-1), b.argmax(-1))
+
+
+@pytest.mark.slow
 def test_long_files_same_text_as_the_transformers_pipeline(nvidia: Reference,
                                                            tmp_path: Path) -> None:  # fmt: skip
     """A file several chunks long, chunked with stride: at batch size 1 the text equals
@@ -136,7 +158,7 @@ def test_long_files_same_text_as_the_transformers_pipeline(nvidia: Reference,
     audio = noise_audio(9.7, seed=4)
     asr = pipeline("automatic-speech-recognition", model=str(folder), device="cpu")
     ref = asr(audio.copy(), chunk_length_s=2.0, stride_length_s=(0.4, 0.4), batch_size=1)
-    options = RunOptions(model=ModelOptions(model=str(folder), backend="torch"),
+    options = RunOptions(model=ModelOptions(model=str(folder), **TORCH_1),
                          chunking=ChunkOptions(2.0, 0.4, 0.4), batch_size=1)  # fmt: skip
     with Transcriber(options) as t:
         ours = t.transcribe_array(audio).text
@@ -156,7 +178,7 @@ def test_beam_search_and_lm_build_with_the_checkpoint_alphabet(nvidia: Reference
     assert "THE CAT" in lm.read_text()  # folded to the checkpoint's upper-case alphabet
     out = tmp_path / "beam"
     result = invoke("transcribe", *nvidia.clips[:2], "-m", checkpoint, "-o", out, "-f", "txt",
-                    "--lm", lm, "--decode-workers", "0", "--backend", "torch",
+                    "--lm", lm, "--decode-workers", "0", *TORCH_1_ARGS,
                     "--cache-dir", tmp_path / "cache", "-q")  # fmt: skip
     assert result.exit_code == 0, result.output
     assert (out / "clip0.txt").read_text().strip()
@@ -205,7 +227,7 @@ def test_pickled_code_is_refused_in_one_line(nvidia: Reference, tmp_path: Path,
     """A checkpoint whose unpickling would call os.system: refused, nothing run."""
     monkeypatch.chdir(tmp_path)
     path = _save_modified(nvidia, tmp_path, lambda s: s.update(extra=Evil()))
-    result = invoke("transcribe", nvidia.clips[0], "-m", path, "--backend", "torch",
+    result = invoke("transcribe", nvidia.clips[0], "-m", path, *TORCH_1_ARGS,
                     "--cache-dir", tmp_path / "cache", "--stdout")  # fmt: skip
     assert result.exit_code == 2
     lines = result.stderr.strip().splitlines()
