@@ -14,8 +14,8 @@ step: stream ``k`` covers its own stretch of windows and first runs over the
 starts at the file's start, as a single pass does). The speech probabilities differ a
 little from one sequential pass (a recurrent state never forgets entirely: mean
 difference 0.01 on the benchmark's files), the stretches of speech found agree within a
-window or two, and it is twice as fast here (120x real time on one core, against 61x). Probabilities become stretches with
-Silero's own ``get_speech_timestamps_from_probs``.
+window or two, and it is twice as fast here (120x real time on one core, against 61x).
+Probabilities become stretches with Silero's own ``get_speech_timestamps_from_probs``.
 """
 
 from __future__ import annotations
