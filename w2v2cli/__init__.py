@@ -41,6 +41,7 @@ from .options import (
     OutputOptions,
     RunOptions,
     SubtitleOptions,
+    VadOptions,
 )
 from .records import AudioItem, Chunk, Cue, Emissions, FileResult, Transcript, Vocabulary, Word
 
@@ -108,6 +109,7 @@ __all__ = [
     "ToolError",
     "Transcriber",
     "Transcript",
+    "VadOptions",
     "Vocabulary",
     "W2V2Error",
     "Word",

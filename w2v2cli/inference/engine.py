@@ -91,8 +91,11 @@ class Engine:
         self.vad = None
         if vad is not None:
             from ..vad import SileroVad
+            from .threads import available_cores
 
-            self.vad = SileroVad(vad, self.loaded.sampling_rate)
+            on_cpu = self.loaded.device == "cpu" or self.backend == "openvino"
+            cores = 1 if on_cpu else available_cores()
+            self.vad = SileroVad(vad, self.loaded.sampling_rate, threads=cores)
         vocab = self.loaded.vocabulary
         spaces = [i for i, t in enumerate(vocab.tokens) if t == " "]
         # What fills a gap left by --vad (chunking.stitch): a word boundary, else a blank.
@@ -130,6 +133,14 @@ class Engine:
 
         spans = self.vad.speech_spans(samples)
         return len(samples), speech_chunks(index, samples, spans, self.plan)
+
+    def _no_speech(self, num_samples: int) -> Emissions:
+        """The emissions of a file in which the VAD found no speech: no frames."""
+        sr = self.loaded.sampling_rate
+        return Emissions(
+            np.zeros((0, self.loaded.vocabulary.size), np.float32), np.zeros(0),
+            self.plan.samples_per_frame / sr, num_samples / sr, np.zeros(0, np.float32),
+        )
 
     def emissions(
         self,
@@ -260,15 +271,6 @@ class Engine:
                 # thread are dropped rather than waited for.
                 for _, fut in inflight:
                     fut.cancel()
-
-
-    def _no_speech(self, num_samples: int) -> Emissions:
-        """The emissions of a file in which the VAD found no speech: no frames."""
-        sr = self.loaded.sampling_rate
-        return Emissions(
-            np.zeros((0, self.loaded.vocabulary.size), np.float32), np.zeros(0),
-            self.plan.samples_per_frame / sr, num_samples / sr, np.zeros(0, np.float32),
-        )
 
 
 def file_loader(path: str | Path, sampling_rate: int) -> AudioLoader:
