@@ -281,7 +281,7 @@ def test_compiled_model_keeps_no_resident_copy_of_the_ir_weights(trained_model, 
 
 def test_a_single_frame_first_input_does_not_spoil_later_ones(trained_model, speech, tmp_path):
     """OpenVINO 2026.4 computes every later inference wrongly when the first one yields a
-    single frame; the backend's two-frame warm-up prevents that. A long-lived transcriber
+    single frame; the backend's one-second warm-up prevents that. A long-lived transcriber
     whose first request is a 30 ms clip must still get the same text as torch afterwards."""
     import soundfile as sf
 

@@ -57,8 +57,10 @@ PROCESSOR_FILES = ("config.json", "vocab.json", "tokenizer_config.json",
                    "special_tokens_map.json", "added_tokens.json", "preprocessor_config.json",
                    "processor_config.json")  # fmt: skip
 PRECISIONS = ("float32", "bfloat16", "int8")
-#: Samples of the warm-up inference: two output frames of wav2vec2 (see OpenVINOBackend).
-WARMUP_SAMPLES = 720
+#: Samples of the warm-up inference: one second, 49 frames of wav2vec2, enough that every
+#: sequence inside the model is longer than one frame, the hourglass's shortened one too
+#: (see OpenVINOBackend).
+WARMUP_SAMPLES = 16000
 EXTRA_HINT = "install it with: pip install 'w2v2cli[openvino]'"
 _WEIGHT_SUFFIXES = (".safetensors", ".bin", ".json")
 
@@ -224,10 +226,12 @@ class OpenVINOBackend:
         # The CPU plugin copies the weights it runs with into its own memory, at
         # compilation and at the first inference; the IR's mapped weights file stays
         # resident but unused (~360 MB for a base model). Drop those pages after both.
-        # The first inference is a tiny warm-up of two output frames, for two reasons:
+        # The first inference is a short warm-up (one second of silence), for two reasons:
         # - OpenVINO 2026.4's CPU plugin gets every later inference wrong when its first
-        #   one yields a single frame (a 25-45 ms input; logits off by up to 21 on a base
-        #   model, text garbled), and two frames first avoids that (tests/test_openvino.py);
+        #   one has a single-frame sequence anywhere (a 25-45 ms input; logits off by up
+        #   to 21 on a base model, text garbled; or a 2-frame input to the NVIDIA
+        #   hourglass, whose shortened sequence is then 1 frame). A first inference with
+        #   longer sequences avoids that (tests/test_openvino.py, tests/test_nvidia.py);
         # - the weight copy made at the first inference then never coexists with a
         #   full-size activation arena (peak 0.92 instead of 1.05 GB, base model).
         self._weights = ir.with_suffix(".bin")
