@@ -40,12 +40,12 @@ elif [ "$(uname -s)" = "Linux" ] && [ "$(uname -m)" = "x86_64" ] && ! glibc_ok; 
 fi
 
 if [ "$fallback" = 0 ]; then
-    "$PY" -m pip install -q -e ".[test,openvino,vad]"
+    "$PY" -m pip install -q -e ".[test,openvino,vad,ray]"
     "$PY" -m pip check
 else
     echo "Installing without ctc-beam-decoder (glibc older than 2.35, or" \
         "W2V2_BEAM_ENGINE=pyctcdecode): beam search will run on pyctcdecode." >&2
-    "$PY" -m pip install -q --no-deps -e ".[test,openvino,vad]"
+    "$PY" -m pip install -q --no-deps -e ".[test,openvino,vad,ray]"
     "$PY" -m pip install -q packaging
     reqs="$(mktemp)"
     trap 'rm -f "$reqs"' EXIT
@@ -60,7 +60,7 @@ for line in requires("w2v2cli") or []:
     req = Requirement(line)
     if req.name == "ctc-beam-decoder":
         continue
-    if req.marker is None or any(req.marker.evaluate({"extra": e}) for e in ("", "test", "openvino", "vad")):
+    if req.marker is None or any(req.marker.evaluate({"extra": e}) for e in ("", "test", "openvino", "vad", "ray")):
         extras = f"[{','.join(sorted(req.extras))}]" if req.extras else ""
         wanted.add(f"{req.name}{extras}{req.specifier}")
 print("\n".join(sorted(wanted)))

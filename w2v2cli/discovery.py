@@ -26,6 +26,11 @@ Output names (``AudioItem.out_base``, the output path without a format extension
   case-insensitively because macOS and Windows file systems are, both keep their full file
   name (``a.wav`` -> ``a.wav.txt``). An input whose own extension is an output format
   (``notes.txt`` given explicitly) also keeps its full name, so no output overwrites it.
+
+Shards (``shard``, ``--shard I/N``): names are decided over all inputs first, so a file's
+outputs are named the same whichever shard runs it; then only the files (and the input
+errors) that belong to the shard are kept, by a hash of each one's path relative to the
+folder that holds every input root (``scale.shards``).
 """
 
 from __future__ import annotations
@@ -42,6 +47,7 @@ from typing import TextIO
 from .errors import ConfigError
 from .options import FORMATS
 from .records import AudioItem
+from .scale.shards import Shard
 
 AUDIO_EXTENSIONS: frozenset[str] = frozenset(
     {
@@ -66,6 +72,8 @@ class Discovery:
 
     items: tuple[AudioItem, ...]
     errors: tuple[tuple[Path, str], ...]
+    #: Files found before ``shard`` kept its own (``len(items)`` without a shard).
+    found: int = 0
 
 
 @dataclass(frozen=True)
@@ -116,12 +124,14 @@ def discover(
     from_list: str | Path | None = None,
     output_dir: Path | None = None,
     stdin: TextIO | None = None,
+    shard: Shard | None = None,
 ) -> Discovery:
     """Expand files, folders, glob patterns and a list file into ``AudioItem``s.
 
     ``extensions`` replaces ``AUDIO_EXTENSIONS`` for folder searches (with or without dots,
     any case; None or empty means the default set). ``from_list`` paths come after
-    ``inputs``. See the module docstring for the naming rules.
+    ``inputs``. ``shard`` keeps only the files and input errors of that shard. See the
+    module docstring for the naming and shard rules.
     """
     exts = normalize_extensions(extensions) if extensions else AUDIO_EXTENSIONS
     sources: list[str | Path] = list(inputs)
@@ -159,7 +169,17 @@ def discover(
 
     bases = _out_bases(found, roots, output_dir)
     items = tuple(AudioItem(f.path, f.id, b) for f, b in zip(found, bases, strict=True))
-    return Discovery(items=items, errors=tuple(errors))
+    if shard is None:
+        return Discovery(items=items, errors=tuple(errors), found=len(items))
+    common = _common_folder(roots + [os.path.dirname(os.path.abspath(p)) for p, _ in errors])
+    keys = [_relative_to(f.abs, common).as_posix() for f in found]
+    return Discovery(
+        items=tuple(i for i, k in zip(items, keys, strict=True) if shard.owns(k)),
+        errors=tuple(
+            e for e in errors if shard.owns(_relative_to(os.path.abspath(e[0]), common).as_posix())
+        ),
+        found=len(items),
+    )
 
 
 def _expand(source: str | Path) -> list[tuple[Path, str | None]]:

@@ -28,7 +28,7 @@ import numpy as np
 
 from .errors import ConfigError, LMError, W2V2Error, reason_of
 from .fsutil import check_output_dir
-from .options import RunOptions
+from .options import OutputOptions, RunOptions
 from .records import AudioItem, Emissions, FileResult, Transcript
 
 if TYPE_CHECKING:
@@ -252,6 +252,39 @@ def write_outputs(
     return FileResult(item, "done", transcript.duration, transcript, outputs=tuple(paths))
 
 
+def pending(
+    items: Sequence[AudioItem], out: OutputOptions, stream: TextIO | None = None
+) -> tuple[list[AudioItem], list[FileResult], list[Writer], TextIO | None]:
+    """What a run has to do: the items to process, the ``skipped`` results of those whose
+    every output exists (unless ``overwrite``), the writers, and the stream results go to
+    (``sys.stdout`` by default with ``out.stdout``; None when writing files).
+
+    Raises ``ConfigError`` for --stdout with several formats and ``OutputError`` when the
+    output folder cannot be written, before any work.
+    """
+    from .output import get_writers
+
+    writers = get_writers(out.formats, out.subtitles, out.case)
+    if out.stdout and len(writers) != 1:
+        raise ConfigError("--stdout writes exactly one format; choose it with -f")
+    if out.stdout:
+        stream = stream if stream is not None else sys.stdout
+    else:
+        stream = None
+        if out.output_dir is not None:
+            check_output_dir(out.output_dir)
+    todo: list[AudioItem] = []
+    skipped: list[FileResult] = []
+    for item in items:
+        if stream is None and not out.overwrite and all(
+            w.output_path(item).exists() for w in writers
+        ):
+            skipped.append(FileResult(item, "skipped"))
+        else:
+            todo.append(item)
+    return todo, skipped, writers, stream
+
+
 def iter_run(
     items: Sequence[AudioItem],
     transcriber: FilePipeline,
@@ -271,28 +304,10 @@ def iter_run(
     """
     from .audio import audio_duration
     from .inference import file_loader
-    from .output import get_writers
 
-    out = transcriber.options.output
     progress = progress or NullProgress()
-    writers = get_writers(out.formats, out.subtitles, out.case)
-    if out.stdout and len(writers) != 1:
-        raise ConfigError("--stdout writes exactly one format; choose it with -f")
-    if out.stdout:
-        stream = stream if stream is not None else sys.stdout
-    else:
-        stream = None
-        if out.output_dir is not None:
-            check_output_dir(out.output_dir)
-
-    todo: list[AudioItem] = []
-    for item in items:
-        if stream is None and not out.overwrite and all(
-            w.output_path(item).exists() for w in writers
-        ):
-            yield FileResult(item, "skipped")
-            continue
-        todo.append(item)
+    todo, skipped, writers, stream = pending(items, transcriber.options.output, stream)
+    yield from skipped
     if not todo:
         return
     durations = [audio_duration(i.path) for i in todo]

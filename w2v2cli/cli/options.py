@@ -32,6 +32,7 @@ from ..options import (
     SubtitleOptions,
     VadOptions,
 )
+from ..scale import Shard
 
 
 def _apply(f: Callable[..., Any], decorators: list[Callable[..., Any]]) -> Callable[..., Any]:
@@ -265,6 +266,26 @@ def build_output_options(
             min_cue_duration=kw["min_cue_duration"],
         ),
     )
+
+
+def scale_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    """Runs over many machines: --shard and --manifest-out (``transcribe`` and ``align``)."""
+    return _apply(f, [
+        click.option("--shard", metavar="I/N",
+                     help="Process only shard I of N (1-based): each input belongs to exactly "
+                          "one shard, by a stable hash of its path under the input root."),
+        click.option("--manifest-out", type=click.Path(dir_okay=False, path_type=Path),
+                     metavar="FILE.jsonl",
+                     help="Append one JSON line per input as it finishes (path, status, "
+                          "duration, text, outputs, error)."),
+    ])  # fmt: skip
+
+
+def build_shard(kw: dict[str, Any]) -> Shard | None:
+    """The ``--shard`` option as a ``Shard`` (None without it)."""
+    from ..scale import parse_shard
+
+    return parse_shard(kw["shard"]) if kw.get("shard") else None
 
 
 def quiet_option(help_text: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:

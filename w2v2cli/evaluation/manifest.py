@@ -185,6 +185,8 @@ def _load_jsonl(path: Path, text: str, base_dir: Path) -> list[ManifestEntry]:
             raise ManifestError(path, number, f"invalid JSON: {exc.msg}") from None
         if not isinstance(obj, dict):
             raise ManifestError(path, number, "expected a JSON object")
+        if obj.get("status", "done") != "done":
+            continue  # a run manifest's failed or skipped input (scale/manifest.py)
         entries.append(_entry_from_json(obj, path, number, base_dir))
     return entries
 
