@@ -75,6 +75,14 @@ def load_audio(path: str | Path, sample_rate: int) -> np.ndarray:
     return audio
 
 
+def resample(samples: np.ndarray, in_rate: int, out_rate: int) -> np.ndarray:
+    """Mono ``samples`` at ``in_rate`` → float32 at ``out_rate``, with the resampler file
+    decoding uses (so an array gives the samples its file would)."""
+    sink = _ResamplingSink(out_rate)
+    sink.push(np.asarray(samples, dtype=np.float32).reshape(-1), int(in_rate))
+    return sink.finish()
+
+
 def audio_duration(path: str | Path) -> float | None:
     """Duration in seconds from the file's header, or None when unknown; never raises.
 

@@ -6,21 +6,27 @@ from __future__ import annotations
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from ..errors import ConfigError
-from ..options import AlignOptions, DecodeOptions
+from ..options import AlignOptions, DecodeOptions, RunOptions
 from .errors import EXIT_FAILED, Console, handle_errors
 from .options import (
     build_output_options,
     build_run_options,
+    build_shard,
     model_options,
     output_options,
     quiet_option,
+    scale_options,
 )
-from .transcribe import run_files
+from .transcribe import open_manifest, report_input_errors, run_files
+
+if TYPE_CHECKING:
+    from ..discovery import Discovery
+    from ..scale import RunManifest, Shard
 
 #: Formats written without -f: json (the word times), to files and to stdout alike.
 ALIGN_FORMATS = (("json",), ("json",))
@@ -58,6 +64,7 @@ def _pairs(inputs: tuple[Path, ...]) -> list[tuple[Path, str]]:
               help="A file whose text matches its audio worse than this (0..1) fails instead "
                    "of being aligned; 0 aligns whatever the text.")
 @output_options(ALIGN_FORMATS)
+@scale_options
 @quiet_option("No progress bar or summary; errors only.")
 @handle_errors
 def align_command(inputs: tuple[Path, ...], **kw: Any) -> int:
@@ -66,7 +73,6 @@ def align_command(inputs: tuple[Path, ...], **kw: Any) -> int:
     AUDIO TEXT_FILE aligns one file; MANIFEST (JSON lines, TSV/CSV, or a folder of audio
     with .txt files beside it, as eval reads) aligns each audio file to its text.
     """
-    from ..alignment import Aligner, iter_align
     from ..discovery import discover
     from ..fsutil import check_output_dir
 
@@ -77,11 +83,18 @@ def align_command(inputs: tuple[Path, ...], **kw: Any) -> int:
     pairs = _pairs(inputs)
     if output.output_dir is not None:
         check_output_dir(output.output_dir)  # before the model loads
-    found = discover([audio for audio, _ in pairs], output_dir=output.output_dir)
-    failed = 0
-    for path, reason in found.errors:
-        console.error(f"{path}: {reason}")
-        failed += 1
+    shard = build_shard(kw)
+    found = discover([audio for audio, _ in pairs], output_dir=output.output_dir, shard=shard)
+    with open_manifest(kw, shard) as manifest:
+        return _align(found, pairs, options, align_options, console, kw["quiet"], manifest, shard)
+
+
+def _align(found: Discovery, pairs: list[tuple[Path, str]], options: RunOptions,
+           align_options: AlignOptions, console: Console, quiet: bool,
+           manifest: RunManifest | None, shard: Shard | None) -> int:  # fmt: skip
+    from ..alignment import Aligner, iter_align
+
+    failed = report_input_errors(found, console, manifest, shard)
     texts: dict[Path, list[str]] = {}
     for audio, text in pairs:
         texts.setdefault(audio, []).append(text)
@@ -94,13 +107,13 @@ def align_command(inputs: tuple[Path, ...], **kw: Any) -> int:
             continue
         work.append((item, given[0]))
     if not work:
-        if not failed:
+        if not failed and not found.found:
             console.error("nothing to align")
-        return EXIT_FAILED
+        return EXIT_FAILED if failed or not found.found else 0
 
     started = time.perf_counter()
     with Aligner(options, align_options, notify=console.info) as aligner:
         return run_files(
             lambda progress: iter_align(work, aligner, progress=progress, stream=sys.stdout),
-            console, kw["quiet"], failed, started, "aligning",
+            console, quiet, failed, started, "aligning", manifest=manifest,
         )

@@ -113,6 +113,8 @@ def connect(options: RayOptions) -> bool:
     # Its log level is read once, when ray.init starts the core, which announces it on
     # stderr; that announcement is dropped (failures still raise, and are reported).
     os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "fatal")
+    if address != "local":
+        _check_reachable(address)
     try:
         with _stderr_silenced():
             if address == "local":
@@ -124,6 +126,21 @@ def connect(options: RayOptions) -> bool:
         raise ConfigError(f"cannot start or reach Ray at {address!r}: {reason}") from None
     _quiet_ray_data()
     return True
+
+
+def _check_reachable(address: str) -> None:
+    """Fail in seconds, not after Ray's own minute of retries, when nothing listens at a
+    ``host:port`` (or ``ray://host:port``) address."""
+    import socket
+
+    host, _, port = address.split("://", 1)[-1].rpartition(":")
+    if not host or not port.isdigit():
+        return  # not host:port: let Ray say what it makes of it
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=5).close()
+    except OSError as exc:
+        reason = exc.strerror or str(exc) or type(exc).__name__
+        raise ConfigError(f"cannot start or reach Ray at {address!r}: {reason}") from None
 
 
 @contextlib.contextmanager
@@ -174,9 +191,10 @@ def plan_stages(options: RunOptions, ray_options: RayOptions, cpus: float, gpus:
     """Stage sizes for a cluster of ``cpus`` CPUs and ``gpus`` GPUs (pure).
 
     Model actors: one per GPU on CUDA (one CPU each), else ``threads`` CPUs each (default:
-    up to 4). What is left goes to decoding tasks (a quarter CPU each) and to beam-search
-    actors (one CPU each where there is room, else sharing). The logical CPUs always fit,
-    so no stage waits forever for resources.
+    up to 4) over all CPUs, or over three quarters of them when beam search may run. What
+    is left goes to decoding tasks (a quarter CPU each) and to beam-search actors (one CPU
+    each where there is room, else sharing). The logical CPUs of one of each stage always
+    fit, so no stage waits forever for resources.
     """
     device = options.model.device
     cuda = device.startswith("cuda") or (device == "auto" and gpus >= 1)
@@ -190,7 +208,8 @@ def plan_stages(options: RunOptions, ray_options: RayOptions, cpus: float, gpus:
         device = "cuda" if device == "auto" else device
     else:
         threads = options.model.threads or max(1, min(4, int(cpus)))
-        actors = ray_options.actors or max(1, int(cpus // threads))
+        share = 0.75 if options.decoding.decoder != "greedy" else 1.0  # beam search's CPUs
+        actors = ray_options.actors or max(1, int(cpus * share // threads))
         model_cpus, model_gpus = float(threads), 0.0
         device = "cpu"
     spare = cpus - DECODE_CPUS - 0.25
@@ -290,11 +309,9 @@ class _ModelStage:
             from ..inference import file_loader
 
             return file_loader(path, rate)
-        import soxr
+        from ..audio import resample
 
-        return lambda: soxr.resample(np.frombuffer(data, np.float32), have, rate).astype(
-            np.float32
-        )
+        return lambda: resample(np.frombuffer(data, np.float32), have, rate)
 
 
 def _maybe_crash(calls: int) -> None:
