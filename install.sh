@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# Install w2v2cli with its test, OpenVINO and VAD extras on a fresh Debian/Ubuntu machine:
-#   system packages (espeak-ng for test speech; ffmpeg for the subtitle example; cmake, a C++ compiler and Boost to build
-#   KenLM's lmplz/build_binary), the CPU build of PyTorch, the project itself, and KenLM's
-#   tools into lm/bin/. Safe to run again.
+# Install w2v2cli with its test, OpenVINO, VAD and Ray extras on a fresh Debian/Ubuntu
+#   machine: system packages (espeak-ng for test speech; ffmpeg for the subtitle example;
+#   cmake, a C++ compiler and Boost to build KenLM's lmplz/build_binary), the CPU build of
+#   PyTorch, the project itself, and KenLM's tools into lm/bin/. Safe to run again.
 # TORCH_SPEC overrides the PyTorch requirement (e.g. a CUDA build on a GPU machine).
 # W2V2_BEAM_ENGINE=pyctcdecode installs without ctc-beam-decoder, as happens by itself on
 # Linux x86-64 with glibc older than 2.35 (see below).
