@@ -1,0 +1,160 @@
+"""Scale-out on one machine: a local run, ``--ray``, and two shards in parallel (run by hand).
+
+What it does
+------------
+1. Uses the quick corpus ``bench_transcribe.py`` builds (``benchmarks/_data/audio-quick``,
+   12 files, ~3.5 min of speech-like audio; built if missing) and a model folder (default:
+   the random base-sized model ``bench_transcribe.py`` builds, whose compute per second is
+   a real wav2vec2-base's).
+2. Runs the command line end to end as separate processes, ``--rounds`` times, alternating:
+   - ``local``: ``w2v2 transcribe`` as usual;
+   - ``ray``: the same with ``--ray`` (a local Ray instance started and stopped by the
+     run: that cost is part of what a user waits for);
+   - ``shards``: ``--shard 1/2`` and ``--shard 2/2`` as two processes at once, each with
+     ``--threads 1`` (the machine's two cores between them); the wall time is the
+     slower one's.
+   Every configuration uses the same backend (``--backend``, default torch), greedy
+   decoding, and writes txt and json into its own folder; the outputs are compared byte
+   for byte.
+3. Measures the stages a Ray cluster spreads, in this process: reading and resampling
+   (the decoding tasks), and ``ray.init`` + ``ray.shutdown`` of a local instance.
+4. ``--write`` puts the report into ``benchmarks/RESULTS.md`` with the CPU flags.
+
+Usage::
+
+    python benchmarks/bench_scale.py --rounds 3 --write
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+DATA = HERE / "_data"
+RESULTS = HERE / "RESULTS.md"
+sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(ROOT))
+
+
+def tree(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*"))
+            if p.is_file()}  # fmt: skip
+
+
+def run_config(name: str, audio: Path, model: Path, out: Path, backend: str) -> float:
+    """Wall seconds of one configuration's whole run (processes started to all ended)."""
+    shutil.rmtree(out, ignore_errors=True)
+    base = [sys.executable, "-m", "w2v2cli", "transcribe", str(audio), "-m", str(model),
+            "-o", str(out), "-f", "txt", "-f", "json", "--decoder", "greedy", "-q",
+            "--backend", backend]  # fmt: skip
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    commands = {
+        "local": [base],
+        "ray": [base + ["--ray"]],
+        "shards": [base + ["--shard", f"{i}/2", "--threads", "1"] for i in (1, 2)],
+    }[name]
+    started = time.perf_counter()
+    procs = [subprocess.Popen(c, env=env, stderr=subprocess.PIPE, text=True) for c in commands]
+    for p in procs:
+        _, err = p.communicate()
+        if p.returncode != 0:
+            raise SystemExit(f"{name} failed ({p.returncode}): {err[-2000:]}")
+    return time.perf_counter() - started
+
+
+def decode_rate(paths: list[Path]) -> float:
+    """Audio seconds read and resampled per second, one core (the decoding tasks' rate)."""
+    from w2v2cli.audio import load_audio
+
+    started, seconds = time.perf_counter(), 0.0
+    for p in paths:
+        seconds += len(load_audio(p, 16000)) / 16000
+    return seconds / (time.perf_counter() - started)
+
+
+def ray_start_stop() -> float:
+    import ray
+
+    from w2v2cli.scale.ray_data import RayOptions, connect
+
+    started = time.perf_counter()
+    connect(RayOptions(address="local"))
+    ray.shutdown()
+    return time.perf_counter() - started
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--model", type=Path, help="model folder (default: the base-sized model)")
+    p.add_argument("--backend", default="torch", choices=["torch", "openvino"])
+    p.add_argument("--write", action="store_true", help="write the report into RESULTS.md")
+    p.add_argument("--section", default="scale-out: shards and Ray Data")
+    args = p.parse_args()
+
+    import bench_transcribe as bt
+    import ray
+    import soundfile as sf
+
+    model = args.model or bt.ensure_model(0)
+    paths = bt.ensure_audio(bt.QUICK)
+    audio = paths[0].parent
+    audio_s = sum(sf.info(p).duration for p in paths)
+    work = DATA / "scale"
+    configs = ["local", "ray", "shards"]
+    walls: dict[str, list[float]] = {c: [] for c in configs}
+    for r in range(args.rounds):
+        order = configs if r % 2 == 0 else configs[::-1]
+        for c in order:
+            walls[c].append(run_config(c, audio, model, work / c, args.backend))
+            print(f"round {r + 1} {c}: {walls[c][-1]:.1f} s", file=sys.stderr)
+    same = tree(work / "local") == tree(work / "ray") == tree(work / "shards")
+    wall = {c: statistics.median(v) for c, v in walls.items()}
+    rate = decode_rate(paths)
+    start_stop = statistics.median(ray_start_stop() for _ in range(3))
+
+    info = bt.machine_info([{"threads": "per process", "interop_threads": "default"}])
+    lines = [
+        f"- date: {dt.date.today()}",
+        *info[:2],
+        info[2].split("; torch threads")[0] + f", ray {ray.__version__}",
+        f"- command: `python benchmarks/bench_scale.py --rounds {args.rounds}"
+        f"{' --backend ' + args.backend if args.backend != 'torch' else ''}`",
+        f"- corpus: {len(paths)} files, {audio_s:.0f} s of audio; model `{model.name}` "
+        f"(base-sized); backend {args.backend}; greedy; txt + json",
+        f"- timed: whole command-line runs as processes (model loading and Ray start-up "
+        f"included); median of {args.rounds} rounds, configurations alternating",
+        "",
+        "| configuration | wall s | x real time | vs local |",
+        "| --- | ---: | ---: | ---: |",
+    ]
+    for c in configs:
+        lines.append(f"| {c} | {wall[c]:.1f} | {audio_s / wall[c]:.1f} | "
+                     f"{wall['local'] / wall[c]:.2f}x |")  # fmt: skip
+    lines += [
+        "",
+        "- rounds (s): " + "; ".join(f"{c} " + ", ".join(f"{w:.1f}" for w in walls[c])
+                                    for c in configs),  # fmt: skip
+        f"- same output bytes in all three: {'yes' if same else 'NO'}",
+        f"- Ray overhead: {wall['ray'] - wall['local']:+.1f} s per run; a local Ray "
+        f"instance starts and stops in {start_stop:.1f} s",
+        f"- reading + resampling (the decoding tasks): {rate:.0f}x real time per core",
+    ]
+    body = "\n".join(lines) + "\n"
+    print(body)
+    if args.write:
+        bt.write_section(RESULTS, args.section, body)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
