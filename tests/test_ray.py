@@ -113,6 +113,7 @@ def test_transcribe_dataset_of_paths_and_of_arrays(local_ray, speech, trained_mo
     ).take_all()
     assert [r["text"] for r in rows] == [w.text for w in want]
     assert [r["speaker"] for r in rows] == [0, 1, 2] and all(r["error"] == "" for r in rows)
+    assert [r["path"] for r in rows] == paths and "audio" not in rows[0]
     words = json.loads(rows[0]["words"])
     assert [w["word"] for w in words] == [w.text for w in want[0].words]
     assert words[0]["start"] == want[0].words[0].start

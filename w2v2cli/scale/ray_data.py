@@ -249,15 +249,16 @@ def _decode(row: dict[str, Any], rate: int) -> dict[str, Any]:
     from ..audio import load_audio
 
     out = dict(row)
-    if row.get("audio") is not None and len(row["audio"]):
+    if row.get("w2v2_audio") is not None and len(row["w2v2_audio"]):
         return out
     try:
-        samples = load_audio(row["path"], rate)
+        samples = load_audio(row["w2v2_path"], rate)
     except W2V2Error as exc:
-        out["audio"], out["error"] = b"", reason_of(exc)
+        out["w2v2_audio"], out["w2v2_error"] = b"", reason_of(exc)
     else:
-        out["audio"], out["error"] = np.ascontiguousarray(samples, np.float32).tobytes(), ""
-    out["rate"] = rate
+        out["w2v2_audio"] = np.ascontiguousarray(samples, np.float32).tobytes()
+        out["w2v2_error"] = ""
+    out["w2v2_rate"] = rate
     return out
 
 
@@ -283,8 +284,8 @@ class _ModelStage:
         self.calls += 1
         _maybe_crash(self.calls)
         rate = self.engine.sampling_rate
-        n = len(batch["index"])
-        errors = [str(e) for e in batch["error"]]
+        n = len(batch["w2v2_index"])
+        errors = [str(e) for e in batch["w2v2_error"]]
         emissions: list[bytes] = [b""] * n
         rows = [k for k in range(n) if not errors[k]]
         loaders = [self._loader(batch, k, rate) for k in rows]
@@ -293,16 +294,17 @@ class _ModelStage:
                 errors[rows[j]] = reason_of(em)
             else:
                 emissions[rows[j]] = pickle.dumps(em, protocol=5)
-        out = {key: batch[key] for key in batch if key not in ("audio", "rate", "error")}
-        out["error"] = errors
-        out["emissions"] = emissions
-        out["model"] = [self.model if e else b"" for e in emissions]
+        out = {key: batch[key] for key in batch
+               if key not in ("w2v2_audio", "w2v2_rate", "w2v2_error")}  # fmt: skip
+        out["w2v2_error"] = errors
+        out["w2v2_emissions"] = emissions
+        out["w2v2_model"] = [self.model if e else b"" for e in emissions]
         return out
 
     @staticmethod
     def _loader(batch: dict[str, np.ndarray], k: int, rate: int) -> Callable[[], np.ndarray]:
-        data, have = batch["audio"][k], int(batch["rate"][k])
-        path = str(batch["path"][k]) if "path" in batch else ""
+        data, have = batch["w2v2_audio"][k], int(batch["w2v2_rate"][k])
+        path = str(batch["w2v2_path"][k])
         if have == rate:
             return lambda: np.frombuffer(data, np.float32)
         if path:  # the model wants another rate than the decoding task guessed
@@ -348,17 +350,17 @@ class _FinishStage:
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, Any]:
         from ..run import write_outputs
 
-        n = len(batch["index"])
-        status, errors, fatal = ["failed"] * n, [str(e) for e in batch["error"]], [""] * n
+        n = len(batch["w2v2_index"])
+        status, errors, fatal = ["failed"] * n, [str(e) for e in batch["w2v2_error"]], [""] * n
         durations, outputs, transcripts = [0.0] * n, ["[]"] * n, [b""] * n
         for k in range(n):
             if errors[k]:
                 continue
-            em = pickle.loads(batch["emissions"][k])
+            em = pickle.loads(batch["w2v2_emissions"][k])
             durations[k] = float(em.duration)
             try:
-                decoder = self._decoder_for(batch["model"][k])
-                name = pickle.loads(batch["model"][k])[0]
+                decoder = self._decoder_for(batch["w2v2_model"][k])
+                name = pickle.loads(batch["w2v2_model"][k])[0]
                 transcript = dataclasses.replace(decoder.decode(em), model=name,
                                                  decoder=decoder.name)  # fmt: skip
             except (LMError, ConfigError) as exc:  # the LM is broken for every file
@@ -374,15 +376,17 @@ class _FinishStage:
             result = write_outputs(transcript, _item(batch, k), self.writers, None, False)
             status[k], errors[k] = result.status, result.error or ""
             outputs[k] = json.dumps([str(p) for p in result.outputs])
-        out = {key: batch[key] for key in batch if key not in ("emissions", "model", "error")}
-        out.update(status=status, error=errors, fatal=fatal, duration=durations,
-                   outputs=outputs, transcript=transcripts)  # fmt: skip
+        out = {key: batch[key] for key in batch
+               if key not in ("w2v2_emissions", "w2v2_model", "w2v2_error")}  # fmt: skip
+        out.update(w2v2_status=status, w2v2_error=errors, w2v2_fatal=fatal,
+                   w2v2_duration=durations, w2v2_outputs=outputs,
+                   w2v2_transcript=transcripts)  # fmt: skip
         return out
 
 
 def _item(batch: dict[str, np.ndarray], k: int) -> AudioItem:
-    return AudioItem(Path(str(batch["path"][k])), str(batch["id"][k]),
-                     Path(str(batch["out_base"][k])))  # fmt: skip
+    return AudioItem(Path(str(batch["w2v2_path"][k])), str(batch["w2v2_id"][k]),
+                     Path(str(batch["w2v2_out_base"][k])))  # fmt: skip
 
 
 def _pipeline(ds: ray.data.Dataset, plan: _Plan, rate: int, write: bool) -> ray.data.Dataset:
@@ -452,16 +456,16 @@ def iter_run_ray(
                    f"{plan.options.model.device}, {plan.decoders} decoding actor(s)")  # fmt: skip
         durations = [audio_duration(i.path) for i in todo]
         progress.start(len(todo), sum(d for d in durations if d) if any(durations) else None)
-        rows = [{"index": k, "path": str(i.path), "id": i.id, "out_base": str(i.out_base)}
-                for k, i in enumerate(todo)]  # fmt: skip
+        rows = [{"w2v2_index": k, "w2v2_path": str(i.path), "w2v2_id": i.id,
+                 "w2v2_out_base": str(i.out_base)} for k, i in enumerate(todo)]  # fmt: skip
         ds = _pipeline(ray.data.from_items(rows), plan, model_sampling_rate(options.model.model),
                        write=stream is None)  # fmt: skip
         header = stream is not None and len(items) > 1
         for row in ds.iter_rows():
-            if row["fatal"]:
-                raise LMError(str(row["fatal"]))
-            item = todo[int(row["index"])]
-            progress.advance_audio(float(row["duration"]))
+            if row["w2v2_fatal"]:
+                raise LMError(str(row["w2v2_fatal"]))
+            item = todo[int(row["w2v2_index"])]
+            progress.advance_audio(float(row["w2v2_duration"]))
             progress.file_done()
             yield _result(row, item, writers, stream, header, write_outputs)
     finally:
@@ -473,14 +477,14 @@ def iter_run_ray(
 def _result(row: dict[str, Any], item: AudioItem, writers: list[Any], stream: TextIO | None,
             header: bool, write_outputs: Callable[..., FileResult]) -> FileResult:  # fmt: skip
     """A driver-side ``FileResult`` from a finished row (written to ``stream`` here)."""
-    if row["status"] == "failed" and not row["transcript"]:
-        return FileResult(item, "failed", error=str(row["error"]))
-    transcript: Transcript = pickle.loads(row["transcript"])
+    if row["w2v2_status"] == "failed" and not row["w2v2_transcript"]:
+        return FileResult(item, "failed", error=str(row["w2v2_error"]))
+    transcript: Transcript = pickle.loads(row["w2v2_transcript"])
     if stream is not None:
         return write_outputs(transcript, item, writers, stream, header)
-    if row["status"] == "failed":
-        return FileResult(item, "failed", transcript.duration, error=str(row["error"]))
-    outputs = tuple(Path(p) for p in json.loads(row["outputs"]))
+    if row["w2v2_status"] == "failed":
+        return FileResult(item, "failed", transcript.duration, error=str(row["w2v2_error"]))
+    outputs = tuple(Path(p) for p in json.loads(row["w2v2_outputs"]))
     return FileResult(item, "done", transcript.duration, transcript, outputs=outputs)
 
 
@@ -493,10 +497,11 @@ def transcribe_dataset(
 
     Input rows have ``path`` (an audio file every worker can read) or ``audio`` (float32
     mono samples) with ``sampling_rate`` (default 16000). Output rows keep the input's
-    other columns and add ``text``, ``words`` (JSON: a list of ``{"word", "start", "end",
-    "confidence"}``), ``confidence``, ``duration`` (seconds) and ``error`` (``""`` when the
-    row succeeded). Nothing is written to files. Model and decoder are loaded once per
-    actor; sizes come from ``ray_options`` and the cluster, as for ``--ray``.
+    other columns (``path`` included; not ``audio``) and add ``text``, ``words`` (JSON: a
+    list of ``{"word", "start", "end", "confidence"}``), ``confidence``, ``duration``
+    (seconds) and ``error`` (``""`` when the row succeeded). Nothing is written to files.
+    Model and decoder are loaded once per actor; sizes come from ``ray_options`` and the
+    cluster, as for ``--ray``.
     """
     ray = import_ray()
     if not ray.is_initialized():
@@ -509,36 +514,36 @@ def transcribe_dataset(
 
     def prepare(batch: dict[str, np.ndarray]) -> dict[str, Any]:
         n = len(next(iter(batch.values())))
-        out = dict(batch)
-        out["index"] = np.arange(n)
+        out = {key: batch[key] for key in batch if key not in ("audio", "sampling_rate")}
         if "audio" in batch:
             rates = batch.get("sampling_rate", np.full(n, 16000))
-            out["audio"] = [np.asarray(a, np.float32).tobytes() for a in batch["audio"]]
-            out["rate"] = [int(r) for r in rates]
-            out.pop("sampling_rate", None)
-            out.setdefault("path", np.array([""] * n))
+            out["w2v2_audio"] = [np.asarray(a, np.float32).tobytes() for a in batch["audio"]]
+            out["w2v2_rate"] = [int(r) for r in rates]
+            out["w2v2_path"] = [""] * n
         elif "path" in batch:
-            out["audio"], out["rate"] = [b""] * n, [rate] * n
+            out["w2v2_audio"], out["w2v2_rate"] = [b""] * n, [rate] * n
+            out["w2v2_path"] = [str(p) for p in batch["path"]]
         else:
             raise ConfigError("transcribe_dataset needs a 'path' or an 'audio' column")
-        out["error"] = [""] * n
-        out.setdefault("id", np.array([str(p) for p in out["path"]]))
-        out.setdefault("out_base", np.array([""] * n))
+        out["w2v2_index"] = np.arange(n)
+        out["w2v2_error"] = [""] * n
+        out["w2v2_id"] = list(out["w2v2_path"])
+        out["w2v2_out_base"] = [""] * n
         return out
 
     def present(batch: dict[str, np.ndarray]) -> dict[str, Any]:
-        n = len(batch["index"])
+        n = len(batch["w2v2_index"])
         text, words, confidence = [""] * n, ["[]"] * n, [float("nan")] * n
         for k in range(n):
-            if batch["transcript"][k]:
-                t: Transcript = pickle.loads(batch["transcript"][k])
+            if batch["w2v2_transcript"][k]:
+                t: Transcript = pickle.loads(batch["w2v2_transcript"][k])
                 text[k] = t.text
                 words[k] = json.dumps([{"word": w.text, "start": w.start, "end": w.end,
                                         "confidence": w.confidence} for w in t.words])  # fmt: skip
                 confidence[k] = float("nan") if t.confidence is None else t.confidence
-        drop = ("index", "transcript", "status", "fatal", "outputs", "out_base", "audio", "rate")
-        out = {key: batch[key] for key in batch if key not in drop}
-        out.update(text=text, words=words, confidence=confidence)
+        out = {key: batch[key] for key in batch if not key.startswith("w2v2_")}
+        out.update(text=text, words=words, confidence=confidence,
+                   duration=batch["w2v2_duration"], error=batch["w2v2_error"])  # fmt: skip
         return out
 
     ds = ds.map_batches(prepare, batch_format="numpy", num_cpus=DECODE_CPUS)
