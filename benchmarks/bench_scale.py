@@ -99,6 +99,10 @@ def main() -> int:
     p.add_argument("--backend", default="torch", choices=["torch", "openvino"])
     p.add_argument("--write", action="store_true", help="write the report into RESULTS.md")
     p.add_argument("--section", default="scale-out: shards and Ray Data")
+    p.add_argument("--beam-rate", type=float, default=81.0,
+                   help="beam search, x real time per thread, for the cluster estimate "
+                        "(default: RESULTS.md, beam search engines: ctc-beam-decoder, 4-gram, "
+                        "width 100, peaked posteriors)")
     args = p.parse_args()
 
     import bench_transcribe as bt
@@ -117,7 +121,10 @@ def main() -> int:
         for c in order:
             walls[c].append(run_config(c, audio, model, work / c, args.backend))
             print(f"round {r + 1} {c}: {walls[c][-1]:.1f} s", file=sys.stderr)
-    same = tree(work / "local") == tree(work / "ray") == tree(work / "shards")
+    outputs = {c: tree(work / c) for c in configs}
+    differ = {c: sorted(k for k in outputs["local"] if outputs[c].get(k) != outputs["local"][k])
+              for c in configs[1:]}  # fmt: skip
+    texts_differ = {c: [k for k in differ[c] if k.endswith(".txt")] for c in configs[1:]}
     wall = {c: statistics.median(v) for c, v in walls.items()}
     rate = decode_rate(paths)
     start_stop = statistics.median(ray_start_stop() for _ in range(3))
@@ -133,6 +140,9 @@ def main() -> int:
         f"(base-sized); backend {args.backend}; greedy; txt + json",
         f"- timed: whole command-line runs as processes (model loading and Ray start-up "
         f"included); median of {args.rounds} rounds, configurations alternating",
+        "- `shards`: `--shard 1/2` and `--shard 2/2` at once with `--threads 1` each; torch "
+        "sums in another order on 1 thread than on 2, so a JSON confidence may differ in "
+        "its last digit from the 2-thread local run (the same options give the same bytes)",
         "",
         "| configuration | wall s | x real time | vs local |",
         "| --- | ---: | ---: | ---: |",
@@ -144,10 +154,39 @@ def main() -> int:
         "",
         "- rounds (s): " + "; ".join(f"{c} " + ", ".join(f"{w:.1f}" for w in walls[c])
                                     for c in configs),  # fmt: skip
-        f"- same output bytes in all three: {'yes' if same else 'NO'}",
+        *(f"- {c} against local: {len(outputs['local']) - len(differ[c])} of "
+          f"{len(outputs['local'])} output files byte for byte the same; texts differ in "
+          f"{len(texts_differ[c])}" + (f" (differing: {', '.join(differ[c])})" if differ[c] else "")
+          for c in configs[1:]),  # fmt: skip
         f"- Ray overhead: {wall['ray'] - wall['local']:+.1f} s per run; a local Ray "
         f"instance starts and stops in {start_stop:.1f} s",
         f"- reading + resampling (the decoding tasks): {rate:.0f}x real time per core",
+        "",
+        "Paper estimate for N GPU nodes (not measured: no cluster or GPU here). Each node runs",
+        "one model actor per GPU (one CPU each) and gives its other CPUs to decoding tasks and",
+        "beam-search actors. Per CPU, reading + resampling runs at the rate above, beam search",
+        f"at {args.beam_rate:.0f}x real time (`--beam-rate`), so the CPU stages of a node "
+        "sustain about",
+        "`(CPUs - GPUs) / (1/decode + 1/beam)` x real time (greedy: `(CPUs - GPUs) x decode`).",
+        "Throughput is `N x min(GPUs x R_gpu, that)`, where `R_gpu` is one model actor's",
+        "rate on one GPU (to be measured with `bench_transcribe.py` on the GPU in question);",
+        "the driver only lists files and collects one small row per file.",
+        "",
+        "| node | CPU stages, greedy (x RT) | CPU stages, beam (x RT) "
+        "| GPUs are the limit while R_gpu < (beam) |",
+        "| --- | ---: | ---: | ---: |",
+    ]
+    for gpus_n, cpus_n in ((8, 96), (4, 32), (1, 8)):
+        spare = cpus_n - gpus_n
+        greedy = spare * rate
+        beam = spare / (1 / rate + 1 / args.beam_rate)
+        lines.append(f"| {gpus_n} GPUs, {cpus_n} CPUs | {greedy:,.0f} | {beam:,.0f} | "
+                     f"{beam / gpus_n:,.0f}x per GPU |")  # fmt: skip
+    lines += [
+        "",
+        f"On this machine the whole local run is {audio_s / wall['local']:.1f}x real time "
+        "(base-sized model on 2 CPU cores), so the same corpus on N such CPU nodes takes "
+        "about 1/N of the time plus the fixed start-up above, by shards or by Ray.",
     ]
     body = "\n".join(lines) + "\n"
     print(body)
