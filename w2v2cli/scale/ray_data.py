@@ -15,10 +15,11 @@ Each stage does what the local run does with the same code (``inference.Engine``
 independent of how Ray groups files, so every output is byte for byte the local run's.
 
 Failures: a file that fails at any stage becomes a row with its error (never an
-exception that would fail the dataset). Actors are restarted and their tasks retried when
-a worker dies; outputs are written atomically (``fsutil``), so a retried file is written
-whole again, never half. Only faults of the whole run (the model, the LM) end the run, as
-locally.
+exception that would fail the dataset). The driver loads the model's processor first, so
+a model that cannot load fails at once, in one line. Actors are restarted and their tasks
+retried when a worker dies; outputs are written atomically (``fsutil``), so a retried
+file is written whole again, never half. Only faults of the whole run (the model, the LM)
+end the run, as locally.
 
 Chunking runs inside the model actor, beside inference: stitching needs all of a file's
 chunks together, and a shuffle of chunks between stages would cost more than the
@@ -228,17 +229,29 @@ def plan_stages(options: RunOptions, ray_options: RayOptions, cpus: float, gpus:
     return _Plan(run_options, actors, model_cpus, model_gpus, decoders, decoder_cpus)
 
 
-def model_sampling_rate(model: str) -> int:
-    """The rate a model folder's feature extractor wants (16 kHz where it cannot tell
-    without loading the model; the model actor resamples again if it differs)."""
-    from ..models.light import read_feature_normalizer
+def check_model(options: RunOptions, notify: Callable[[str], None] | None = None) -> int:
+    """Load the model's processor here, in the driver, so that a model that cannot load
+    fails the run at once in one line (not after Ray's retries of actors that cannot
+    start); returns the sampling rate the decoding tasks resample to."""
+    from ..models import load_processor, load_processor_light
 
-    folder = Path(model)
-    if folder.is_dir():
-        normalizer = read_feature_normalizer(folder)
-        if normalizer is not None:
-            return normalizer.sampling_rate
-    return 16000
+    parts = load_processor_light(options.model) or load_processor(options.model, notify)
+    return int(parts.sampling_rate)
+
+
+def _our_cause(exc: BaseException) -> W2V2Error | None:
+    """The ``W2V2Error`` inside Ray's wrapping of an exception raised in a worker."""
+    seen: set[int] = set()
+    stack: list[BaseException | None] = [exc]
+    while stack:
+        current = stack.pop()
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, W2V2Error):
+            return current
+        stack += [getattr(current, "cause", None), current.__cause__, current.__context__]
+    return None
 
 
 # --- the stages -----------------------------------------------------------------------
@@ -351,7 +364,8 @@ class _FinishStage:
         from ..run import write_outputs
 
         n = len(batch["w2v2_index"])
-        status, errors, fatal = ["failed"] * n, [str(e) for e in batch["w2v2_error"]], [""] * n
+        status, errors = ["failed"] * n, [str(e) for e in batch["w2v2_error"]]
+        fatal: list[bytes] = [b""] * n
         durations, outputs, transcripts = [0.0] * n, ["[]"] * n, [b""] * n
         for k in range(n):
             if errors[k]:
@@ -364,7 +378,7 @@ class _FinishStage:
                 transcript = dataclasses.replace(decoder.decode(em), model=name,
                                                  decoder=decoder.name)  # fmt: skip
             except (LMError, ConfigError) as exc:  # the LM is broken for every file
-                fatal[k] = errors[k] = str(exc)
+                fatal[k], errors[k] = pickle.dumps(exc), str(exc)
                 continue
             except W2V2Error as exc:
                 errors[k] = reason_of(exc)
@@ -442,6 +456,7 @@ def iter_run_ray(
     if not todo:
         return
     ray = import_ray()
+    rate = check_model(options, notify)
     # Ray's driver prints the cluster's error messages (a worker that died) on sys.stdout,
     # which may be carrying results: while the run lasts they go to stderr instead.
     redirect = contextlib.redirect_stdout(sys.stderr)
@@ -458,16 +473,23 @@ def iter_run_ray(
         progress.start(len(todo), sum(d for d in durations if d) if any(durations) else None)
         rows = [{"w2v2_index": k, "w2v2_path": str(i.path), "w2v2_id": i.id,
                  "w2v2_out_base": str(i.out_base)} for k, i in enumerate(todo)]  # fmt: skip
-        ds = _pipeline(ray.data.from_items(rows), plan, model_sampling_rate(options.model.model),
-                       write=stream is None)  # fmt: skip
+        ds = _pipeline(ray.data.from_items(rows), plan, rate, write=stream is None)
         header = stream is not None and len(items) > 1
-        for row in ds.iter_rows():
-            if row["w2v2_fatal"]:
-                raise LMError(str(row["w2v2_fatal"]))
-            item = todo[int(row["w2v2_index"])]
-            progress.advance_audio(float(row["w2v2_duration"]))
-            progress.file_done()
-            yield _result(row, item, writers, stream, header, write_outputs)
+        try:
+            for row in ds.iter_rows():
+                if row["w2v2_fatal"]:
+                    raise pickle.loads(row["w2v2_fatal"])  # the LM's LMError, as locally
+                item = todo[int(row["w2v2_index"])]
+                progress.advance_audio(float(row["w2v2_duration"]))
+                progress.file_done()
+                yield _result(row, item, writers, stream, header, write_outputs)
+        except W2V2Error:
+            raise
+        except Exception as exc:  # Ray's wrapping of a fault of the whole run
+            cause = _our_cause(exc)
+            if cause is None:
+                raise
+            raise cause from None
     finally:
         if started_here:
             ray.shutdown()
@@ -508,9 +530,9 @@ def transcribe_dataset(
         raise ConfigError("transcribe_dataset needs Ray initialised (ray.init())")
     _quiet_ray_data()
     options = options or RunOptions()
+    rate = check_model(options)
     cpus, gpus = _cluster()
     plan = plan_stages(options, ray_options or RayOptions(), cpus, gpus)
-    rate = model_sampling_rate(options.model.model)
 
     def prepare(batch: dict[str, np.ndarray]) -> dict[str, Any]:
         n = len(next(iter(batch.values())))
