@@ -129,6 +129,25 @@ def test_transcribe_dataset_of_paths_and_of_arrays(local_ray, speech, trained_mo
     assert row["text"] == "" and "no such file" in row["error"]
 
 
+def test_a_bad_model_or_lm_ends_the_run_in_one_line(local_ray, inputs: Path, trained_model: Path,
+                                                    tmp_path: Path) -> None:  # fmt: skip
+    """Faults of the whole run end it as locally: a model that cannot load (found in the
+    driver, before Ray does any work), an LM that cannot load (found in a decoding actor)."""
+    broken = tmp_path / "model"
+    broken.mkdir()
+    (broken / "config.json").write_text("{}")
+    r = invoke("transcribe", inputs / "long.wav", "-m", broken, "--ray", "-o", tmp_path / "o")
+    assert r.exit_code == 2 and "cannot load model" in r.output
+    assert len(r.output.strip().splitlines()) == 1
+    lm = tmp_path / "lm.arpa"
+    lm.write_text("this is not an ARPA file\n")
+    r = invoke("transcribe", inputs, "-m", trained_model, "--ray", "--lm", lm, "-o",
+               tmp_path / "o2", "-q")  # fmt: skip
+    assert r.exit_code == 2, r.output
+    assert "lm.arpa" in r.output and len(r.output.strip().splitlines()) == 1
+    assert not (tmp_path / "o2").exists() or not list((tmp_path / "o2").rglob("*.json"))
+
+
 def test_a_dead_worker_is_retried_without_duplicates_or_partial_files(
     inputs: Path, trained_model: Path, tmp_path: Path
 ) -> None:
@@ -156,25 +175,6 @@ def test_a_dead_worker_is_retried_without_duplicates_or_partial_files(
     lines = (tmp_path / "run.jsonl").read_text().splitlines()
     assert len(lines) == 6 and len({json.loads(x)["audio_filepath"] for x in lines}) == 6
     assert run.stdout == ""
-
-
-def test_a_bad_model_or_lm_ends_the_run_in_one_line(local_ray, inputs: Path, trained_model: Path,
-                                                    tmp_path: Path) -> None:  # fmt: skip
-    """Faults of the whole run end it as locally: a model that cannot load (found in the
-    driver, before Ray does any work), an LM that cannot load (found in a decoding actor)."""
-    broken = tmp_path / "model"
-    broken.mkdir()
-    (broken / "config.json").write_text("{}")
-    r = invoke("transcribe", inputs / "long.wav", "-m", broken, "--ray", "-o", tmp_path / "o")
-    assert r.exit_code == 2 and "cannot load model" in r.output
-    assert len(r.output.strip().splitlines()) == 1
-    lm = tmp_path / "lm.arpa"
-    lm.write_text("this is not an ARPA file\n")
-    r = invoke("transcribe", inputs, "-m", trained_model, "--ray", "--lm", lm, "-o",
-               tmp_path / "o2", "-q")  # fmt: skip
-    assert r.exit_code == 2, r.output
-    assert "lm.arpa" in r.output and len(r.output.strip().splitlines()) == 1
-    assert not (tmp_path / "o2").exists() or not list((tmp_path / "o2").rglob("*.json"))
 
 
 def test_missing_extra_and_bad_address_are_one_line(inputs: Path, trained_model: Path,

@@ -78,6 +78,21 @@ def test_shards_depend_on_the_tree_not_where_it_is_mounted(tmp_path: Path) -> No
         assert sorted(union) == sorted(x.id for x in discover([one]).items)
 
 
+def test_a_missing_input_does_not_move_the_other_files_between_shards(tmp_path: Path) -> None:
+    """Shards are computed from the inputs as typed: a machine where one input folder is
+    missing splits the files it has exactly as a machine that has both, and reports the
+    missing folder in one shard only."""
+    a = corpus(tmp_path / "data" / "a-set")
+    b = corpus(tmp_path / "data" / "b-set", n=5)
+    on_x = [{x.path for x in discover([a, b], shard=Shard(i, 3)).items if a in x.path.parents}
+            for i in (1, 2, 3)]  # fmt: skip
+    assert sum(map(len, on_x)) == 13  # 12 clips and broken.wav
+    shutil.rmtree(b)  # machine y: the same command, b-set missing
+    on_y = [discover([a, b], shard=Shard(i, 3)) for i in (1, 2, 3)]
+    assert [{x.path for x in d.items} for d in on_y] == on_x
+    assert sum(len(d.errors) for d in on_y) == 1
+
+
 def test_a_shard_names_outputs_as_the_whole_run_does(tmp_path: Path) -> None:
     root = tmp_path / "in"
     root.mkdir()
@@ -124,6 +139,16 @@ def test_stage_plans_fit_the_cluster(cpus: int, gpus: int, device: str, decoder:
         assert plan.decoder_cpus == 1 and plan.decoders >= (cpus // 2 if gpus else 2)
     with pytest.raises(ConfigError, match="GPUs"):
         plan_stages(RunOptions(model=ModelOptions(device="cuda")), RayOptions(), cpus, 0)
+
+
+def test_stage_plans_fit_small_nodes_and_name_the_actors_gpu() -> None:
+    """An actor's CPUs must fit on one node (4 nodes of 2 CPUs, not one of 8), and an
+    actor's GPU is its own "cuda" whatever --device named."""
+    plan = plan_stages(RunOptions(), RayOptions(), 8, 0, node_cpus=2)
+    assert plan.model_cpus + DECODE_CPUS + plan.decoder_cpus <= 2
+    assert plan.options.model.threads == 1 and plan.actors >= 4
+    cuda = plan_stages(RunOptions(model=ModelOptions(device="cuda:1")), RayOptions(), 16, 2)
+    assert cuda.options.model.device == "cuda" and cuda.actors == 2
 
 
 # --- the command line ------------------------------------------------------------------

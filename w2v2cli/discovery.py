@@ -30,7 +30,9 @@ Output names (``AudioItem.out_base``, the output path without a format extension
 Shards (``shard``, ``--shard I/N``): names are decided over all inputs first, so a file's
 outputs are named the same whichever shard runs it; then only the files (and the input
 errors) that belong to the shard are kept, by a hash of each one's path relative to the
-folder that holds every input root (``scale.shards``).
+folder that holds every input as given (a named folder's or file's parent, a pattern's
+fixed part; ``scale.shards``). It is computed from the inputs as typed, not from what was
+found, so a machine that misses one input still splits the others as every machine does.
 """
 
 from __future__ import annotations
@@ -171,7 +173,7 @@ def discover(
     items = tuple(AudioItem(f.path, f.id, b) for f, b in zip(found, bases, strict=True))
     if shard is None:
         return Discovery(items=items, errors=tuple(errors), found=len(items))
-    common = _common_folder(roots + [os.path.dirname(os.path.abspath(p)) for p, _ in errors])
+    common = _common_folder([_anchor(src) for src in sources])
     keys = [_relative_to(f.abs, common).as_posix() for f in found]
     return Discovery(
         items=tuple(i for i, k in zip(items, keys, strict=True) if shard.owns(k)),
@@ -287,6 +289,17 @@ def _out_bases(found: list[_Found], roots: list[str], output_dir: Path | None) -
         taken.add(key(candidate))
         bases[i] = candidate
     return bases
+
+
+def _anchor(source: str | Path) -> str:
+    """Where an input, as given, hangs in the tree: a pattern's fixed leading folders, else
+    the folder holding the named path, whether or not it exists (so that shards do not
+    depend on what one machine happens to find)."""
+    parts = Path(os.path.abspath(source)).parts
+    for k, part in enumerate(parts):
+        if _GLOB_MAGIC.intersection(part):
+            return str(Path(*parts[:k]))
+    return os.path.dirname(os.path.abspath(source))
 
 
 def _common_folder(roots: list[str]) -> str | None:

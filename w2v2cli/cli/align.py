@@ -102,13 +102,17 @@ def _align(found: Discovery, pairs: list[tuple[Path, str]], options: RunOptions,
     for item in found.items:
         given = texts.get(item.path, [])
         if len(set(given)) > 1:
-            console.error(f"{item.path}: listed {len(given)} times with different texts")
+            reason = f"listed {len(given)} times with different texts"
+            console.error(f"{item.path}: {reason}")
+            if manifest is not None:
+                manifest.add_input_error(item.path, reason)
             failed += 1
             continue
         work.append((item, given[0]))
     if not work:
-        if not failed and not found.found:
-            console.error("nothing to align")
+        if not failed:
+            console.error("nothing to align" if not found.found
+                          else f"nothing to align in shard {shard}")  # fmt: skip
         return EXIT_FAILED if failed or not found.found else 0
 
     started = time.perf_counter()

@@ -90,12 +90,16 @@ def transcribe(inputs: tuple[Path, ...], **kw: Any) -> int:
             from ..scale.ray_data import RayOptions, iter_run_ray
 
             ray_options = RayOptions(address=kw["ray_address"], actors=kw["ray_actors"])
-            return run_files(
-                lambda progress: iter_run_ray(found.items, options, ray_options,
-                                              progress=progress, stream=sys.stdout,
-                                              notify=console.info),
-                console, kw["quiet"], failed, started, manifest=manifest,
-            )  # fmt: skip
+            results = sys.stdout
+            # Ray prints its cluster's messages (a worker that died) on sys.stdout, from a
+            # thread of its own: stdout carries only results, so those go to stderr.
+            with contextlib.redirect_stdout(sys.stderr):
+                return run_files(
+                    lambda progress: iter_run_ray(found.items, options, ray_options,
+                                                  progress=progress, stream=results,
+                                                  notify=console.info),
+                    console, kw["quiet"], failed, started, manifest=manifest,
+                )  # fmt: skip
         with Transcriber(options, notify=console.info) as transcriber:
             transcriber.decoder  # noqa: B018 - build it now: a bad LM fails before any file
             return run_files(

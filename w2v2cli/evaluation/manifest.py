@@ -169,6 +169,7 @@ def _parse_duration(value: object, path: Path, line: int) -> float | None:
 
 def _load_jsonl(path: Path, text: str, base_dir: Path) -> list[ManifestEntry]:
     entries = []
+    run_manifest = False
     # Split on "\n" only: str.splitlines would also split on U+2028 and friends, which
     # JSON allows unescaped inside strings.
     for number, raw in enumerate(text.split("\n"), start=1):
@@ -188,6 +189,11 @@ def _load_jsonl(path: Path, text: str, base_dir: Path) -> list[ManifestEntry]:
         if obj.get("status", "done") != "done":
             continue  # a run manifest's failed or skipped input (scale/manifest.py)
         entries.append(_entry_from_json(obj, path, number, base_dir))
+        if "status" in obj:
+            run_manifest = True
+    if run_manifest:  # a file done again (--overwrite) counts once: its last line
+        last = {e.audio: e for e in entries}
+        entries = [e for e in entries if last[e.audio] is e]
     return entries
 
 

@@ -12,9 +12,11 @@ interleave and a killed run leaves only whole lines. Use one file per shard on s
 (network) disks, whose appends are not atomic across machines; the files concatenate into
 one manifest (``cat shard-*.jsonl``).
 
-The keys are NeMo's (``audio_filepath``, ``text``, ``duration``), so ``w2v2 eval`` reads a
-run manifest as a reference: it scores another model or decoder against this run's text
-(lines that are not ``done`` are left out).
+``audio_filepath`` is absolute (a manifest is read from anywhere); ``id`` is the input as
+named. The keys are NeMo's (``audio_filepath``, ``text``, ``duration``), so ``w2v2 eval``
+reads a run manifest as a reference: it scores another model or decoder against this
+run's text (lines that are not ``done`` are left out; of a file done twice, by a rerun
+with ``--overwrite``, the last line counts).
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ def manifest_record(result: FileResult, shard: str | None = None) -> dict[str, A
     """The manifest line of one finished input, as a dict (pure)."""
     done = result.status == "done" and result.transcript is not None
     return {
-        "audio_filepath": str(result.item.path),
+        "audio_filepath": os.path.abspath(result.item.path),
         "id": result.item.id,
         "status": result.status,
         "duration": round(result.duration, 3) if result.status == "done" else None,
@@ -46,7 +48,7 @@ def manifest_record(result: FileResult, shard: str | None = None) -> dict[str, A
 def input_error_record(path: Path, reason: str, shard: str | None = None) -> dict[str, Any]:
     """The manifest line of an input that could not be used at all (a missing file)."""
     return {
-        "audio_filepath": str(path),
+        "audio_filepath": os.path.abspath(path),
         "id": str(path),
         "status": "failed",
         "duration": None,

@@ -100,6 +100,7 @@ def connect(options: RayOptions) -> bool:
     caller shuts it down), False when Ray was already initialised in this process."""
     ray = import_ray()
     if ray.is_initialized():
+        _quiet_ray_data()
         return False
     address = options.address
     if address == "auto":
@@ -188,7 +189,8 @@ class _Plan:
     decoder_cpus: float
 
 
-def plan_stages(options: RunOptions, ray_options: RayOptions, cpus: float, gpus: float) -> _Plan:
+def plan_stages(options: RunOptions, ray_options: RayOptions, cpus: float, gpus: float,
+                node_cpus: float | None = None) -> _Plan:  # fmt: skip
     """Stage sizes for a cluster of ``cpus`` CPUs and ``gpus`` GPUs (pure).
 
     Model actors: one per GPU on CUDA (one CPU each), else ``threads`` CPUs each (default:
@@ -202,22 +204,25 @@ def plan_stages(options: RunOptions, ray_options: RayOptions, cpus: float, gpus:
     if cuda and gpus < 1:
         raise ConfigError("--device cuda with --ray needs GPUs in the Ray cluster; it has none")
     cpus = max(float(cpus), 1.0)
+    node = max(float(node_cpus or cpus), 1.0)  # an actor's CPUs must fit on one node
     if cuda:
         threads = options.model.threads or 1
         actors = ray_options.actors or int(gpus)
         model_cpus, model_gpus = 1.0, 1.0
-        device = "cuda" if device == "auto" else device
+        device = "cuda"  # Ray gives each actor its own GPU: "cuda:1" would not exist there
     else:
-        threads = options.model.threads or max(1, min(4, int(cpus)))
-        share = 0.75 if options.decoding.decoder != "greedy" else 1.0  # beam search's CPUs
+        threads = min(options.model.threads or 4, max(1, int(node - 0.5)))
+        beam_likely = options.decoding.decoder == "beam" or options.decoding.lm is not None
+        share = 0.75 if beam_likely else 1.0  # leave beam search its CPUs
         actors = ray_options.actors or max(1, int(cpus * share // threads))
         model_cpus, model_gpus = float(threads), 0.0
         device = "cpu"
     spare = cpus - DECODE_CPUS - 0.25
     if actors * model_cpus > spare:  # never more than the cluster holds: share the CPUs
         model_cpus = max(spare / actors, 0.1)
+    model_cpus = min(model_cpus, max(node - DECODE_CPUS - 0.25, 0.1))
     left = max(cpus - DECODE_CPUS - actors * model_cpus, 0.25)
-    beam = options.decoding.decoder != "greedy"
+    beam = options.decoding.decoder == "beam" or options.decoding.lm is not None
     decoder_cpus = 1.0 if beam and left >= 1 else 0.25
     default_decoders = max(1, int(left // decoder_cpus)) if beam else max(1, min(actors, 4))
     decoders = ray_options.decoders or default_decoders
@@ -257,17 +262,22 @@ def _our_cause(exc: BaseException) -> W2V2Error | None:
 # --- the stages -----------------------------------------------------------------------
 
 
-def _decode(row: dict[str, Any], rate: int) -> dict[str, Any]:
-    """Decode one input to float32 mono at ``rate`` (rows that carry audio pass through)."""
+def _decode(row: dict[str, Any], rate: int, cwd: str) -> dict[str, Any]:
+    """Decode one input to float32 mono at ``rate`` (rows that carry audio pass through);
+    relative paths are the driver's, from its working folder ``cwd``."""
     from ..audio import load_audio
 
     out = dict(row)
     if row.get("w2v2_audio") is not None and len(row["w2v2_audio"]):
         return out
     try:
-        samples = load_audio(row["w2v2_path"], rate)
+        samples = load_audio(os.path.join(cwd, row["w2v2_path"]), rate)
     except W2V2Error as exc:
         out["w2v2_audio"], out["w2v2_error"] = b"", reason_of(exc)
+    except MemoryError:
+        out["w2v2_audio"], out["w2v2_error"] = b"", "not enough memory to decode this file"
+    except Exception as exc:  # noqa: BLE001 - one file's fault, as in Engine's reader
+        out["w2v2_audio"], out["w2v2_error"] = b"", f"{type(exc).__name__}: {exc}"
     else:
         out["w2v2_audio"] = np.ascontiguousarray(samples, np.float32).tobytes()
         out["w2v2_error"] = ""
@@ -279,23 +289,36 @@ class _ModelStage:
     """A model actor: the model is loaded once; each call turns a batch of decoded files
     into their emissions (the run's chunking, cross-file batching and stitching)."""
 
-    def __init__(self, options: RunOptions) -> None:
+    def __init__(self, options: RunOptions, cwd: str) -> None:
         from ..inference import Engine
 
+        _enter(cwd)
         self.options = options
-        self.engine = Engine(options.model, options.chunking, batch_size=options.batch_size,
-                             max_padding=options.max_padding, vad=options.vad)  # fmt: skip
-        loaded = self.engine.loaded
-        lm_dir = None
-        decoding = options.decoding
-        if decoding.decoder != "greedy" and decoding.lm is None:
-            lm_dir = loaded.find_lm_dir(options.model.cache_dir, options.model.revision)
-        self.model = pickle.dumps((loaded.name, loaded.vocabulary, lm_dir))
         self.calls = 0
+        self.fatal = b""
+        try:
+            self.engine = Engine(options.model, options.chunking, batch_size=options.batch_size,
+                                 max_padding=options.max_padding, vad=options.vad)  # fmt: skip
+            loaded = self.engine.loaded
+            lm_dir = None
+            decoding = options.decoding
+            if decoding.decoder != "greedy" and decoding.lm is None:
+                lm_dir = loaded.find_lm_dir(options.model.cache_dir, options.model.revision)
+        except W2V2Error as exc:  # the driver loaded the processor; the weights failed here
+            self.fatal = pickle.dumps(exc)
+            return
+        self.model = pickle.dumps((loaded.name, loaded.vocabulary, lm_dir))
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, Any]:
         self.calls += 1
         _maybe_crash(self.calls)
+        if self.fatal:  # every row says so; the driver ends the run with this error
+            n = len(batch["w2v2_index"])
+            out = {key: batch[key] for key in batch
+                   if key not in ("w2v2_audio", "w2v2_rate", "w2v2_error")}  # fmt: skip
+            out.update(w2v2_error=["the model cannot run"] * n, w2v2_emissions=[b""] * n,
+                       w2v2_model=[b""] * n, w2v2_fatal=[self.fatal] * n)  # fmt: skip
+            return out
         rate = self.engine.sampling_rate
         n = len(batch["w2v2_index"])
         errors = [str(e) for e in batch["w2v2_error"]]
@@ -312,6 +335,7 @@ class _ModelStage:
         out["w2v2_error"] = errors
         out["w2v2_emissions"] = emissions
         out["w2v2_model"] = [self.model if e else b"" for e in emissions]
+        out["w2v2_fatal"] = [b""] * n
         return out
 
     @staticmethod
@@ -320,13 +344,20 @@ class _ModelStage:
         path = str(batch["w2v2_path"][k])
         if have == rate:
             return lambda: np.frombuffer(data, np.float32)
-        if path:  # the model wants another rate than the decoding task guessed
+        if path:  # the model wants another rate than the driver's processor said
             from ..inference import file_loader
 
             return file_loader(path, rate)
         from ..audio import resample
 
         return lambda: resample(np.frombuffer(data, np.float32), have, rate)
+
+
+def _enter(cwd: str) -> None:
+    """Work from the driver's folder where this node has it, so that relative paths (the
+    model, the LM, outputs) mean what they meant on the command line."""
+    if os.path.isdir(cwd):
+        os.chdir(cwd)
 
 
 def _maybe_crash(calls: int) -> None:
@@ -340,9 +371,10 @@ class _FinishStage:
     """A decoding actor: the decoder (and its LM) is built once; each call decodes files'
     emissions and, when ``write``, writes their outputs with the run's writers."""
 
-    def __init__(self, options: RunOptions, write: bool) -> None:
+    def __init__(self, options: RunOptions, write: bool, cwd: str) -> None:
         from ..output import get_writers
 
+        _enter(cwd)
         self.options = options
         out = options.output
         self.writers = get_writers(out.formats, out.subtitles, out.case) if write else []
@@ -365,10 +397,10 @@ class _FinishStage:
 
         n = len(batch["w2v2_index"])
         status, errors = ["failed"] * n, [str(e) for e in batch["w2v2_error"]]
-        fatal: list[bytes] = [b""] * n
+        fatal: list[bytes] = [bytes(f) for f in batch["w2v2_fatal"]]
         durations, outputs, transcripts = [0.0] * n, ["[]"] * n, [b""] * n
         for k in range(n):
-            if errors[k]:
+            if errors[k] or fatal[k]:
                 continue
             em = pickle.loads(batch["w2v2_emissions"][k])
             durations[k] = float(em.duration)
@@ -391,7 +423,7 @@ class _FinishStage:
             status[k], errors[k] = result.status, result.error or ""
             outputs[k] = json.dumps([str(p) for p in result.outputs])
         out = {key: batch[key] for key in batch
-               if key not in ("w2v2_emissions", "w2v2_model", "w2v2_error")}  # fmt: skip
+               if key not in ("w2v2_emissions", "w2v2_model", "w2v2_error", "w2v2_fatal")}
         out.update(w2v2_status=status, w2v2_error=errors, w2v2_fatal=fatal,
                    w2v2_duration=durations, w2v2_outputs=outputs,
                    w2v2_transcript=transcripts)  # fmt: skip
@@ -405,25 +437,30 @@ def _item(batch: dict[str, np.ndarray], k: int) -> AudioItem:
 
 def _pipeline(ds: ray.data.Dataset, plan: _Plan, rate: int, write: bool) -> ray.data.Dataset:
     """The three stages over a dataset of input rows (see the module docstring)."""
-    ds = ds.map(_decode, fn_kwargs={"rate": rate}, num_cpus=DECODE_CPUS)
+    cwd = os.getcwd()
+    ds = ds.map(_decode, fn_kwargs={"rate": rate, "cwd": cwd}, num_cpus=DECODE_CPUS)
     # Ray Data restarts dead actors and retries their batches by default.
     ds = ds.map_batches(
-        _ModelStage, fn_constructor_kwargs={"options": plan.options}, batch_size=FILES_PER_CALL,
+        _ModelStage, fn_constructor_kwargs={"options": plan.options, "cwd": cwd},
+        batch_size=FILES_PER_CALL,
         batch_format="numpy", concurrency=(1, plan.actors), num_cpus=plan.model_cpus,
         num_gpus=plan.model_gpus or None,
     )  # fmt: skip
     return ds.map_batches(
-        _FinishStage, fn_constructor_kwargs={"options": plan.options, "write": write},
+        _FinishStage, fn_constructor_kwargs={"options": plan.options, "write": write, "cwd": cwd},
         batch_size=1, batch_format="numpy", concurrency=(1, plan.decoders),
         num_cpus=plan.decoder_cpus,
     )  # fmt: skip
 
 
-def _cluster() -> tuple[float, float]:
+def _cluster() -> tuple[float, float, float]:
+    """The cluster's CPUs and GPUs, and the CPUs of its largest node."""
     import ray
 
     resources = ray.cluster_resources()
-    return float(resources.get("CPU", 1.0)), float(resources.get("GPU", 0.0))
+    nodes = [n.get("Resources", {}).get("CPU", 0.0) for n in ray.nodes() if n.get("Alive")]
+    cpus = float(resources.get("CPU", 1.0))
+    return cpus, float(resources.get("GPU", 0.0)), float(max(nodes, default=cpus))
 
 
 # --- the CLI's run and the Python API ----------------------------------------------------
@@ -442,10 +479,11 @@ def iter_run_ray(
 
     Outputs are written by the workers (to a folder every node can reach, for a cluster);
     with ``output.stdout`` the driver writes each result to ``stream`` in input order.
+    Ray's driver prints the cluster's error messages (a worker that died) on
+    ``sys.stdout`` from a thread of its own; the CLI points ``sys.stdout`` at stderr for
+    the run and passes the real stdout as ``stream``.
     Raises ``LMError`` when the LM is unusable, like a local run.
     """
-    import sys
-
     from ..audio import audio_duration
     from ..run import NullProgress, pending, write_outputs
 
@@ -457,15 +495,11 @@ def iter_run_ray(
         return
     ray = import_ray()
     rate = check_model(options, notify)
-    # Ray's driver prints the cluster's error messages (a worker that died) on sys.stdout,
-    # which may be carrying results: while the run lasts they go to stderr instead.
-    redirect = contextlib.redirect_stdout(sys.stderr)
-    redirect.__enter__()
     started_here = False
     try:
         started_here = connect(ray_options)
-        cpus, gpus = _cluster()
-        plan = plan_stages(options, ray_options, cpus, gpus)
+        cpus, gpus, node_cpus = _cluster()
+        plan = plan_stages(options, ray_options, cpus, gpus, node_cpus)
         if notify is not None:
             notify(f"Ray: {cpus:g} CPUs, {gpus:g} GPUs; {plan.actors} model actor(s) on "
                    f"{plan.options.model.device}, {plan.decoders} decoding actor(s)")  # fmt: skip
@@ -487,13 +521,15 @@ def iter_run_ray(
             raise
         except Exception as exc:  # Ray's wrapping of a fault of the whole run
             cause = _our_cause(exc)
-            if cause is None:
-                raise
-            raise cause from None
+            if cause is not None:
+                raise cause from None
+            if type(exc).__module__.split(".")[0] != "ray":
+                raise  # not Ray's: a bug, with its traceback
+            first = " ".join(str(exc).split())[:300]
+            raise W2V2Error(f"the Ray run failed: {type(exc).__name__}: {first}") from None
     finally:
         if started_here:
             ray.shutdown()
-        redirect.__exit__(None, None, None)
 
 
 def _result(row: dict[str, Any], item: AudioItem, writers: list[Any], stream: TextIO | None,
@@ -531,8 +567,8 @@ def transcribe_dataset(
     _quiet_ray_data()
     options = options or RunOptions()
     rate = check_model(options)
-    cpus, gpus = _cluster()
-    plan = plan_stages(options, ray_options or RayOptions(), cpus, gpus)
+    cpus, gpus, node_cpus = _cluster()
+    plan = plan_stages(options, ray_options or RayOptions(), cpus, gpus, node_cpus)
 
     def prepare(batch: dict[str, np.ndarray]) -> dict[str, Any]:
         n = len(next(iter(batch.values())))

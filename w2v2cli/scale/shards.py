@@ -1,7 +1,7 @@
 """``--shard I/N``: which inputs belong to which of N shards (pure).
 
 An input belongs to shard ``shard_index(key, N)``, where ``key`` is its path relative to
-the folder that holds every input root, in POSIX form (``discovery`` computes it). The
+the folder that holds every input as given, in POSIX form (``discovery`` computes it). The
 index is a SHA-256 of that key, so it depends on neither the listing order, nor the
 machine, nor where the data is mounted: N machines given the same inputs and
 ``--shard 1/N`` ... ``N/N`` cover every file exactly once, and a rerun of one shard sees
