@@ -478,3 +478,32 @@ def test_ctrl_c_exits_130_in_every_command(manifest, group_model, tmp_path, tmp_
     r = invoke(*commands(manifest, group_model, lm, tmp_path)[command])
     assert r.exit_code == 130, r.output
     assert r.stderr.strip().splitlines()[-1].startswith("error: interrupted")
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_just_after_the_temporary_file_is_created_leaves_nothing(tmp_path, monkeypatch,
+                                                                          sig):  # fmt: skip
+    """The narrowest window: the signal arrives as ``os.open`` returns the temporary file,
+    before its name is recorded (CI once caught SIGTERM there and a ``.NAME.tmp`` stayed).
+    The CLI's handlers hold the interruption until the cleanup can see the file."""
+    from w2v2cli import fsutil
+    from w2v2cli.cli.errors import sigterm_as_exception
+
+    real_open = os.open
+    hit = []
+
+    def open_then_signal(*args, **kwargs):
+        fd = real_open(*args, **kwargs)
+        if not hit:
+            hit.append(args[0])
+            signal.raise_signal(sig)  # Python runs the handler before this function returns
+        return fd
+
+    monkeypatch.setattr(os, "open", open_then_signal)
+    with sigterm_as_exception(), pytest.raises(KeyboardInterrupt):  # Terminated is one too
+        fsutil.atomic_write(tmp_path / "out.json", "{}")
+    monkeypatch.undo()
+    assert hit and str(hit[0]).endswith(".tmp")
+    assert list(tmp_path.iterdir()) == []
+    fsutil.atomic_write(tmp_path / "out.json", "{}")  # nothing held back afterwards
+    assert (tmp_path / "out.json").read_text() == "{}"

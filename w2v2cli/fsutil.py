@@ -43,6 +43,31 @@ def _create_temp(path: Path) -> tuple[int, Path]:
     raise FileExistsError(f"cannot create a temporary file next to {path}")
 
 
+class _Held:
+    """Interruptions held back while a temporary file is being created (``interrupt``)."""
+
+    depth = 0
+    pending: BaseException | None = None
+
+
+def interrupt(exc: BaseException) -> None:
+    """Raise ``exc`` (a signal handler's ``KeyboardInterrupt`` or ``Terminated``) now, or,
+    inside the few instructions between creating a temporary file and recording its name,
+    as soon as they are over, where the file's cleanup will see it. A signal handler that
+    raised directly could strike right after ``os.open`` returned and leave the file."""
+    if _Held.depth:
+        _Held.pending = exc
+        return
+    raise exc
+
+
+def _release() -> None:
+    _Held.depth -= 1
+    if _Held.depth == 0 and _Held.pending is not None:
+        exc, _Held.pending = _Held.pending, None
+        raise exc
+
+
 @contextmanager
 def atomic_file(
     path: str | Path, mode: str = "w", *, encoding: str | None = "utf-8", newline: str | None = ""
@@ -54,8 +79,11 @@ def atomic_file(
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     old_mode = _existing_mode(path)
-    fd, tmp = _create_temp(path)
+    tmp: Path | None = None
+    _Held.depth += 1  # an interruption now is raised by _release, inside the try
     try:
+        fd, tmp = _create_temp(path)
+        _release()
         if "b" in mode:
             handle: IO[Any] = os.fdopen(fd, mode)
         else:
@@ -68,7 +96,10 @@ def atomic_file(
             os.chmod(tmp, old_mode)
         os.replace(tmp, path)
     except BaseException:
-        tmp.unlink(missing_ok=True)
+        if tmp is None:  # _create_temp failed: no file; an interruption held goes first
+            _release()
+        else:
+            tmp.unlink(missing_ok=True)
         raise
 
 

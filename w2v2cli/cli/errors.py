@@ -67,20 +67,31 @@ def one_line(text: str) -> str:
 
 @contextmanager
 def sigterm_as_exception() -> Iterator[None]:
-    """While inside, SIGTERM raises ``Terminated`` in the main thread (elsewhere: no-op)."""
+    """While inside, SIGTERM raises ``Terminated`` and SIGINT ``KeyboardInterrupt`` in the
+    main thread (elsewhere: no-op), through ``fsutil.interrupt``, which holds them back for
+    the instant a temporary output file is being created so that it is always cleaned up."""
+    from ..fsutil import interrupt
 
     def raise_terminated(_signum: int, _frame: object) -> None:
-        raise Terminated
+        interrupt(Terminated())
+
+    def raise_interrupt(_signum: int, _frame: object) -> None:
+        interrupt(KeyboardInterrupt())
 
     try:
         previous = signal.signal(signal.SIGTERM, raise_terminated)
     except ValueError:  # not the main thread: leave signals alone
         yield
         return
+    previous_int = signal.getsignal(signal.SIGINT)
+    if previous_int is signal.default_int_handler:
+        signal.signal(signal.SIGINT, raise_interrupt)
     try:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
+        if previous_int is signal.default_int_handler:
+            signal.signal(signal.SIGINT, previous_int)
 
 
 def handle_errors(command: Callable[..., int | None]) -> Callable[..., None]:
