@@ -23,7 +23,7 @@ from w2v2cli.discovery import discover
 from w2v2cli.errors import ConfigError
 from w2v2cli.options import DecodeOptions, ModelOptions, RunOptions
 from w2v2cli.scale import Shard, parse_shard, shard_index
-from w2v2cli.scale.ray_data import DECODE_CPUS, RayOptions, plan_stages
+from w2v2cli.scale.ray_plan import DECODE_CPUS, RayOptions, plan_stages
 
 
 def invoke(*args: object):
