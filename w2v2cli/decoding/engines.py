@@ -250,21 +250,27 @@ class CtcBeamDecoderSearch:
         self._weights = weights
 
     def word_frames(self, log_probs: np.ndarray, params: SearchParams) -> WordFrames:
-        beams = self._decoder.decode_beams(
-            log_probs,
-            beam_width=params.beam_width,
-            beam_prune_logp=params.beam_prune_logp,
-            token_min_logp=params.token_min_logp,
-            prune_history=True,  # only the best beam is used, as in pyctcdecode's decode()
-            hotwords=list(params.hotwords) or None,
-            hotword_weight=params.hotword_weight,
-        )
-        if not beams:  # nothing decodable: ctc-beam-decoder returns no beam at all
-            return []
-        return [(word, int(start), int(end)) for word, (start, end) in beams[0][2]]
+        return best_word_frames(self._decoder, log_probs, params)
 
     def close(self) -> None:
         self._decoder = None
+
+
+def best_word_frames(decoder: Any, log_probs: np.ndarray, params: SearchParams) -> WordFrames:
+    """The best beam's words and frames from either engine: ctc-beam-decoder keeps
+    pyctcdecode's ``decode_beams`` signature and five-tuple results."""
+    beams = decoder.decode_beams(
+        log_probs,
+        beam_width=params.beam_width,
+        beam_prune_logp=params.beam_prune_logp,
+        token_min_logp=params.token_min_logp,
+        prune_history=True,  # only the best beam is used, as in pyctcdecode's decode()
+        hotwords=list(params.hotwords) or None,
+        hotword_weight=params.hotword_weight,
+    )
+    if not beams:  # nothing decodable: ctc-beam-decoder returns no beam at all
+        return []
+    return [(word, int(start), int(end)) for word, (start, end) in beams[0][2]]
 
 
 # --------------------------------------------------------------------------- pyctcdecode
@@ -312,18 +318,7 @@ class PyctcdecodeSearch:
         self._decoder.reset_params(alpha=float(alpha), beta=float(beta))
 
     def word_frames(self, log_probs: np.ndarray, params: SearchParams) -> WordFrames:
-        beams = self._decoder.decode_beams(
-            log_probs,
-            beam_width=params.beam_width,
-            beam_prune_logp=params.beam_prune_logp,
-            token_min_logp=params.token_min_logp,
-            prune_history=True,
-            hotwords=list(params.hotwords) or None,
-            hotword_weight=params.hotword_weight,
-        )
-        if not beams:
-            return []
-        return [(word, int(start), int(end)) for word, (start, end) in beams[0][2]]
+        return best_word_frames(self._decoder, log_probs, params)
 
     def close(self) -> None:
         # pyctcdecode keeps LMs in a class-level dict until cleaned up by hand.
