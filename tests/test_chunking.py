@@ -141,3 +141,89 @@ def test_a_tail_too_short_for_a_frame_is_merged_into_the_chunk_before():
     assert [c.length for c in long_enough] == [16000, 16000, 560]
     alone = chunking.split(0, samples[:300], p)  # a file shorter than a frame stays whole
     assert [c.length for c in alone] == [300]
+
+
+def _reference_merged(samples, plan):
+    """The pipeline's chunks, then the one rule of ours on top: a last chunk shorter than
+    ``min_samples`` joins the chunk before it (as (start, samples, left, right, is_last))."""
+    out, start = [], 0
+    for _length, left, right, is_last, values in _reference(samples, plan):
+        out.append([start, values, left, right, is_last])
+        start += plan.step
+    if len(out) > 1 and len(out[-1][1]) < plan.min_samples:
+        prev = out[-2]
+        out[-2:] = [[prev[0], samples[prev[0]:], prev[2], 0, True]]
+    return out
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    n=st.integers(min_value=1, max_value=120_000),
+    chunk_s=st.sampled_from([1.0, 2.0, 3.3]),
+    left_s=st.sampled_from([0.0, 0.2, 0.5]),
+    right_s=st.sampled_from([0.0, 0.3, 0.5]),
+    min_samples=st.sampled_from([1, 400, 5000, 12000]),
+    cuts=st.lists(st.integers(min_value=0, max_value=120_000), max_size=12),
+)
+def test_splitter_fed_in_blocks_gives_the_chunks_of_the_whole_file(
+    n, chunk_s, left_s, right_s, min_samples, cuts
+):
+    assume(left_s + right_s < chunk_s)
+    p = chunking.plan(ChunkOptions(chunk_s, left_s, right_s), SR, SPF, min_samples=min_samples)
+    samples = np.arange(n, dtype=np.float32)
+    bounds = [0, *sorted(c for c in cuts if c < n), n]
+    splitter = chunking.Splitter(5, p)
+    got, held = [], 0
+    for a, b in zip(bounds, bounds[1:], strict=False):
+        for c in splitter.feed(samples[a:b]):
+            # given out only once final: its end is already in, and so is enough of the next
+            assert c.start + c.length < b and not c.is_last
+            got.append(c)
+        held = max(held, splitter._buf.size)
+    got += splitter.finish()
+    assert splitter.num_samples == n and splitter.count == len(got)
+    ref = _reference_merged(samples, p)
+    assert [(c.start, c.stride_left, c.stride_right, c.is_last) for c in got] == [
+        (s, left, right, last) for s, _, left, right, last in ref]
+    for c, (_, values, *_rest) in zip(got, ref, strict=True):
+        np.testing.assert_array_equal(c.samples, values)
+        assert c.samples.base is None  # a copy: holds no block of the stream alive
+    assert [c.index for c in got] == list(range(len(got)))
+    assert all(c.file_index == 5 for c in got)
+    # what is held back is about one chunk and a step, plus the block just fed
+    biggest_block = max(b - a for a, b in zip(bounds, bounds[1:], strict=False))
+    assert held <= p.chunk_len + p.step + p.min_samples + biggest_block
+
+
+def test_splitter_on_a_stream_of_tiny_blocks_holds_little():
+    p = chunking.plan(ChunkOptions(1.0, 0.2, 0.2), SR, SPF)
+    splitter = chunking.Splitter(0, p)
+    rng = np.random.default_rng(0)
+    samples = rng.standard_normal(16000 * 30).astype(np.float32)
+    chunks = []
+    for a in range(0, samples.size, 1152):  # an MP3 frame at a time
+        chunks += splitter.feed(samples[a:a + 1152])
+        assert splitter._buf.size <= p.chunk_len + p.step + 1152
+    chunks += splitter.finish()
+    whole = chunking.split(0, samples, p)
+    assert len(chunks) == len(whole) > 30
+    for c, w in zip(chunks, whole, strict=True):
+        assert (c.start, c.stride_left, c.stride_right, c.is_last) == (
+            w.start, w.stride_left, w.stride_right, w.is_last)
+        np.testing.assert_array_equal(c.samples, w.samples)
+
+
+def test_keep_and_join_give_stitch():
+    p = chunking.plan(ChunkOptions(1.0, 0.2, 0.2), SR, SPF)
+    rng = np.random.default_rng(1)
+    samples = rng.standard_normal(16000 * 3 + 777).astype(np.float32)
+    chunks = chunking.split(0, samples, p)
+    outs = [rng.standard_normal((c.length // SPF, 7)).astype(np.float32) for c in chunks]
+    whole = chunking.stitch(chunks, outs, p, samples.size)
+    kept = [chunking.keep(c, o, p) for c, o in zip(chunks, outs, strict=True)]
+    joined = chunking.join(kept[::-1], p, samples.size, 7)
+    for field in ("log_probs", "frame_starts", "frame_energy"):
+        np.testing.assert_array_equal(getattr(joined, field), getattr(whole, field))
+    assert joined.log_probs.shape[0] == sum(k.log_probs.shape[0] for k in kept) > 100
+    empty = chunking.join([], p, 0, 7)
+    assert empty.log_probs.shape == (0, 7)

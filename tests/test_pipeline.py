@@ -88,3 +88,95 @@ def test_device_defaults_for_batching(group_model):
     t = Transcriber(RunOptions(model=ModelOptions(model=str(group_model), device="cpu"),
                                batch_size=8, max_padding=0.25))
     assert (t.runner.batch_size, t.runner.max_padding) == (8, 0.25)
+
+
+def _same_emissions(a, b):
+    for name in ("log_probs", "frame_starts", "frame_energy"):
+        np.testing.assert_array_equal(getattr(a, name), getattr(b, name))
+    assert a.duration == b.duration
+
+
+@pytest.mark.parametrize("batch_size", [1, 4])
+def test_a_streamed_file_gives_the_emissions_of_the_whole_array(group_model, tmp_path,
+                                                                 batch_size):
+    """Files are decoded block by block and chunked as they arrive; the result is the one
+    the whole decoded array gives, whatever the blocks (44.1 kHz stereo: resampled too)."""
+    import soundfile as sf
+
+    from w2v2cli.audio import load_audio
+    from w2v2cli.inference import file_loader
+
+    stereo = np.stack([noise_audio(37.3, 7, sr=44100), noise_audio(37.3, 8, sr=44100)], 1)
+    path = tmp_path / "long.wav"
+    sf.write(path, stereo, 44100, subtype="FLOAT")
+    options = RunOptions(model=ModelOptions(model=str(group_model), backend="torch"),
+                         chunking=ChunkOptions(5.0, 1.0, 1.0), batch_size=batch_size)
+    t = Transcriber(options)
+    whole = load_audio(path, 16000)
+
+    def tiny_blocks():
+        for a in range(0, whole.size, 1152):
+            yield whole[a:a + 1152]
+
+    loaders = [file_loader(path, 16000), lambda: whole, tiny_blocks]
+    (_, streamed), (_, from_array), (_, from_tiny) = list(t.emissions(loaders))
+    assert streamed.log_probs.shape[0] > 1500  # 37 s of 20 ms frames
+    _same_emissions(streamed, from_array)
+    _same_emissions(from_tiny, from_array)
+
+
+def test_a_stream_is_read_only_a_bounded_way_ahead_of_the_model(group_model):
+    """Memory does not grow with a file's length: the reading thread stays within the
+    window and its queue of the chunks the model has run, on a 10-minute stream."""
+    options = RunOptions(model=ModelOptions(model=str(group_model), backend="torch"),
+                         chunking=ChunkOptions(2.0, 0.4, 0.4))
+    t = Transcriber(options)
+    plan = t.engine.plan
+    block = 4000
+    read = [0]
+
+    def stream():
+        rng = np.random.default_rng(3)
+        for _ in range(10 * 60 * 16000 // block):
+            read[0] += block
+            yield rng.uniform(-0.5, 0.5, block).astype(np.float32)
+
+    ran, ahead = [0], []
+    run = t.runner.run
+
+    def counting_run(chunks):
+        ahead.append(read[0] - (ran[0] * plan.step))
+        ran[0] += len(chunks)
+        return run(chunks)
+
+    t.runner.run = counting_run
+    ((_, em),) = list(t.emissions([stream]))
+    assert em.duration == pytest.approx(600.0)
+    assert ran[0] > 350
+    window, queued = 32, 8  # Engine.emissions at batch size 1
+    assert max(ahead) <= (window + queued + 3) * plan.chunk_len
+    assert max(ahead) >= window * plan.step  # it does read ahead of the model
+
+
+def test_a_file_failing_midway_fails_alone(group_model):
+    """A file whose decoding fails after some of its chunks have run yields its error;
+    the files around it are untouched."""
+    from w2v2cli.errors import AudioError
+
+    options = RunOptions(model=ModelOptions(model=str(group_model), backend="torch"),
+                         chunking=ChunkOptions(2.0, 0.4, 0.4))
+    t = Transcriber(options)
+    before, after = noise_audio(5.0, 1), noise_audio(3.0, 2)
+
+    def breaks():
+        good = noise_audio(80.0, 3)
+        for a in range(0, good.size, 16000):
+            yield good[a:a + 16000]
+        raise AudioError("midway.flac", "corrupt or truncated audio data (test)")
+
+    got = list(t.emissions([lambda: before, breaks, lambda: after]))
+    assert [i for i, _ in got] == [0, 1, 2]
+    assert isinstance(got[1][1], AudioError) and "corrupt" in str(got[1][1])
+    ((_, alone_before), (_, alone_after)) = list(t.emissions([lambda: before, lambda: after]))
+    _same_emissions(got[0][1], alone_before)
+    _same_emissions(got[2][1], alone_after)

@@ -11,8 +11,10 @@ Two decoders, one result:
   (and corrupt MP3s do not make libmpg123 print notes on stderr).
 
 Channels are averaged to mono; rates are converted with soxr (see ``_SOXR_QUALITY``).
-Decoding is streamed block by block into the resampler, so peak memory is about the size
-of the result at the target rate, not the whole file at its native rate and channel count.
+Decoding is streamed block by block through the resampler: ``stream_audio`` yields
+target-rate blocks as they come (the engine chunks them as they arrive, so a file's length
+does not raise memory), and ``load_audio`` joins them into one array, never holding the
+whole file at its native rate and channel count.
 
 Every failure is an ``AudioError`` with a one-line reason; no library traceback escapes.
 """
@@ -57,30 +59,61 @@ def load_audio(path: str | Path, sample_rate: int) -> np.ndarray:
     decodable audio: missing files, folders, empty or truncated files, text or random bytes,
     containers without an audio stream, codecs this FFmpeg build cannot decode.
     """
+    blocks = list(stream_audio(path, sample_rate))
+    audio = np.concatenate(blocks) if len(blocks) > 1 else blocks[0]
+    return np.ascontiguousarray(audio, dtype=np.float32)
+
+
+def stream_audio(path: str | Path, sample_rate: int) -> Iterator[np.ndarray]:
+    """Decode ``path`` block by block: 1-D float32 mono arrays at ``sample_rate`` Hz whose
+    concatenation is ``load_audio``'s result, so memory does not grow with the file's length.
+
+    Nothing is read until the first block is asked for. ``AudioError`` as in ``load_audio``,
+    raised where it is found: at the start (a missing file, an unknown format), midway
+    (damaged data) or at the end (a recording with no samples).
+    """
     if sample_rate <= 0:
         raise ValueError(f"sample_rate must be positive, not {sample_rate}")
     p = Path(path)
     _check_file(p)
+    blocks = None
+    if p.suffix.lower().lstrip(".") not in _PYAV_ONLY_EXTENSIONS:
+        blocks = _soundfile_blocks(p)
+    if blocks is None:
+        blocks = _pyav_blocks(p)
     sink = _ResamplingSink(sample_rate)
-    pyav_only = p.suffix.lower().lstrip(".") in _PYAV_ONLY_EXTENSIONS
-    if pyav_only or not _decode_soundfile(p, sink):
-        sink = _ResamplingSink(sample_rate)
-        _decode_pyav(p, sink)
-    audio = sink.finish()
-    if audio.size == 0:
+    warned = False
+    total = 0
+
+    def clean(out: np.ndarray) -> np.ndarray:
+        nonlocal warned
+        if not np.isfinite(out).all():
+            if not warned:
+                log.warning("%s: replaced NaN/infinite samples with silence", p)
+                warned = True
+            out = np.nan_to_num(out, nan=0.0, posinf=0.0, neginf=0.0)
+        return out
+
+    for block, rate in blocks:
+        for out in sink.push(block, rate):
+            total += out.size
+            yield clean(out)
+    for out in sink.flush():
+        total += out.size
+        yield clean(out)
+    if total == 0:
         raise AudioError(p, "no audio samples decoded (empty recording)")
-    if not np.isfinite(audio).all():
-        log.warning("%s: replaced NaN/infinite samples with silence", p)
-        audio = np.nan_to_num(audio, nan=0.0, posinf=0.0, neginf=0.0)
-    return audio
 
 
 def resample(samples: np.ndarray, in_rate: int, out_rate: int) -> np.ndarray:
     """Mono ``samples`` at ``in_rate`` → float32 at ``out_rate``, with the resampler file
     decoding uses (so an array gives the samples its file would)."""
     sink = _ResamplingSink(out_rate)
-    sink.push(np.asarray(samples, dtype=np.float32).reshape(-1), int(in_rate))
-    return sink.finish()
+    parts = sink.push(np.asarray(samples, dtype=np.float32).reshape(-1), int(in_rate))
+    parts += sink.flush()
+    if not parts:
+        return np.zeros(0, dtype=np.float32)
+    return np.ascontiguousarray(np.concatenate(parts), dtype=np.float32)
 
 
 def audio_duration(path: str | Path) -> float | None:
@@ -166,53 +199,48 @@ def _one_line(text: str) -> str:
 
 
 class _ResamplingSink:
-    """Collects mono float32 blocks at any (even changing) rate; resamples with soxr.
+    """Mono float32 blocks in at any (even changing) rate, blocks at ``out_rate`` out.
 
     A streaming soxr resampler gives the same samples as one ``soxr.resample`` call over
     the whole signal, without holding the native-rate signal in memory. A rate change in
     the middle of a stream (possible in broadcast AAC/MP3) flushes and starts a new one.
+    ``push`` and ``flush`` return the output blocks ready so far (possibly none).
     """
 
     def __init__(self, out_rate: int) -> None:
         self.out_rate = out_rate
-        self._parts: list[np.ndarray] = []
         self._in_rate: int | None = None
         self._stream: soxr.ResampleStream | None = None
-        self.samples_in = 0  # native-rate samples pushed so far
 
-    def push(self, block: np.ndarray, in_rate: int) -> None:
+    def push(self, block: np.ndarray, in_rate: int) -> list[np.ndarray]:
+        ready: list[np.ndarray] = []
         if in_rate != self._in_rate:
-            self._flush()
+            ready = self.flush()
             self._in_rate = in_rate
             if in_rate != self.out_rate:
                 self._stream = soxr.ResampleStream(
                     in_rate, self.out_rate, 1, dtype="float32", quality=_SOXR_QUALITY
                 )
         if block.size == 0:
-            return
-        self.samples_in += block.size
+            return ready
         block = np.ascontiguousarray(block, dtype=np.float32)
         if self._stream is None:
-            self._parts.append(block)
+            ready.append(block)
         else:
             out = self._stream.resample_chunk(block, last=False)
             if out.size:
-                self._parts.append(out)
+                ready.append(out)
+        return ready
 
-    def _flush(self) -> None:
+    def flush(self) -> list[np.ndarray]:
+        """The resampler's last samples (the end of the stream or of one rate)."""
+        ready: list[np.ndarray] = []
         if self._stream is not None:
             out = self._stream.resample_chunk(np.zeros(0, dtype=np.float32), last=True)
             if out.size:
-                self._parts.append(out)
+                ready.append(out)
         self._stream = None
-
-    def finish(self) -> np.ndarray:
-        self._flush()
-        if not self._parts:
-            return np.zeros(0, dtype=np.float32)
-        audio = np.concatenate(self._parts) if len(self._parts) > 1 else self._parts[0]
-        self._parts = []
-        return np.ascontiguousarray(audio, dtype=np.float32)
+        return ready
 
 
 def _to_mono(block: np.ndarray, axis: int) -> np.ndarray:
@@ -225,20 +253,26 @@ def _to_mono(block: np.ndarray, axis: int) -> np.ndarray:
 # --- soundfile ---------------------------------------------------------------------------
 
 
-def _decode_soundfile(p: Path, sink: _ResamplingSink) -> bool:
-    """Decode into ``sink`` with libsndfile; False when it cannot (or should not) read the
-    file, which then goes to PyAV."""
+def _soundfile_blocks(p: Path) -> Iterator[tuple[np.ndarray, int]] | None:
+    """Mono blocks at the native rate from libsndfile, or None when it cannot (or should
+    not) read the file, which then goes to PyAV. The file is opened here, read lazily."""
     try:
         f = sf.SoundFile(str(p))
     except (sf.LibsndfileError, RuntimeError, ValueError, TypeError):
-        return False
+        return None
     except OSError as e:
         raise AudioError(p, f"cannot read: {_os_reason(e)}") from None
+    if f.format in _PYAV_ONLY_SF_FORMATS:
+        f.close()
+        return None
+    if f.samplerate <= 0 or f.channels <= 0:
+        f.close()
+        raise AudioError(p, "invalid header (no sample rate or channels)")
+    return _read_soundfile(p, f)
+
+
+def _read_soundfile(p: Path, f: sf.SoundFile) -> Iterator[tuple[np.ndarray, int]]:
     with f:
-        if f.format in _PYAV_ONLY_SF_FORMATS:
-            return False
-        if f.samplerate <= 0 or f.channels <= 0:
-            raise AudioError(p, "invalid header (no sample rate or channels)")
         if _header_claims_more_data(f):
             log.warning(
                 "%s: file is shorter than its header says (truncated?); decoding the rest", p
@@ -248,10 +282,9 @@ def _decode_soundfile(p: Path, sink: _ResamplingSink) -> bool:
                 block = f.read(_BLOCK_FRAMES, dtype="float32", always_2d=True)
                 if block.shape[0] == 0:
                     break
-                sink.push(_to_mono(block, axis=1), f.samplerate)
+                yield _to_mono(block, axis=1), f.samplerate
         except (sf.LibsndfileError, RuntimeError, ValueError) as e:
             raise AudioError(p, f"corrupt or truncated audio data ({_one_line(str(e))})") from None
-    return True
 
 
 def _header_claims_more_data(f: sf.SoundFile) -> bool:
@@ -275,7 +308,8 @@ _SHOULD_BE = re.compile(r"^(?:data|SSND)\s*:\s*(\d+)\s*\(should be (\d+)\)", re.
 # --- PyAV --------------------------------------------------------------------------------
 
 
-def _decode_pyav(p: Path, sink: _ResamplingSink) -> None:
+def _pyav_blocks(p: Path) -> Iterator[tuple[np.ndarray, int]]:
+    """Mono blocks at the native rate from PyAV (FFmpeg)."""
     try:
         container = av.open(str(p), metadata_errors="ignore")
     except av.error.InvalidDataError:
@@ -298,18 +332,20 @@ def _decode_pyav(p: Path, sink: _ResamplingSink) -> None:
         codec = stream.codec_context.name
         bad_packets = 0
         last_error = ""
+        decoded = 0
         for frame in _pyav_frames(p, container, stream):
             if isinstance(frame, Exception):
                 bad_packets += 1
                 last_error = _ffmpeg_reason(frame)
                 continue
             planar = frame.to_ndarray()  # (channels, samples), float32
-            sink.push(_to_mono(planar, axis=0), frame.sample_rate)
+            decoded += planar.shape[-1]
+            yield _to_mono(planar, axis=0), frame.sample_rate
         if bad_packets:
             log.warning(
                 "%s: skipped %d undecodable %s packet(s): %s", p, bad_packets, codec, last_error
             )
-            if sink.samples_in == 0:
+            if decoded == 0:
                 raise AudioError(p, f"corrupt {codec} audio data ({last_error})")
 
 

@@ -1,7 +1,8 @@
 """Pure chunking and stitching, with the transformers ASR pipeline's arithmetic.
 
-``split`` cuts a file's samples into overlapping chunks; ``stitch`` drops each chunk's
-stride frames from its log-probabilities and concatenates the rest, carrying the absolute
+``split`` cuts a file's samples into overlapping chunks (``Splitter`` does the same for
+audio arriving block by block); ``stitch`` drops each chunk's stride frames from its
+log-probabilities (``keep``) and concatenates the rest (``join``), carrying the absolute
 time of every kept frame. Both follow ``transformers.pipelines.automatic_speech_recognition``
 (``chunk_iter``, ``rescale_stride`` and the CTC branch of ``postprocess``) exactly, so
 that at batch size 1 our text equals the pipeline's. No torch here.
@@ -62,26 +63,87 @@ def split(file_index: int, samples: np.ndarray, chunk_plan: ChunkPlan) -> list[C
     Mirrors ``chunk_iter``: chunks start every ``step`` samples; the first has no left
     stride, the last (the one reaching the end) no right stride; a chunk no longer than its
     left stride carries nothing new and is not emitted. A file shorter than one chunk is a
-    single chunk with no strides.
+    single chunk with no strides. A last chunk shorter than ``min_samples`` (too short for
+    the model to give a frame) is merged into the chunk before it.
     """
-    n = int(samples.shape[0])
-    p = chunk_plan
-    chunks: list[Chunk] = []
-    for start in range(0, max(n, 1), p.step):
-        end = start + p.chunk_len
-        piece = samples[start:end]
-        left = 0 if start == 0 else p.stride_left
-        is_last = end >= n
-        right = 0 if is_last else p.stride_right
-        if piece.shape[0] > left:
-            chunks.append(Chunk(file_index, len(chunks), start, piece, left, right, is_last))
-        if is_last:
-            break
-    if len(chunks) > 1 and chunks[-1].length < p.min_samples:
-        prev = chunks[-2]
-        merged = samples[prev.start:n]
-        chunks[-2:] = [Chunk(file_index, prev.index, prev.start, merged, prev.stride_left, 0, True)]
-    return chunks
+    splitter = Splitter(file_index, chunk_plan, copy=False)
+    return splitter.feed(samples) + splitter.finish()
+
+
+class Splitter:
+    """``split`` for audio that arrives in blocks: each chunk comes out as soon as it is
+    final, so a file is never held whole; the chunks are ``split``'s over the whole file.
+
+    A chunk is final once the samples seen reach past its end (so it is not the last) and
+    far enough into the next chunk that the next is not a tail short enough to be merged
+    into it. ``feed`` returns the chunks that became final, ``finish`` the rest; then
+    ``num_samples`` is the file's length and ``count`` its number of chunks. Chunks hold
+    copies of their samples (``copy=False``: views, for a single ``feed`` of a whole array).
+    """
+
+    def __init__(self, file_index: int, chunk_plan: ChunkPlan, *, copy: bool = True) -> None:
+        self.file_index = file_index
+        self.plan = chunk_plan
+        self.copy = copy
+        self.num_samples = 0  # samples seen so far
+        self.count = 0  # chunks given out so far
+        self._buf = np.zeros(0, dtype=np.float32)
+        self._buf_start = 0  # where _buf[0] is in the file
+        self._next = 0  # where the next chunk starts
+
+    def _piece(self, start: int, end: int) -> np.ndarray:
+        piece = self._buf[start - self._buf_start:end - self._buf_start]
+        return piece.copy() if self.copy else piece
+
+    def feed(self, block: np.ndarray) -> list[Chunk]:
+        block = np.asarray(block).reshape(-1)
+        if block.size == 0:
+            return []
+        self._buf = block if self._buf.size == 0 else np.concatenate([self._buf, block])
+        self.num_samples += block.size
+        p = self.plan
+        out: list[Chunk] = []
+        while True:
+            start = self._next
+            end = start + p.chunk_len
+            if self.num_samples < max(end + 1, start + p.step + p.min_samples):
+                break
+            left = 0 if start == 0 else p.stride_left
+            out.append(Chunk(self.file_index, self.count, start, self._piece(start, end),
+                             left, p.stride_right, False))  # fmt: skip
+            self.count += 1
+            self._next = start + p.step
+        drop = self._next - self._buf_start
+        if drop > 0:
+            self._buf = self._buf[drop:]
+            self._buf_start = self._next
+        return out
+
+    def finish(self) -> list[Chunk]:
+        """The chunks not given out yet, the last one among them (none for no samples)."""
+        p = self.plan
+        n = self.num_samples
+        out: list[Chunk] = []
+        for start in range(self._next, max(n, 1), p.step):
+            end = start + p.chunk_len
+            left = 0 if start == 0 else p.stride_left
+            is_last = end >= n
+            right = 0 if is_last else p.stride_right
+            stop = min(end, n)
+            if stop - start > left:
+                index = self.count + len(out)
+                piece = self._piece(start, stop)
+                out.append(Chunk(self.file_index, index, start, piece, left, right, is_last))
+            if is_last:
+                break
+        if len(out) > 1 and out[-1].length < p.min_samples:
+            prev = out[-2]
+            out[-2:] = [Chunk(self.file_index, prev.index, prev.start, self._piece(prev.start, n),
+                              prev.stride_left, 0, True)]  # fmt: skip
+        self.count += len(out)
+        self._buf = np.zeros(0, dtype=np.float32)
+        self._buf_start = self._next = n
+        return out
 
 
 def kept_frames(chunk: Chunk, samples_per_frame: int) -> tuple[int, int]:
@@ -115,6 +177,35 @@ def file_positions(chunk: Chunk, offsets: np.ndarray) -> np.ndarray:
 BOUNDARY_FLOOR = float(np.log(1e-10))
 
 
+@dataclass(frozen=True)
+class KeptFrames:
+    """What one chunk gives its file's emissions (``keep``): the frames that survive its
+    strides, their times in the file and their loudness; the chunk's samples are no longer
+    needed once this is made."""
+
+    index: int  # the chunk's index in its file
+    log_probs: np.ndarray
+    times: np.ndarray
+    energy: np.ndarray
+
+
+def keep(chunk: Chunk, log_probs: np.ndarray, chunk_plan: ChunkPlan) -> KeptFrames:
+    """The kept frames of ``chunk`` from its ``(frames, vocab)`` output ``log_probs``
+    (only the frames its real, unpadded samples produce). A frame's time is where its first
+    sample is in the file (``file_positions``)."""
+    spf = chunk_plan.samples_per_frame
+    first, stop = kept_frames(chunk, spf)
+    stop = min(stop, log_probs.shape[0])
+    first = min(first, stop)
+    offsets = np.arange(first, stop, dtype=np.int64) * spf
+    return KeptFrames(
+        chunk.index,
+        np.array(log_probs[first:stop], dtype=np.float32),
+        file_positions(chunk, offsets).astype(np.float64) / chunk_plan.sampling_rate,
+        frame_energy(chunk.samples, first, stop, spf),
+    )
+
+
 def stitch(
     chunks: Sequence[Chunk],
     log_probs: Sequence[np.ndarray],
@@ -122,11 +213,23 @@ def stitch(
     num_samples: int,
     boundary: int | None = None,
 ) -> Emissions:
-    """Concatenate the kept frames of one file's chunks, in order, with their times.
+    """Concatenate the kept frames of one file's chunks, in order, with their times:
+    ``join`` of each chunk's ``keep``. ``log_probs[i]`` is the output for ``chunks[i]``."""
+    if len(chunks) != len(log_probs):
+        raise ValueError("one log-prob array per chunk is needed")
+    kept = [keep(c, lp, chunk_plan) for c, lp in zip(chunks, log_probs, strict=True)]
+    vocab = log_probs[0].shape[1] if log_probs else 0
+    return join(kept, chunk_plan, num_samples, vocab, boundary)
 
-    ``log_probs[i]`` is the ``(frames, vocab)`` output for ``chunks[i]`` holding only the
-    frames that the chunk's real (unpadded) samples produce. A frame's time is where its
-    first sample is in the file (``file_positions``).
+
+def join(
+    kept: Sequence[KeptFrames],
+    chunk_plan: ChunkPlan,
+    num_samples: int,
+    vocab: int,
+    boundary: int | None = None,
+) -> Emissions:
+    """One file's ``Emissions`` from its chunks' ``KeptFrames`` (in any order).
 
     Where audio was left out between two frames (``--vad``: non-speech is never sent to the
     model) and ``boundary`` is given, a *boundary frame* is put in the gap: it starts where
@@ -136,29 +239,21 @@ def stitch(
     letter on both sides of it is two letters, for every decoder alike. Contiguous frames
     (fixed chunks) get none.
     """
-    if len(chunks) != len(log_probs):
-        raise ValueError("one log-prob array per chunk is needed")
     spf = chunk_plan.samples_per_frame
     sr = chunk_plan.sampling_rate
-    pieces: list[np.ndarray] = []
-    times: list[np.ndarray] = []
-    energies: list[np.ndarray] = []
-    for chunk, lp in sorted(zip(chunks, log_probs, strict=True), key=lambda cl: cl[0].index):
-        first, stop = kept_frames(chunk, spf)
-        stop = min(stop, lp.shape[0])
-        first = min(first, stop)
-        pieces.append(lp[first:stop])
-        offsets = np.arange(first, stop, dtype=np.int64) * spf
-        times.append(file_positions(chunk, offsets).astype(np.float64) / sr)
-        energies.append(frame_energy(chunk.samples, first, stop, spf))
-    vocab = log_probs[0].shape[1] if log_probs else 0
-    lp_all = np.concatenate(pieces, axis=0) if pieces else np.zeros((0, vocab), np.float32)
-    t_all = np.concatenate(times) if times else np.zeros(0, np.float64)
-    e_all = np.concatenate(energies) if energies else np.zeros(0, np.float32)
+    ordered = sorted(kept, key=lambda k: k.index)
+    if ordered:
+        lp_all = np.concatenate([k.log_probs for k in ordered], axis=0)
+        t_all = np.concatenate([k.times for k in ordered])
+        e_all = np.concatenate([k.energy for k in ordered])
+    else:
+        lp_all = np.zeros((0, vocab), np.float32)
+        t_all = np.zeros(0, np.float64)
+        e_all = np.zeros(0, np.float32)
     if boundary is not None and t_all.size > 1:
         gaps = np.flatnonzero(np.diff(t_all) > 1.5 * spf / sr) + 1
         if gaps.size:
-            row = np.full((gaps.size, vocab), BOUNDARY_FLOOR, dtype=lp_all.dtype)
+            row = np.full((gaps.size, lp_all.shape[1]), BOUNDARY_FLOOR, dtype=lp_all.dtype)
             row[:, boundary] = 0.0
             lp_all = np.insert(lp_all, gaps, row, axis=0)
             t_all = np.insert(t_all, gaps, t_all[gaps - 1] + spf / sr)

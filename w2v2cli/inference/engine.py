@@ -2,19 +2,22 @@
 
 ``Engine`` owns what is loaded once for a run (the model, the runner, the chunk plan) and
 is the one way any command runs the model: ``transcribe``, ``eval`` and ``lm tune`` all get
-their ``Emissions`` from ``Engine.emissions``. It decodes audio a file or two ahead in a
-background thread, cuts files into chunks, batches chunks *across files* in windows sorted
-by length (less padding), and hands back each file's stitched log-probabilities in input
-order as soon as they are complete. It never decodes text.
+their ``Emissions`` from ``Engine.emissions``. A background thread decodes audio block by
+block and cuts it into chunks as it arrives (``chunking.Splitter``), a bounded queue ahead
+of the model, so memory does not grow with a file's length: a chunk's samples are dropped
+once the model has run it, and a file is only its chunks' kept frames until it is complete.
+Chunks are batched *across files* in windows sorted by length (less padding), and each
+file's stitched log-probabilities come back in input order as soon as they are complete.
+It never decodes text.
 """
 
 from __future__ import annotations
 
 import logging
-from collections import deque
+import queue
+import threading
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -29,8 +32,9 @@ from .runner import Runner
 
 log = logging.getLogger("w2v2cli")
 
-#: Something that returns one file's mono float32 samples at the model's rate, or raises.
-AudioLoader = Callable[[], np.ndarray]
+#: Something that returns one file's mono float32 samples at the model's rate, as one
+#: array or as an iterable of consecutive blocks (``audio.stream_audio``), or raises.
+AudioLoader = Callable[[], "np.ndarray | Iterable[np.ndarray]"]
 
 #: Give freed heap memory back to the system after every batch (glibc's ``malloc_trim``).
 #: Without it, glibc keeps the pages of freed activations and the process's resident
@@ -50,11 +54,91 @@ def _malloc_trim() -> Callable[[], None] | None:
 
 @dataclass
 class _FileState:
-    chunks: list[Chunk]
-    outputs: list[np.ndarray | None]
-    num_samples: int
-    remaining: int
+    """A file being run: its chunks' kept frames so far; ``num_samples`` and ``count`` are
+    known once its audio has been read to the end."""
+
+    kept: list[chunking.KeptFrames] = field(default_factory=list)
+    num_samples: int | None = None
+    count: int | None = None
     reported: float = 0.0  # seconds of progress reported so far
+
+    @property
+    def complete(self) -> bool:
+        return self.count is not None and len(self.kept) == self.count
+
+
+class _Reader:
+    """The reading thread: each loader's chunks, then its end (or its error), in input
+    order, through a bounded queue. ``close`` stops it at the next chunk."""
+
+    def __init__(self, engine: Engine, loaders: Iterable[AudioLoader], size: int) -> None:
+        self.engine = engine
+        self.queue: queue.Queue[tuple] = queue.Queue(maxsize=size)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(
+            target=self._run, args=(loaders,), name="w2v2-audio", daemon=True
+        )
+        self._thread.start()
+
+    def _put(self, item: tuple) -> bool:
+        while not self._stop.is_set():
+            try:
+                self.queue.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _run(self, loaders: Iterable[AudioLoader]) -> None:
+        try:
+            for idx, loader in enumerate(loaders):
+                error: W2V2Error | None = None
+                try:
+                    ok = self._file(idx, loader)
+                except W2V2Error as exc:
+                    error = exc
+                except MemoryError:
+                    error = W2V2Error("not enough memory to decode this file")
+                except Exception as exc:  # noqa: BLE001 - a decoder library failing in a new way
+                    error = W2V2Error(f"{type(exc).__name__}: {exc}")
+                if error is not None:
+                    ok = self._put(("error", idx, error))
+                if not ok:
+                    return
+        except BaseException as exc:  # noqa: BLE001 - the loaders' iterable itself failed
+            self._put(("fatal", -1, exc))
+            return
+        self._put(("done", -1))
+
+    def _file(self, idx: int, loader: AudioLoader) -> bool:
+        """Queue one file's chunks and its end; False once the reader is stopped."""
+        got = loader()
+        whole = isinstance(got, np.ndarray)
+        if self.engine.vad is not None:  # the VAD reads the whole file
+            samples = got if whole else _concatenate(got)
+            num_samples, chunks = len(samples), self.engine._speech_chunks(idx, samples)
+            for chunk in chunks:
+                if not self._put(("chunk", idx, chunk)):
+                    return False
+            return self._put(("end", idx, num_samples, len(chunks)))
+        splitter = chunking.Splitter(idx, self.engine.plan, copy=not whole)
+        for block in [got] if whole else got:
+            for chunk in splitter.feed(np.asarray(block, dtype=np.float32)):
+                if not self._put(("chunk", idx, chunk)):
+                    return False
+        for chunk in splitter.finish():
+            if not self._put(("chunk", idx, chunk)):
+                return False
+        return self._put(("end", idx, splitter.num_samples, splitter.count))
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def _concatenate(blocks: Iterable[np.ndarray]) -> np.ndarray:
+    parts = [np.asarray(b, dtype=np.float32).reshape(-1) for b in blocks]
+    return np.concatenate(parts) if parts else np.zeros(0, np.float32)
 
 
 class Engine:
@@ -123,16 +207,12 @@ class Engine:
         self.runner = None  # type: ignore[assignment]
         self.loaded = None  # type: ignore[assignment]
 
-    def _read(self, index: int, loader: AudioLoader) -> tuple[int, list[Chunk]]:
-        """In the reading thread: one file's samples cut into chunks (fixed ones, or with
-        ``vad`` only its speech, cut at pauses). Returns the file's length in samples."""
-        samples = loader()
-        if self.vad is None:
-            return len(samples), chunking.split(index, samples, self.plan)
+    def _speech_chunks(self, index: int, samples: np.ndarray) -> list[Chunk]:
+        """In the reading thread, with ``vad``: only a file's speech, cut at pauses."""
         from ..segmentation import speech_chunks
 
-        spans = self.vad.speech_spans(samples)
-        return len(samples), speech_chunks(index, samples, spans, self.plan)
+        assert self.vad is not None
+        return speech_chunks(index, samples, self.vad.speech_spans(samples), self.plan)
 
     def _no_speech(self, num_samples: int) -> Emissions:
         """The emissions of a file in which the VAD found no speech: no frames."""
@@ -149,11 +229,12 @@ class Engine:
     ) -> Iterator[tuple[int, Emissions | W2V2Error]]:
         """Yield ``(index, Emissions)`` per loader, in order; a failed load yields the error.
 
-        Chunks of several files share batches. A window of at least ``8 * batch_size``
-        chunks is gathered and split into batches by ``chunking.plan_batches`` (longest
+        Chunks of several files share batches. A window of ``8 * batch_size`` chunks (at
+        least 32) is gathered and split into batches by ``chunking.plan_batches`` (longest
         first, padding limited by the runner's device policy), so model activations exist
-        only for the batch in flight. ``on_audio`` is called with the seconds of audio each
-        processed chunk completes (for progress).
+        only for the batch in flight, and samples only for the window and the reading
+        queue. ``on_audio`` is called with the seconds of audio each processed chunk
+        completes (for progress).
         """
         if self.runner is None:
             raise W2V2Error("this engine is closed")
@@ -161,121 +242,120 @@ class Engine:
         window = max(8 * batch_size, 32)
         trim = _malloc_trim() if RELEASE_MEMORY else None
         sr = self.loaded.sampling_rate
+        vocab = self.loaded.vocabulary.size
         states: dict[int, _FileState] = {}
+        failed: set[int] = set()  # files given up on: their later chunks are dropped
         ready: dict[int, Emissions | W2V2Error] = {}
         next_out = 0
-        source = iter(enumerate(loaders))
-        inflight: deque[tuple[int, Future[tuple[int, list[Chunk]]]]] = deque()
-        exhausted = False
+        reader = _Reader(self, loaders, size=max(2 * batch_size, 8))
 
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="w2v2-audio") as pool:
+        def finish(idx: int, state: _FileState) -> None:
+            del states[idx]
+            assert state.num_samples is not None
+            if on_audio is not None:  # the pauses --vad left out
+                left = state.num_samples / sr - state.reported
+                if left > 0:
+                    on_audio(left)
+            ready[idx] = chunking.join(state.kept, self.plan, state.num_samples, vocab,
+                                       boundary=self._boundary)  # fmt: skip
 
-            def top_up() -> None:
-                nonlocal exhausted
-                while not exhausted and len(inflight) < 2:
-                    try:
-                        idx, loader = next(source)
-                    except StopIteration:
-                        exhausted = True
-                        return
-                    inflight.append((idx, pool.submit(self._read, idx, loader)))
+        def fail(idx: int, error: W2V2Error) -> None:
+            states.pop(idx, None)
+            if idx not in failed:
+                failed.add(idx)
+                ready[idx] = error
 
-            try:
-                while True:
-                    pending: list[Chunk] = []
-                    top_up()
-                    while inflight and len(pending) < window:
-                        idx, fut = inflight.popleft()
-                        top_up()
-                        try:
-                            num_samples, chunks = fut.result()
-                        except W2V2Error as exc:
-                            ready[idx] = exc
-                            continue
-                        except MemoryError:
-                            ready[idx] = W2V2Error("not enough memory to decode this file")
-                            continue
-                        except Exception as exc:  # a decoder library failing in a new way
-                            ready[idx] = W2V2Error(f"{type(exc).__name__}: {exc}")
-                            continue
-                        if not chunks and num_samples and self.vad is not None:
-                            ready[idx] = self._no_speech(num_samples)  # nothing to say
-                            if on_audio is not None:
-                                on_audio(num_samples / sr)
-                            continue
-                        if not chunks:
-                            ready[idx] = W2V2Error("no audio samples")
-                            continue
-                        states[idx] = _FileState(
-                            chunks, [None] * len(chunks), num_samples, len(chunks)
-                        )
-                        pending.extend(chunks)
-                    while next_out in ready:
-                        yield next_out, ready.pop(next_out)
-                        next_out += 1
-                    if not pending:
-                        if exhausted and not inflight:
-                            break
-                        continue
-                    if self.runner.needs_calibration:  # int8 calibrated on the input
-                        from .quantize import CALIBRATION_CHUNKS
+        def take(item: tuple) -> Chunk | None:
+            """One event of the reader; a chunk to run, if it is one."""
+            kind, idx = item[0], item[1]
+            if kind == "fatal":
+                raise item[2]
+            if idx in failed:
+                return None
+            if kind == "error":
+                fail(idx, item[2])
+                return None
+            state = states.setdefault(idx, _FileState())
+            if kind == "chunk":
+                return item[2]
+            state.num_samples, state.count = item[2], item[3]  # "end"
+            if state.count == 0:
+                del states[idx]
+                if state.num_samples and self.vad is not None:
+                    ready[idx] = self._no_speech(state.num_samples)  # nothing to say
+                    if on_audio is not None:
+                        on_audio(state.num_samples / sr)
+                else:
+                    fail(idx, W2V2Error("no audio samples"))
+            elif state.complete:
+                finish(idx, state)
+            return None
 
-                        self.runner.calibrate(pending[:CALIBRATION_CHUNKS])
-                    plan = chunking.plan_batches(
-                        [c.length for c in pending], batch_size, self.runner.max_padding
-                    )
-                    for indices in plan:
-                        batch = [pending[i] for i in indices if pending[i].file_index in states]
-                        if not batch:
-                            continue
-                        try:
-                            outputs = self.runner.run(batch)
-                        except Exception as exc:  # noqa: BLE001 - these files fail, not the run
-                            log.debug("model failed on a batch", exc_info=True)
-                            reason = f"the model failed on this file: {type(exc).__name__}: {exc}"
-                            for chunk in batch:
-                                if states.pop(chunk.file_index, None) is not None:
-                                    ready[chunk.file_index] = W2V2Error(" ".join(reason.split()))
-                            continue
-                        if trim is not None:
-                            trim()
-                        for chunk, out in zip(batch, outputs, strict=True):
-                            state = states[chunk.file_index]
-                            state.outputs[chunk.index] = out
-                            state.remaining -= 1
-                            if on_audio is not None:
-                                kept = chunk.length - chunk.stride_left - chunk.stride_right
-                                on_audio(max(kept, 0) / sr)
-                                state.reported += max(kept, 0) / sr
-                            if state.remaining == 0:
-                                del states[chunk.file_index]
-                                if on_audio is not None:  # the pauses --vad left out
-                                    left = state.num_samples / sr - state.reported
-                                    if left > 0:
-                                        on_audio(left)
-                                ready[chunk.file_index] = chunking.stitch(
-                                    state.chunks,
-                                    [o for o in state.outputs if o is not None],
-                                    self.plan,
-                                    state.num_samples,
-                                    boundary=self._boundary,
-                                )
-                        while next_out in ready:
-                            yield next_out, ready.pop(next_out)
-                            next_out += 1
+        try:
+            done = False
+            while True:
+                pending: list[Chunk] = []
+                while not done and len(pending) < window:
+                    item = reader.queue.get()
+                    if item[0] == "done":
+                        done = True
+                    elif (chunk := take(item)) is not None:
+                        pending.append(chunk)
                 while next_out in ready:
                     yield next_out, ready.pop(next_out)
                     next_out += 1
-            finally:
-                # On an early exit (Ctrl-C, a consumer that stops) the loads queued in the
-                # thread are dropped rather than waited for.
-                for _, fut in inflight:
-                    fut.cancel()
+                if not pending:
+                    if done:
+                        break
+                    continue
+                if self.runner.needs_calibration:  # int8 calibrated on the input
+                    from .quantize import CALIBRATION_CHUNKS
+
+                    self.runner.calibrate(pending[:CALIBRATION_CHUNKS])
+                plan = chunking.plan_batches(
+                    [c.length for c in pending], batch_size, self.runner.max_padding
+                )
+                batches = [[pending[i] for i in indices] for indices in reversed(plan)]
+                del pending  # a chunk's samples go with its batch
+                while batches:
+                    batch = [c for c in batches.pop() if c.file_index in states]
+                    if not batch:
+                        continue
+                    try:
+                        outputs = self.runner.run(batch)
+                    except Exception as exc:  # noqa: BLE001 - these files fail, not the run
+                        log.debug("model failed on a batch", exc_info=True)
+                        reason = f"the model failed on this file: {type(exc).__name__}: {exc}"
+                        for chunk in batch:
+                            fail(chunk.file_index, W2V2Error(" ".join(reason.split())))
+                        continue
+                    if trim is not None:
+                        trim()
+                    for chunk, out in zip(batch, outputs, strict=True):
+                        state = states[chunk.file_index]
+                        state.kept.append(chunking.keep(chunk, out, self.plan))
+                        if on_audio is not None:
+                            kept = max(chunk.length - chunk.stride_left - chunk.stride_right, 0)
+                            on_audio(kept / sr)
+                            state.reported += kept / sr
+                        if state.complete:
+                            finish(chunk.file_index, state)
+                    del batch, outputs
+                    while next_out in ready:
+                        yield next_out, ready.pop(next_out)
+                        next_out += 1
+            while next_out in ready:
+                yield next_out, ready.pop(next_out)
+                next_out += 1
+        finally:
+            # On an early exit (Ctrl-C, a consumer that stops) the reader stops at its next
+            # chunk rather than reading on.
+            reader.close()
 
 
 def file_loader(path: str | Path, sampling_rate: int) -> AudioLoader:
-    """A loader for one audio file (decoded in the engine's reading thread)."""
-    from ..audio import load_audio
+    """A loader for one audio file, decoded block by block in the engine's reading thread."""
+    from ..audio import stream_audio
 
-    return lambda: load_audio(path, sampling_rate)
+    return lambda: stream_audio(path, sampling_rate)
 
