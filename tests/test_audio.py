@@ -18,7 +18,7 @@ import pytest
 import soundfile as sf
 import soxr
 
-from w2v2cli.audio import audio_duration, load_audio
+from w2v2cli.audio import audio_duration, load_audio, stream_audio
 from w2v2cli.errors import AudioError
 
 TARGET = 16000
@@ -129,6 +129,25 @@ def test_flac_44k_long_enough_for_several_blocks_matches_one_shot_soxr(tmp_path:
     expected = soxr.resample(x, rate, TARGET, quality="HQ")
     assert len(y) == len(expected)
     np.testing.assert_allclose(y, expected, atol=1e-5)  # streaming == one call
+    blocks = list(stream_audio(path, TARGET))
+    assert len(blocks) > 1 and all(b.dtype == np.float32 and b.ndim == 1 for b in blocks)
+    np.testing.assert_array_equal(np.concatenate(blocks), y)
+
+
+def test_stream_audio_gives_blocks_of_load_audio_and_fails_when_read(tmp_path: Path) -> None:
+    """MP3 through PyAV comes frame by frame; errors come where they are found, when the
+    blocks are asked for (the engine reads them in its own thread)."""
+    mp3 = encode_pyav(tmp_path / "a.mp3", [sine(44100, 3.0)], 44100, "libmp3lame")
+    blocks = list(stream_audio(mp3, TARGET))
+    assert len(blocks) > 20  # one MP3 frame (1152 samples at 44.1 kHz) at a time
+    np.testing.assert_array_equal(np.concatenate(blocks), load_audio(mp3, TARGET))
+    missing = stream_audio(tmp_path / "none.wav", TARGET)  # nothing read yet: no error
+    with pytest.raises(AudioError, match="no such file"):
+        next(missing)
+    empty = tmp_path / "empty.wav"
+    sf.write(empty, np.zeros(0, np.float32), TARGET)
+    with pytest.raises(AudioError, match="no audio samples"):
+        list(stream_audio(empty, TARGET))
 
 
 def test_ogg_vorbis_48k_six_channels(tmp_path: Path) -> None:

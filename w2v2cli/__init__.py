@@ -56,7 +56,7 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree
 
 if TYPE_CHECKING:
     from .alignment import Aligner
-    from .audio import load_audio
+    from .audio import load_audio, stream_audio
     from .discovery import discover
     from .evaluation import evaluate, load_manifest
     from .inference import Engine
@@ -66,6 +66,7 @@ _LAZY = {
     "Engine": "inference",
     "discover": "discovery",
     "load_audio": "audio",
+    "stream_audio": "audio",
     "evaluate": "evaluation",
     "load_manifest": "evaluation",
 }
@@ -119,4 +120,5 @@ __all__ = [
     "load_audio",
     "load_manifest",
     "run",
+    "stream_audio",
 ]
