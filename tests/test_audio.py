@@ -140,7 +140,14 @@ def test_stream_audio_gives_blocks_of_load_audio_and_fails_when_read(tmp_path: P
     mp3 = encode_pyav(tmp_path / "a.mp3", [sine(44100, 3.0)], 44100, "libmp3lame")
     blocks = list(stream_audio(mp3, TARGET))
     assert len(blocks) > 20  # one MP3 frame (1152 samples at 44.1 kHz) at a time
-    np.testing.assert_array_equal(np.concatenate(blocks), load_audio(mp3, TARGET))
+    # against an independent decode: the whole file through PyAV, one soxr call
+    with av.open(str(mp3)) as container:
+        native = np.concatenate([f.to_ndarray()[0] for f in container.decode(audio=0)])
+    expected = soxr.resample(native.astype(np.float32), 44100, TARGET, quality="HQ")
+    streamed = np.concatenate(blocks)
+    assert len(streamed) == len(expected)
+    np.testing.assert_allclose(streamed, expected, atol=1e-5)
+    np.testing.assert_array_equal(streamed, load_audio(mp3, TARGET))
     missing = stream_audio(tmp_path / "none.wav", TARGET)  # nothing read yet: no error
     with pytest.raises(AudioError, match="no such file"):
         next(missing)

@@ -179,7 +179,7 @@ def test_splitter_fed_in_blocks_gives_the_chunks_of_the_whole_file(
             # given out only once final: its end is already in, and so is enough of the next
             assert c.start + c.length < b and not c.is_last
             got.append(c)
-        held = max(held, splitter._buf.size)
+        held = max(held, splitter.held)
     got += splitter.finish()
     assert splitter.num_samples == n and splitter.count == len(got)
     ref = _reference_merged(samples, p)
@@ -203,7 +203,7 @@ def test_splitter_on_a_stream_of_tiny_blocks_holds_little():
     chunks = []
     for a in range(0, samples.size, 1152):  # an MP3 frame at a time
         chunks += splitter.feed(samples[a:a + 1152])
-        assert splitter._buf.size <= p.chunk_len + p.step + 1152
+        assert splitter.held <= p.chunk_len + p.step + 1152
     chunks += splitter.finish()
     whole = chunking.split(0, samples, p)
     assert len(chunks) == len(whole) > 30
@@ -227,3 +227,29 @@ def test_keep_and_join_give_stitch():
     assert joined.log_probs.shape[0] == sum(k.log_probs.shape[0] for k in kept) > 100
     empty = chunking.join([], p, 0, 7)
     assert empty.log_probs.shape == (0, 7)
+
+
+@pytest.mark.parametrize("min_samples", [1, 400, 9000])
+def test_splitter_at_the_lengths_where_a_chunk_becomes_the_last(min_samples):
+    """Lengths ending exactly at a chunk's end, a step further, and one sample either side:
+    where "is this chunk the last?" and "is the next one a tail to merge?" change."""
+    p = chunking.plan(ChunkOptions(2.0, 0.4, 0.4), SR, SPF, min_samples=min_samples)
+    lengths = sorted({p.chunk_len + k * p.step + d + e
+                      for k in range(3) for d in (-1, 0, 1) for e in (0, min_samples)})
+    for n in lengths:
+        samples = np.arange(n, dtype=np.float32)
+        ref = _reference_merged(samples, p)
+        for block in (n, 1000, p.step, p.chunk_len + 1):
+            splitter = chunking.Splitter(0, p)
+            got = []
+            for a in range(0, n, block):
+                got += splitter.feed(samples[a:a + block])
+            got += splitter.finish()
+            assert [(c.start, c.length, c.stride_right, c.is_last) for c in got] == [
+                (s0, len(v), right, last) for s0, v, _, right, last in ref], (n, block)
+
+
+def test_splitter_refuses_blocks_that_are_not_1d():
+    p = chunking.plan(ChunkOptions(1.0, 0.2, 0.2), SR, SPF)
+    with pytest.raises(ValueError, match="1-D"):
+        chunking.Splitter(0, p).feed(np.zeros((100, 2), np.float32))

@@ -180,3 +180,93 @@ def test_a_file_failing_midway_fails_alone(group_model):
     ((_, alone_before), (_, alone_after)) = list(t.emissions([lambda: before, lambda: after]))
     _same_emissions(got[0][1], alone_before)
     _same_emissions(got[2][1], alone_after)
+
+
+def test_progress_counts_every_second_of_every_file(group_model):
+    options = RunOptions(model=ModelOptions(model=str(group_model), backend="torch"),
+                         chunking=ChunkOptions(2.0, 0.4, 0.4))
+    t = Transcriber(options)
+    clips = [noise_audio(s, seed=i) for i, s in enumerate([0.7, 9.3, 3.0])]
+
+    def stream():
+        for a in range(0, clips[1].size, 5000):
+            yield clips[1][a:a + 5000]
+
+    seen = []
+    loaders = [lambda: clips[0], stream, lambda: clips[2]]
+    got = list(t.emissions(loaders, on_audio=seen.append))
+    assert len(got) == 3 and min(seen) >= 0
+    assert sum(seen) == pytest.approx(0.7 + 9.3 + 3.0, abs=1e-6)
+    assert len(seen) >= 5 + 2  # per chunk, not per file
+
+
+def test_a_file_the_model_fails_on_is_not_read_or_run_any_further(group_model):
+    """Once the model has failed on a file, none of its later chunks is run and its
+    reading stops, on a long stream; the next file is untouched."""
+    options = RunOptions(model=ModelOptions(model=str(group_model), backend="torch"),
+                         chunking=ChunkOptions(2.0, 0.4, 0.4))
+    t = Transcriber(options)
+    blocks = [0]
+
+    def long_stream():
+        rng = np.random.default_rng(5)
+        for _ in range(600):  # 10 minutes
+            blocks[0] += 1
+            yield rng.uniform(-0.5, 0.5, 16000).astype(np.float32)
+
+    run, batches = t.runner.run, []
+
+    def failing_run(chunks):
+        batches.append([c.file_index for c in chunks])
+        if any(c.file_index == 0 for c in chunks):
+            raise RuntimeError("out of memory (test)")
+        return run(chunks)
+
+    t.runner.run = failing_run
+    after = noise_audio(3.0, 6)
+    got = list(t.emissions([long_stream, lambda: after]))
+    assert [i for i, _ in got] == [0, 1]
+    assert "out of memory (test)" in str(got[0][1])
+    assert sum(0 in b for b in batches) == 1  # the first batch only
+    assert blocks[0] < 200  # stopped long before the end of the 600 blocks
+    t.runner.run = run
+    ((_, alone),) = list(t.emissions([lambda: after]))
+    _same_emissions(got[1][1], alone)
+
+
+def test_closing_early_stops_the_reading_thread(group_model):
+    """A consumer that stops (Ctrl-C, `| head`) leaves no reading thread behind, even while
+    the reader is in the middle of an endless stream."""
+    import threading
+    import time
+
+    options = RunOptions(model=ModelOptions(model=str(group_model), backend="torch"),
+                         chunking=ChunkOptions(2.0, 0.4, 0.4))
+    t = Transcriber(options)
+
+    def endless():
+        rng = np.random.default_rng(7)
+        while True:
+            yield rng.uniform(-0.5, 0.5, 4000).astype(np.float32)
+
+    gen = t.emissions([lambda: noise_audio(1.0, 1), endless])
+    first = next(gen)
+    assert first[0] == 0
+    closer = threading.Thread(target=gen.close, daemon=True)  # a hang fails, not blocks
+    started = time.monotonic()
+    closer.start()
+    closer.join(timeout=10)
+    assert not closer.is_alive(), "closing the emissions did not stop the reading thread"
+    assert time.monotonic() - started < 5
+    assert not [th for th in threading.enumerate() if th.name.startswith("w2v2-audio")]
+
+
+def test_loaders_must_give_mono_samples(group_model):
+    """A 2-D array (channels not mixed down) fails that file in one line; a plain list of
+    samples is one array."""
+    t = Transcriber(RunOptions(model=ModelOptions(model=str(group_model), backend="torch")))
+    mono = noise_audio(2.0, 3)
+    got = list(t.emissions([lambda: np.stack([mono, mono], 1), lambda: mono.tolist(),
+                            lambda: mono]))
+    assert "1-D" in str(got[0][1]) and "(32000, 2)" in str(got[0][1])
+    _same_emissions(got[1][1], got[2][1])

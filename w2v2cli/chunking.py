@@ -89,27 +89,50 @@ class Splitter:
         self.count = 0  # chunks given out so far
         self._buf = np.zeros(0, dtype=np.float32)
         self._buf_start = 0  # where _buf[0] is in the file
+        self._blocks: list[np.ndarray] = []  # fed after _buf, not joined to it yet
         self._next = 0  # where the next chunk starts
+
+    @property
+    def held(self) -> int:
+        """Samples held back (not yet in a chunk given out, or needed by the next one)."""
+        return self._buf.size + sum(b.size for b in self._blocks)
+
+    def _join(self) -> None:
+        """Join the blocks fed since the last chunk went out to the buffer: once per chunk,
+        not once per block (blocks can be a few hundred samples: an MP3 frame)."""
+        if self._blocks:
+            parts = [self._buf, *self._blocks] if self._buf.size else self._blocks
+            self._buf = parts[0] if len(parts) == 1 else np.concatenate(parts)
+            self._blocks = []
 
     def _piece(self, start: int, end: int) -> np.ndarray:
         piece = self._buf[start - self._buf_start:end - self._buf_start]
         return piece.copy() if self.copy else piece
 
+    def _ready(self) -> bool:
+        """Whether the next chunk is final (see the class docstring)."""
+        p = self.plan
+        start = self._next
+        return self.num_samples >= max(start + p.chunk_len + 1, start + p.step + p.min_samples)
+
     def feed(self, block: np.ndarray) -> list[Chunk]:
-        block = np.asarray(block).reshape(-1)
+        block = np.asarray(block)
+        if block.ndim != 1:
+            raise ValueError(f"audio blocks must be 1-D, not of shape {block.shape}")
         if block.size == 0:
             return []
-        self._buf = block if self._buf.size == 0 else np.concatenate([self._buf, block])
+        self._blocks.append(block)
         self.num_samples += block.size
+        if not self._ready():
+            return []
+        self._join()
         p = self.plan
         out: list[Chunk] = []
-        while True:
+        while self._ready():
             start = self._next
-            end = start + p.chunk_len
-            if self.num_samples < max(end + 1, start + p.step + p.min_samples):
-                break
             left = 0 if start == 0 else p.stride_left
-            out.append(Chunk(self.file_index, self.count, start, self._piece(start, end),
+            out.append(Chunk(self.file_index, self.count, start,
+                             self._piece(start, start + p.chunk_len),
                              left, p.stride_right, False))  # fmt: skip
             self.count += 1
             self._next = start + p.step
@@ -121,6 +144,7 @@ class Splitter:
 
     def finish(self) -> list[Chunk]:
         """The chunks not given out yet, the last one among them (none for no samples)."""
+        self._join()
         p = self.plan
         n = self.num_samples
         out: list[Chunk] = []

@@ -33,8 +33,9 @@ from .runner import Runner
 log = logging.getLogger("w2v2cli")
 
 #: Something that returns one file's mono float32 samples at the model's rate, as one
-#: array or as an iterable of consecutive blocks (``audio.stream_audio``), or raises.
-AudioLoader = Callable[[], "np.ndarray | Iterable[np.ndarray]"]
+#: 1-D array or as an iterator of consecutive 1-D blocks (``audio.stream_audio``), or
+#: raises.
+AudioLoader = Callable[[], "np.ndarray | Iterator[np.ndarray]"]
 
 #: Give freed heap memory back to the system after every batch (glibc's ``malloc_trim``).
 #: Without it, glibc keeps the pages of freed activations and the process's resident
@@ -75,6 +76,7 @@ class _Reader:
         self.engine = engine
         self.queue: queue.Queue[tuple] = queue.Queue(maxsize=size)
         self._stop = threading.Event()
+        self._abandoned: set[int] = set()  # set by the engine's thread, read by the reader's
         self._thread = threading.Thread(
             target=self._run, args=(loaders,), name="w2v2-audio", daemon=True
         )
@@ -111,19 +113,21 @@ class _Reader:
         self._put(("done", -1))
 
     def _file(self, idx: int, loader: AudioLoader) -> bool:
-        """Queue one file's chunks and its end; False once the reader is stopped."""
-        got = loader()
-        whole = isinstance(got, np.ndarray)
+        """Queue one file's chunks and its end; False once the reader is stopped. A file
+        the engine has given up on (``abandon``) is not read any further."""
+        blocks, whole = _blocks(loader())
         if self.engine.vad is not None:  # the VAD reads the whole file
-            samples = got if whole else _concatenate(got)
+            samples = _concatenate(blocks)
             num_samples, chunks = len(samples), self.engine._speech_chunks(idx, samples)
             for chunk in chunks:
                 if not self._put(("chunk", idx, chunk)):
                     return False
             return self._put(("end", idx, num_samples, len(chunks)))
         splitter = chunking.Splitter(idx, self.engine.plan, copy=not whole)
-        for block in [got] if whole else got:
-            for chunk in splitter.feed(np.asarray(block, dtype=np.float32)):
+        for block in blocks:
+            if idx in self._abandoned:
+                return True
+            for chunk in splitter.feed(block):
                 if not self._put(("chunk", idx, chunk)):
                     return False
         for chunk in splitter.finish():
@@ -131,13 +135,37 @@ class _Reader:
                 return False
         return self._put(("end", idx, splitter.num_samples, splitter.count))
 
+    def abandon(self, idx: int) -> None:
+        """Stop reading file ``idx`` (it has failed): its later chunks would be dropped."""
+        self._abandoned.add(idx)
+
     def close(self) -> None:
         self._stop.set()
         self._thread.join()
 
 
+def _blocks(got: np.ndarray | Iterator[np.ndarray]) -> tuple[Iterable[np.ndarray], bool]:
+    """A loader's result as 1-D float32 blocks, and whether it was one whole array: an
+    iterator (``audio.stream_audio``, a generator) is a stream of blocks; anything else is
+    one array of samples (numpy, a list, a CPU tensor)."""
+    if isinstance(got, Iterator):
+        return (_mono(block) for block in got), False
+    return [_mono(got)], True
+
+
+def _mono(block: object) -> np.ndarray:
+    samples = np.asarray(block, dtype=np.float32)
+    if samples.ndim != 1:
+        raise W2V2Error(
+            f"audio must be mono samples (a 1-D array), not an array of shape {samples.shape}"
+        )
+    return samples
+
+
 def _concatenate(blocks: Iterable[np.ndarray]) -> np.ndarray:
-    parts = [np.asarray(b, dtype=np.float32).reshape(-1) for b in blocks]
+    parts = list(blocks)
+    if len(parts) == 1:
+        return parts[0]
     return np.concatenate(parts) if parts else np.zeros(0, np.float32)
 
 
@@ -261,6 +289,7 @@ class Engine:
 
         def fail(idx: int, error: W2V2Error) -> None:
             states.pop(idx, None)
+            reader.abandon(idx)
             if idx not in failed:
                 failed.add(idx)
                 ready[idx] = error
