@@ -292,3 +292,36 @@ def test_a_single_frame_first_input_does_not_spoil_later_ones(trained_model, spe
     assert texts(ov_t, speech.paths[:4]) == texts(
         transcriber(trained_model, "torch", tmp_path), speech.paths[:4]
     )
+
+
+def test_ctrl_c_after_two_models_were_freed_is_not_a_crash(trained_model: Path, tmp_path: Path):
+    """OpenVINO's CPU plugin installs an alternate signal stack on the compiling thread and,
+    when a model is freed, puts back the one it found: with two models freed in the order
+    they were made, that is the first one's, already unmapped, and the next signal killed
+    the process with SIGSEGV (Python's signal handlers run on that stack). Run in a child
+    process, so a crash fails this test instead of the whole session."""
+    script = f"""
+import gc, signal
+from w2v2cli.options import ModelOptions, RunOptions
+from w2v2cli.run import Transcriber
+options = RunOptions(model=ModelOptions(model={str(trained_model)!r}, backend="openvino",
+                                        cache_dir={str(tmp_path)!r}))
+first = Transcriber(options)
+second = Transcriber(options)
+assert first.engine.backend == second.engine.backend == "openvino"
+del first
+gc.collect()
+del second
+gc.collect()
+got = []
+signal.signal(signal.SIGINT, lambda *a: got.append("INT"))
+signal.raise_signal(signal.SIGINT)
+third = Transcriber(options)  # and once more with a model alive, closed this time
+third.close()
+signal.raise_signal(signal.SIGINT)
+print("handled", got)
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, (done.returncode, done.stderr[-2000:])
+    assert "handled ['INT', 'INT']" in done.stdout

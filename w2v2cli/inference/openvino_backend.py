@@ -33,7 +33,7 @@ import logging
 import sys
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
@@ -215,7 +215,8 @@ class OpenVINOBackend:
             "INFERENCE_NUM_THREADS": int(threads),
         }
         try:
-            compiled = ov.Core().compile_model(str(ir), "CPU", config)
+            with keep_signal_stack():
+                compiled = ov.Core().compile_model(str(ir), "CPU", config)
         except Exception as exc:  # noqa: BLE001 - a damaged cache entry, an old OpenVINO
             reason = " ".join(str(exc).split())[:300] or type(exc).__name__
             raise ModelError(f"OpenVINO cannot load {ir}: {reason}") from None
@@ -269,7 +270,41 @@ class OpenVINOBackend:
         """Nothing to calibrate (see ``quantize.PendingQuantization``)."""
 
     def close(self) -> None:
-        self._request = None
+        with keep_signal_stack():
+            self._request = None
+
+
+@contextlib.contextmanager
+def keep_signal_stack() -> Iterator[None]:
+    """Give the calling thread back the alternate signal stack it had before the block.
+
+    OpenVINO 2026.4 installs an alternate signal stack on the thread that compiles a model,
+    and when that model is freed, reinstates the one it found there, which may be another
+    compiled model's stack that was unmapped in the meantime (two models freed in the
+    order they were made). The next signal the thread takes with a Python handler
+    (Ctrl-C, SIGTERM) then crashes the process with SIGSEGV instead of stopping the run.
+    Around compiling and freeing, the thread keeps its own stack (none, or Python's
+    faulthandler's). A no-op where ``sigaltstack`` is missing.
+    """
+    import ctypes
+
+    class StackT(ctypes.Structure):
+        _fields_ = [("ss_sp", ctypes.c_void_p), ("ss_flags", ctypes.c_int),
+                    ("ss_size", ctypes.c_size_t)]  # fmt: skip
+
+    try:
+        sigaltstack = ctypes.CDLL(None, use_errno=True).sigaltstack
+    except (OSError, AttributeError):
+        yield
+        return
+    before = StackT()
+    if sigaltstack(None, ctypes.byref(before)) != 0:
+        yield
+        return
+    try:
+        yield
+    finally:
+        sigaltstack(ctypes.byref(before), None)
 
 
 def release_mapped_pages(path: Path) -> int:

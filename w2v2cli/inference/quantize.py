@@ -126,8 +126,9 @@ def quantize(fp32_ir: Path, inputs: Sequence[np.ndarray], target: Path, info: di
     model = ov.Core().read_model(str(fp32_ir))
     logging.getLogger("nncf").setLevel(logging.ERROR)
     first_conv = nncf.IgnoredScope(patterns=[r".*conv_layers\.0\..*"], validate=False)
-    # NNCF draws its progress bars on stdout, which may be carrying results (--stdout).
-    with contextlib.redirect_stdout(sys.stderr):
+    # NNCF draws its progress bars on stdout, which may be carrying results (--stdout);
+    # it compiles models on this thread: keep its signal stack (ovb.keep_signal_stack).
+    with contextlib.redirect_stdout(sys.stderr), ovb.keep_signal_stack():
         quantized = nncf.quantize(
             model,
             nncf.Dataset(list(inputs), lambda row: row[None, :]),
