@@ -361,6 +361,35 @@ def test_odd_audio_is_transcribed(group_model, tmp_path, caplog):
     assert "nan.wav: replaced NaN/infinite samples with silence" in caplog.text
 
 
+def test_a_file_damaged_midway_fails_alone(group_model, clips, reference, tmp_path):
+    """Audio is decoded and chunked as it is transcribed, so a FLAC whose data is garbage
+    halfway has chunks queued when its decoding fails: it fails in one line with no output,
+    the other files are written as in a clean run, and the exit status is 1 (a file
+    failing after some of its chunks ran: tests/test_pipeline.py)."""
+    folder = tmp_path / "with damage"
+    shutil.copytree(clips, folder)
+    long = np.concatenate([noise_audio(30.0, 9)] * 2)  # several 20 s chunks
+    sf.write(folder / "damaged.flac", long, 16000)
+    data = (folder / "damaged.flac").read_bytes()
+    half = len(data) // 2
+    (folder / "damaged.flac").write_bytes(data[:half] + b"\x00garbage" * 4000 + data[half:])
+    out = tmp_path / "out"
+    r = invoke("transcribe", folder, "-m", group_model, "-o", out, "-f", "json", "-f", "srt",
+               "--chunk-length", "5", "--stride-length", "1")
+    assert r.exit_code == 1, r.output
+    (line,) = error_lines(r.stderr)
+    assert "damaged.flac: corrupt or truncated audio data" in line
+    assert "Traceback" not in r.output
+    assert not list(out.glob("damaged.*")) and leftovers(out) == []
+    assert "8 done, 0 skipped, 1 failed" in r.stderr
+    for ref in reference.iterdir():  # clips shorter than one chunk: the same results
+        if ref.suffix == ".json":
+            got, want = json.loads((out / ref.name).read_text()), json.loads(ref.read_text())
+            assert {**got, "file": ""} == {**want, "file": ""}  # "file" is the input's path
+        else:
+            assert (out / ref.name).read_bytes() == ref.read_bytes()
+
+
 def test_symlink_loop_inside_an_input_folder(group_model, clips, tmp_path):
     (clips / "sub").mkdir()
     sf.write(clips / "sub" / "deep.wav", noise_audio(1.0, 9), 16000)
