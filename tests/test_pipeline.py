@@ -142,14 +142,14 @@ def test_a_stream_is_read_only_a_bounded_way_ahead_of_the_model(group_model):
             yield rng.uniform(-0.5, 0.5, block).astype(np.float32)
 
     ran, ahead = [0], []
-    run = t.runner.run
+    submit = t.runner.submit
 
-    def counting_run(chunks):
+    def counting_submit(chunks):
         ahead.append(read[0] - (ran[0] * plan.step))
         ran[0] += len(chunks)
-        return run(chunks)
+        return submit(chunks)
 
-    t.runner.run = counting_run
+    t.runner.submit = counting_submit
     ((_, em),) = list(t.emissions([stream]))
     assert em.duration == pytest.approx(600.0)
     assert ran[0] > 350
@@ -200,9 +200,12 @@ def test_progress_counts_every_second_of_every_file(group_model):
     assert len(seen) >= 5 + 2  # per chunk, not per file
 
 
-def test_a_file_the_model_fails_on_is_not_read_or_run_any_further(group_model):
+@pytest.mark.parametrize("when", ["start", "result"])
+def test_a_file_the_model_fails_on_is_not_read_or_run_any_further(group_model, when):
     """Once the model has failed on a file, none of its later chunks is run and its
-    reading stops, on a long stream; the next file is untouched."""
+    reading stops, on a long stream; the next file is untouched. The model may fail when a
+    batch is started or, on CUDA, only when its result is waited for, by which time the
+    next batch is in flight: at most that one more batch of the file runs."""
     options = RunOptions(model=ModelOptions(model=str(group_model), backend="torch"),
                          chunking=ChunkOptions(2.0, 0.4, 0.4))
     t = Transcriber(options)
@@ -214,22 +217,30 @@ def test_a_file_the_model_fails_on_is_not_read_or_run_any_further(group_model):
             blocks[0] += 1
             yield rng.uniform(-0.5, 0.5, 16000).astype(np.float32)
 
-    run, batches = t.runner.run, []
+    submit, batches = t.runner.submit, []
 
-    def failing_run(chunks):
+    def failing_submit(chunks):
         batches.append([c.file_index for c in chunks])
         if any(c.file_index == 0 for c in chunks):
-            raise RuntimeError("out of memory (test)")
-        return run(chunks)
+            if when == "start":
+                raise RuntimeError("out of memory (test)")
+            result = submit(chunks)
 
-    t.runner.run = failing_run
+            def failing_result():
+                result()
+                raise RuntimeError("out of memory (test)")
+
+            return failing_result
+        return submit(chunks)
+
+    t.runner.submit = failing_submit
     after = noise_audio(3.0, 6)
     got = list(t.emissions([long_stream, lambda: after]))
     assert [i for i, _ in got] == [0, 1]
     assert "out of memory (test)" in str(got[0][1])
-    assert sum(0 in b for b in batches) == 1  # the first batch only
+    assert sum(0 in b for b in batches) == (1 if when == "start" else 2)
     assert blocks[0] < 200  # stopped long before the end of the 600 blocks
-    t.runner.run = run
+    t.runner.submit = submit
     ((_, alone),) = list(t.emissions([lambda: after]))
     _same_emissions(got[1][1], alone)
 

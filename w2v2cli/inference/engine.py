@@ -276,6 +276,7 @@ class Engine:
         ready: dict[int, Emissions | W2V2Error] = {}
         next_out = 0
         reader = _Reader(self, loaders, size=max(2 * batch_size, 8))
+        on_cuda = self.runner.backend.on_cuda
 
         def finish(idx: int, state: _FileState) -> None:
             del states[idx]
@@ -320,6 +321,36 @@ class Engine:
                 finish(idx, state)
             return None
 
+        def fail_batch(batch: list[Chunk], exc: Exception) -> None:
+            log.debug("model failed on a batch", exc_info=True)
+            reason = f"the model failed on this file: {type(exc).__name__}: {exc}"
+            for chunk in batch:
+                fail(chunk.file_index, W2V2Error(" ".join(reason.split())))
+
+        def collect(batch: list[Chunk], result: Callable[[], list[np.ndarray]]) -> None:
+            """A started batch's log-probabilities into its files (a failure fails them)."""
+            try:
+                outputs = result()
+            except Exception as exc:  # noqa: BLE001 - these files fail, not the run
+                fail_batch(batch, exc)
+                return
+            if trim is not None and not on_cuda:
+                trim()
+            for chunk, out in zip(batch, outputs, strict=True):
+                state = states.get(chunk.file_index)
+                if state is None:  # failed by another batch meanwhile
+                    continue
+                state.kept.append(chunking.keep(chunk, out, self.plan))
+                if on_audio is not None:
+                    kept = max(chunk.length - chunk.stride_left - chunk.stride_right, 0)
+                    on_audio(kept / sr)
+                    state.reported += kept / sr
+                if state.complete:
+                    finish(chunk.file_index, state)
+
+        # One batch is in flight while the next is prepared and started (and, on CUDA,
+        # while the last one's files are finished and handed on): ``Runner.submit``.
+        in_flight: tuple[list[Chunk], Callable[[], list[np.ndarray]]] | None = None
         try:
             done = False
             while True:
@@ -334,6 +365,10 @@ class Engine:
                     yield next_out, ready.pop(next_out)
                     next_out += 1
                 if not pending:
+                    if in_flight is not None:
+                        collect(*in_flight)
+                        in_flight = None
+                        continue
                     if done:
                         break
                     continue
@@ -351,28 +386,23 @@ class Engine:
                     if not batch:
                         continue
                     try:
-                        outputs = self.runner.run(batch)
+                        started = self.runner.submit(batch)
                     except Exception as exc:  # noqa: BLE001 - these files fail, not the run
-                        log.debug("model failed on a batch", exc_info=True)
-                        reason = f"the model failed on this file: {type(exc).__name__}: {exc}"
-                        for chunk in batch:
-                            fail(chunk.file_index, W2V2Error(" ".join(reason.split())))
-                        continue
-                    if trim is not None:
-                        trim()
-                    for chunk, out in zip(batch, outputs, strict=True):
-                        state = states[chunk.file_index]
-                        state.kept.append(chunking.keep(chunk, out, self.plan))
-                        if on_audio is not None:
-                            kept = max(chunk.length - chunk.stride_left - chunk.stride_right, 0)
-                            on_audio(kept / sr)
-                            state.reported += kept / sr
-                        if state.complete:
-                            finish(chunk.file_index, state)
-                    del batch, outputs
+                        if in_flight is not None:
+                            collect(*in_flight)
+                            in_flight = None
+                        fail_batch(batch, exc)
+                    else:
+                        if in_flight is not None:
+                            collect(*in_flight)
+                        in_flight = (batch, started)
+                        del started
+                    del batch
                     while next_out in ready:
                         yield next_out, ready.pop(next_out)
                         next_out += 1
+                if trim is not None and on_cuda:  # the host heap holds no activations
+                    trim()
             while next_out in ready:
                 yield next_out, ready.pop(next_out)
                 next_out += 1

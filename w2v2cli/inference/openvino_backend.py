@@ -44,6 +44,7 @@ from ..errors import ConfigError, ConversionError, ModelError, OutputError
 from ..fsutil import atomic_dir, atomic_write
 from ..models import LoadedModel
 from ..options import ModelOptions
+from .runner import Done
 
 log = logging.getLogger("w2v2cli")
 
@@ -244,6 +245,10 @@ class OpenVINOBackend:
             log.debug("OpenVINO warm-up skipped", exc_info=True)
         else:
             release_mapped_pages(self._weights)
+
+    def start(self, batch: np.ndarray, lengths: list[int]) -> Done:
+        """Computes at once (the CPU is both host and device)."""
+        return Done(self.log_probs(batch, lengths))
 
     def log_probs(self, batch: np.ndarray, lengths: list[int]) -> np.ndarray:
         """Equal-length rows share one request; padding never enters a computation."""

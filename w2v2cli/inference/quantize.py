@@ -42,7 +42,7 @@ from ..models import LoadedModel
 from ..options import INT8_METHODS, ChunkOptions, ModelOptions
 from ..records import Chunk
 from . import openvino_backend as ovb
-from .runner import chunk_features
+from .runner import Done, chunk_features
 
 log = logging.getLogger("w2v2cli")
 
@@ -196,6 +196,10 @@ class PendingQuantization:
                     "converter": ovb.CONVERTER_VERSION}  # fmt: skip
             ir = quantize(fp32, inputs, self._target, info, self._notify)
         self._inner = ovb.OpenVINOBackend(ir, "int8", self.threads)
+
+    def start(self, batch: np.ndarray, lengths: list[int]) -> Done:
+        """Computes at once (the CPU is both host and device)."""
+        return Done(self.log_probs(batch, lengths))
 
     def log_probs(self, batch: np.ndarray, lengths: list[int]) -> np.ndarray:
         if self._inner is None:

@@ -14,7 +14,7 @@ filterbank frames leaves the last stacked frame masked). A batch pads them along
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 import numpy as np
@@ -23,9 +23,33 @@ from ..models import LoadedModel
 from ..records import Chunk
 
 
+class Pending(Protocol):
+    """A batch a backend has started (``Backend.start``); ``result`` waits for its
+    ``(B, frames, vocab)`` log-probabilities."""
+
+    def result(self) -> np.ndarray: ...
+
+
+class Done:
+    """A batch computed at once (the CPU backends): ``result`` returns it."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: np.ndarray) -> None:
+        self._value = value
+
+    def result(self) -> np.ndarray:
+        return self._value
+
+
 class Backend(Protocol):
     """What runs the model: padded ``(B, T)`` float32 features and the true lengths in,
     ``(B, frames, vocab)`` float32 log-probabilities out.
+
+    ``start`` hands a batch to the model and returns at once where the model runs on its
+    own device (CUDA: copies and kernels are queued, and the host goes on preparing the
+    next batch), or after computing it (CPU: ``Done``); ``log_probs`` is ``start`` then
+    ``result``.
 
     ``needs_calibration``: the backend must see model inputs (``calibrate``) before it can
     run (int8 quantization calibrated on the input, ``quantize.py``); False for the rest,
@@ -40,6 +64,7 @@ class Backend(Protocol):
     @property
     def needs_calibration(self) -> bool: ...
     def calibrate(self, inputs: Sequence[np.ndarray]) -> None: ...
+    def start(self, batch: np.ndarray, lengths: list[int]) -> Pending: ...
     def log_probs(self, batch: np.ndarray, lengths: list[int]) -> np.ndarray: ...
     def close(self) -> None: ...
 
@@ -122,29 +147,44 @@ class Runner:
 
     def run(self, chunks: Sequence[Chunk]) -> list[np.ndarray]:
         """Log-probabilities ``(frames, vocab)`` for each chunk, padding frames removed."""
+        return self.submit(chunks)()
+
+    def submit(self, chunks: Sequence[Chunk]) -> Callable[[], list[np.ndarray]]:
+        """Start ``chunks`` on the backend (``Backend.start``) and return what waits for
+        ``run``'s result: on CUDA the host can prepare the next batch, or finish the last
+        one's files, while the GPU computes this one."""
         vocab = self.loaded.vocabulary.size
         out: list[np.ndarray] = [np.zeros((0, vocab), np.float32) for _ in chunks]
         live = [i for i, c in enumerate(chunks) if c.length >= self.min_samples]
-        if not live:
-            return out
         feats = {i: self.features(chunks[i].samples) for i in live}
-        if self.loaded.padding_exact:
+        if not live:
+            groups: list[list[int]] = []
+        elif self.loaded.padding_exact:
             groups = [live]
         else:  # one backend call per input shape: no padding at all
             shapes: dict[tuple[int, int], list[int]] = {}
             for i in live:
                 shapes.setdefault((feats[i][0].shape[0], feats[i][1]), []).append(i)
             groups = list(shapes.values())
+        started: list[tuple[list[int], Pending]] = []
         for group in groups:
             values = [feats[i][0] for i in group]
             width = max(v.shape[0] for v in values)
             batch = np.zeros((len(values), width, *values[0].shape[1:]), dtype=np.float32)
             for row, v in enumerate(values):
                 batch[row, : v.shape[0]] = v
-            log_probs = self.backend.log_probs(batch, [feats[i][1] for i in group])
-            for row, i in enumerate(group):
-                out[i] = log_probs[row, : self.loaded.output_frames(chunks[i].length)]
-        return out
+            started.append((group, self.backend.start(batch, [feats[i][1] for i in group])))
+        del feats
+        frames = [self.loaded.output_frames(c.length) for c in chunks]
+
+        def result() -> list[np.ndarray]:
+            for group, pending in started:
+                log_probs = pending.result()
+                for row, i in enumerate(group):
+                    out[i] = log_probs[row, : frames[i]]
+            return out
+
+        return result
 
     def close(self) -> None:
         self.backend.close()

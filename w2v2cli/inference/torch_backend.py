@@ -2,6 +2,14 @@
 
 Exact batching (``exact.py``) lives here: with it on, a padded batch gives every item its
 unbatched log-probabilities, so results never depend on the batch size.
+
+On CUDA a batch is *started*, not waited for (``start``): the samples go through
+page-locked (pinned) host memory, so the copy to the GPU is queued like a kernel instead
+of making the host wait for the GPU's previous batch; the model and the softmax run on the
+GPU; the log-probabilities come back the same way, into pinned memory, behind a CUDA
+event. Nothing in between reads a GPU value on the host (the exact encoder gets the
+lengths from the host: ``exact.expect_lengths``), so the host prepares the next batch, and
+finishes the last one's files, while the GPU computes.
 """
 
 from __future__ import annotations
@@ -11,7 +19,8 @@ from typing import Any
 import numpy as np
 
 from ..models import LoadedModel
-from .exact import set_batch_exact
+from .exact import expect_lengths, set_batch_exact
+from .runner import Done, Pending
 
 
 class TorchBackend:
@@ -43,16 +52,55 @@ class TorchBackend:
 
     def log_probs(self, batch: np.ndarray, lengths: list[int]) -> np.ndarray:
         """``(B, frames, vocab)`` float32 log-probabilities of a zero-padded batch."""
+        return self.start(batch, lengths).result()
+
+    def start(self, batch: np.ndarray, lengths: list[int]) -> Pending:
+        """Run a zero-padded batch: on CPU at once (``Done``); on CUDA queued on the
+        current stream, its result waited for by ``result`` (see the module docstring)."""
         torch = self._torch
         width = batch.shape[1]
         with torch.inference_mode():
-            inputs = torch.from_numpy(batch).to(self.device, self._dtype)
+            host = torch.from_numpy(batch)
             kwargs: dict[str, Any] = {}
             if self.use_mask:
-                mask = torch.from_numpy(np.arange(width)[None, :] < np.array(lengths)[:, None])
-                kwargs["attention_mask"] = mask.to(self.device, torch.long)
-            logits = self.model(inputs, **kwargs).logits
-            return torch.log_softmax(logits.float(), dim=-1).cpu().numpy()
+                kwargs["attention_mask"] = torch.from_numpy(
+                    np.arange(width)[None, :] < np.array(lengths)[:, None]
+                ).long()
+            if self.patched:
+                expect_lengths(self.model, lengths)
+            if not self.on_cuda:
+                logits = self.model(host.to(self._dtype), **kwargs).logits
+                return Done(torch.log_softmax(logits.float(), dim=-1).numpy())
+            with torch.cuda.device(self.device):  # the events and streams of this GPU
+                inputs = _to_device(host, self.device).to(self._dtype)
+                kwargs = {k: _to_device(v, self.device) for k, v in kwargs.items()}
+                logits = self.model(inputs, **kwargs).logits
+                log_probs = torch.log_softmax(logits.float(), dim=-1)
+                out = torch.empty(log_probs.shape, dtype=torch.float32, pin_memory=True)
+                out.copy_(log_probs, non_blocking=True)
+                done = torch.cuda.Event()
+                done.record()
+            return _OnDevice(out, done)
 
     def close(self) -> None:
         self.model = None
+
+
+def _to_device(tensor: Any, device: str) -> Any:
+    """A CPU tensor copied to ``device`` without making the host wait: through pinned
+    memory (torch's pinned-memory cache keeps the block until the copy has run)."""
+    return tensor.pin_memory().to(device, non_blocking=True)
+
+
+class _OnDevice:
+    """A batch queued on the GPU: its log-probabilities land in ``out`` (pinned host
+    memory) once ``done`` (a CUDA event after the copy) has fired."""
+
+    __slots__ = ("_out", "_done")
+
+    def __init__(self, out: Any, done: Any) -> None:
+        self._out, self._done = out, done
+
+    def result(self) -> np.ndarray:
+        self._done.synchronize()
+        return self._out.numpy()
