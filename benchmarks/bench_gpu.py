@@ -95,7 +95,10 @@ def chunks_of(paths: Sequence[Path], args: argparse.Namespace, runner: Any) -> l
         a = load_audio(p, SR)
         for s in range(0, a.size - n + 1, n):
             out.append(runner.features(a[s:s + n])[0])
-    return out
+    if not out:
+        raise SystemExit(f"no file is {args.chunk_length:g} s long")
+    want = 2 * max(args.batches)  # the chunks again, until two of the largest batches fill
+    return (out * (want // len(out) + 1))[:max(want, len(out))]
 
 
 def sync() -> None:
@@ -109,7 +112,6 @@ def model_only(backend: Any, feats: list[np.ndarray], batch: int, seconds: float
     """Audio seconds per second of ``backend.log_probs`` on batches of ``feats``."""
 
     batches = [np.stack(feats[i:i + batch]) for i in range(0, len(feats) - batch + 1, batch)]
-    batches = batches or [np.stack(feats[:batch])]
     lengths = [feats[0].shape[0]] * batch
     for b in batches[:2]:
         backend.log_probs(b, lengths)  # warm-up (cuDNN picks its kernels)
@@ -169,7 +171,7 @@ def end_to_end(model: Path, paths: list[Path], args: argparse.Namespace, batch: 
         batch_size=batch,
     )
     t = Transcriber(options)
-    t.transcribe_array(np.zeros(2 * SR, np.float32))  # warm-up
+    t.transcribe_files(paths[: len(paths) // args.repeat])  # warm-up: every chunk shape
     if sync:  # wait for each batch before the next is prepared (the engine before)
         submit = t.engine.runner.submit
 
@@ -300,14 +302,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         base = sorted(p for p in args.audio.iterdir() if p.suffix in {".wav", ".flac", ".mp3"})
     else:
         base = bt.ensure_audio(bt.QUICK)
-    # The set repeated: links under other names, so every file is its own item.
+    # The set repeated: copies under other names (input discovery would take links to
+    # one file as that file once).
     tmp = Path(tempfile.mkdtemp(prefix="w2v2-gpu-audio-"))
     paths = []
     for r in range(args.repeat):
         for p in base:
-            link = tmp / f"r{r}_{p.name}"
-            link.symlink_to(p.resolve())
-            paths.append(link)
+            copy = tmp / f"r{r}_{p.name}"
+            shutil.copyfile(p, copy)
+            paths.append(copy)
     from w2v2cli.audio import audio_duration
 
     audio_s = sum(audio_duration(p) or 0.0 for p in paths)

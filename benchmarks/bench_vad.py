@@ -139,13 +139,13 @@ def main() -> int:
         t.transcribe_files(paths[:1])  # warm-up (and the VAD model loaded)
         transcribers[name] = t
         runner = t.engine.runner
-        real_run = runner.run
+        real_submit = runner.submit
 
-        def counting(batch, _real=real_run, _name=name):
+        def counting(batch, _real=real_submit, _name=name):
             sent[_name] = sent.get(_name, 0.0) + sum(c.length for c in batch) / RATE
             return _real(batch)
 
-        runner.run = counting  # count the audio each configuration sends to the model
+        runner.submit = counting  # count the audio each configuration sends to the model
     walls: dict[str, list[float]] = {n: [] for n in configs}
     cpus: dict[str, list[float]] = {n: [] for n in configs}
     texts: dict[str, list[str]] = {}

@@ -17,6 +17,24 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+# The suite tests the CPU paths on every machine, so that its results never depend on
+# whether the machine has a GPU: ``--device auto`` would pick CUDA and float16 there, and
+# the tests that hold the tool to a CPU float32 reference would measure float16 instead.
+# GPUs are hidden before torch is imported, from this process and the commands it starts;
+# ``test_cuda.py`` runs the CUDA path in child processes that see them (``gpu_env``).
+_GPUS = os.environ.get("CUDA_VISIBLE_DEVICES")
+os.environ["CUDA_VISIBLE_DEVICES"] = ""
+
+
+def gpu_env() -> dict[str, str]:
+    """This process's environment with the machine's GPUs visible again."""
+    env = dict(os.environ)
+    if _GPUS is None:
+        env.pop("CUDA_VISIBLE_DEVICES")
+    else:
+        env["CUDA_VISIBLE_DEVICES"] = _GPUS
+    return env
+
 # Every test run gets its own Hugging Face cache (hence its own OpenVINO IR cache): nothing
 # is read from or written to the user's, and nothing can be downloaded into it.
 _HF_HOME = tempfile.mkdtemp(prefix="w2v2-test-hf-")
