@@ -126,13 +126,13 @@ def test_two_decoders_in_one_pass(labelled, group_model, tmp_path, monkeypatch):
     lm = build_lm([corpus], tmp_path / "lm" / "lm.bin", 2).lm_path
     manifest, _ = labelled
     chunks: list[int] = []
-    real_run = Runner.run
+    real_submit = Runner.submit
 
-    def counting_run(self, batch, *args, **kwargs):
+    def counting_submit(self, batch, *args, **kwargs):
         chunks.append(len(batch))
-        return real_run(self, batch, *args, **kwargs)
+        return real_submit(self, batch, *args, **kwargs)
 
-    monkeypatch.setattr(Runner, "run", counting_run)
+    monkeypatch.setattr(Runner, "submit", counting_submit)
     invoke("eval", manifest, "-m", group_model, "-q")
     one_pass = sum(chunks)
     assert one_pass >= 3  # three readable clips

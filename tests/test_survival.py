@@ -430,14 +430,14 @@ def test_a_model_failure_fails_the_files_of_that_batch(group_model, clips, tmp_p
                                                        monkeypatch):  # fmt: skip
     from w2v2cli.inference import Runner
 
-    real = Runner.run
+    real = Runner.submit
 
     def fragile(self, chunks):
         if any(c.length == int(3.1 * 16000) for c in chunks):
             raise RuntimeError("CUDA out of memory")
         return real(self, chunks)
 
-    monkeypatch.setattr(Runner, "run", fragile)
+    monkeypatch.setattr(Runner, "submit", fragile)
     out = tmp_path / "out"
     r = invoke("transcribe", clips, "-m", group_model, "-o", out, "-f", "txt")
     assert r.exit_code == 1
