@@ -284,3 +284,36 @@ def test_stream_header_for_several_inputs(item: AudioItem) -> None:
 def test_base_writer_is_abstract(item: AudioItem) -> None:
     with pytest.raises(NotImplementedError):
         Writer().format(transcript(), item)
+
+
+def test_a_file_is_segmented_once_for_all_its_formats(item: AudioItem, monkeypatch) -> None:
+    """JSON, SRT, VTT and TSV of one transcript share one segmentation; another transcript,
+    or other options, is segmented afresh (its cues are never the last file's)."""
+    import w2v2cli.output.writers as writers_module
+
+    calls: list[int] = []
+    real = writers_module.segment
+
+    def counting(words, options, duration):
+        calls.append(len(words))
+        return real(words, options, duration)
+
+    monkeypatch.setattr(writers_module, "segment", counting)
+    monkeypatch.setattr(writers_module, "_LAST_CUES", None)
+    a = transcript()
+    b = Transcript(text="ONE MORE", words=(Word("ONE", 0.1, 0.4, 0.9), Word("MORE", 0.5, 0.9, 0.9)),
+                   duration=9.0, confidence=0.9, model="m", decoder="greedy")  # fmt: skip
+    formats = [JsonWriter(OPTS), SrtWriter(OPTS), VttWriter(OPTS), TsvWriter(OPTS)]
+    first = [w.render(a, item) for w in formats]
+    assert len(calls) == 1
+    other = [w.render(b, item) for w in formats]
+    assert len(calls) == 2
+    again = [w.render(a, item) for w in formats]
+    assert len(calls) == 3 and again == first and other != first
+    SrtWriter(SubtitleOptions(max_line_chars=30)).render(a, item)  # other options
+    assert len(calls) == 4
+    # The same texts as with no sharing at all:
+    monkeypatch.setattr(writers_module, "_LAST_CUES", None)
+    assert other[1] == SrtWriter(OPTS).format(b, item)
+    monkeypatch.setattr(writers_module, "_LAST_CUES", None)
+    assert first[1] == SrtWriter(OPTS).format(a, item)

@@ -40,6 +40,9 @@ from .segmenter import segment
 
 JSON_SCHEMA = "w2v2cli.transcript/1"
 
+#: ``Writer.cues``'s last result: (words, options, duration, cues).
+_LAST_CUES: tuple[tuple[Word, ...], SubtitleOptions, float, tuple[Cue, ...]] | None = None
+
 
 def format_timestamp(seconds: float, decimal_marker: str = ".") -> str:
     """``HH:MM:SS<marker>mmm`` from seconds (hours grow past 99 if they must)."""
@@ -72,7 +75,16 @@ class Writer:
         return self.format(apply_case(transcript, self.case), item)
 
     def cues(self, transcript: Transcript) -> tuple[Cue, ...]:
-        return segment(transcript.words, self.subtitle_options, transcript.duration)
+        """The transcript's subtitle cues (``segmenter.segment``). The last result is kept:
+        a file written as JSON and SRT (and VTT, TSV) is segmented once, not per format."""
+        global _LAST_CUES
+        words, options, duration = transcript.words, self.subtitle_options, transcript.duration
+        last = _LAST_CUES
+        if last is not None and last[0] is words and last[1] == options and last[2] == duration:
+            return last[3]
+        cues = segment(words, options, duration)
+        _LAST_CUES = (words, options, duration, cues)  # holds ``words``: its id stays unique
+        return cues
 
     def write(self, transcript: Transcript, item: AudioItem) -> Path:
         """Write the output file atomically (``fsutil.atomic_file``) and return its path.
