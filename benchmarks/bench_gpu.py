@@ -175,9 +175,11 @@ def end_to_end(model: Path, paths: list[Path], args: argparse.Namespace, batch: 
     if sync:  # wait for each batch before the next is prepared (the engine before)
         submit = t.engine.runner.submit
 
-        def waiting(chunks: Any, _submit: Callable = submit) -> Callable:
+        def waiting(chunks: Any, _submit: Callable = submit) -> Any:
+            from w2v2cli.inference.runner import Started
+
             outputs = _submit(chunks)()
-            return lambda: outputs
+            return Started(lambda: outputs, True)
 
         t.engine.runner.submit = waiting
     items = discover([str(p) for p in paths], output_dir=out).items

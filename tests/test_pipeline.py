@@ -217,6 +217,8 @@ def test_a_file_the_model_fails_on_is_not_read_or_run_any_further(group_model, w
             blocks[0] += 1
             yield rng.uniform(-0.5, 0.5, 16000).astype(np.float32)
 
+    from w2v2cli.inference.runner import Started
+
     submit, batches = t.runner.submit, []
 
     def failing_submit(chunks):
@@ -230,8 +232,8 @@ def test_a_file_the_model_fails_on_is_not_read_or_run_any_further(group_model, w
                 result()
                 raise RuntimeError("out of memory (test)")
 
-            return failing_result
-        return submit(chunks)
+            return Started(failing_result, False)  # as on CUDA: still running
+        return Started(submit(chunks), False)
 
     t.runner.submit = failing_submit
     after = noise_audio(3.0, 6)
@@ -281,3 +283,62 @@ def test_loaders_must_give_mono_samples(group_model):
                             lambda: mono]))
     assert "1-D" in str(got[0][1]) and "(32000, 2)" in str(got[0][1])
     _same_emissions(got[1][1], got[2][1])
+
+
+def _in_flight(t):
+    """Make ``t``'s batches look still running when started, as on CUDA, so that the engine
+    keeps one in flight (on the CPU a batch is computed by the time it is started)."""
+    from w2v2cli.inference.runner import Started
+
+    submit = t.runner.submit
+    t.runner.submit = lambda chunks: Started(submit(chunks), False)
+
+
+def test_failing_loaders_still_give_the_files_before_them(group_model):
+    """When the iterable of loaders itself raises, every file before it, the one whose
+    batch was still in flight included, is yielded first; then the error propagates."""
+    t = Transcriber(RunOptions(model=ModelOptions(model=str(group_model), backend="torch"),
+                               chunking=ChunkOptions(2.0, 0.4, 0.4)))
+    _in_flight(t)
+    clips = [noise_audio(1.5, seed=i) for i in range(5)]
+
+    def loaders():
+        for c in clips:
+            yield lambda c=c: c
+        raise RuntimeError("the list of files broke (test)")
+
+    got = []
+    with pytest.raises(RuntimeError, match="list of files broke"):
+        for idx, em in t.emissions(loaders()):
+            got.append(idx)
+            assert not isinstance(em, Exception)
+    assert got == [0, 1, 2, 3, 4]
+
+
+def test_a_batch_in_flight_is_finished_before_the_engine_waits_for_audio(group_model):
+    """A file whose last chunk is in the batch in flight comes out as soon as the reader
+    has nothing more to give, not a window of audio later: here the next file's audio
+    only arrives once the first file's result has been taken."""
+    import threading
+
+    from w2v2cli import chunking
+
+    t = Transcriber(RunOptions(model=ModelOptions(model=str(group_model), backend="torch"),
+                               chunking=ChunkOptions(2.0, 0.4, 0.4)))
+    _in_flight(t)
+    plan, n = t.engine.plan, 16000
+    while len(chunking.split(0, np.zeros(n, np.float32), plan)) != 32:  # one whole window
+        n += 1600
+    first = noise_audio(n / 16000, seed=1)
+    taken = threading.Event()
+
+    def second():
+        assert taken.wait(30), "the first file's result never came while the reader waited"
+        return noise_audio(2.0, seed=2)
+
+    got = []
+    for idx, em in t.emissions([lambda: first, second]):
+        got.append(idx)
+        taken.set()
+        assert not isinstance(em, Exception), em
+    assert got == [0, 1]

@@ -28,7 +28,7 @@ from ..models import LoadedModel
 from ..options import ChunkOptions, ModelOptions, VadOptions
 from ..records import Chunk, Emissions
 from .backends import open_backend
-from .runner import Runner
+from .runner import Runner, Started
 
 log = logging.getLogger("w2v2cli")
 
@@ -298,8 +298,6 @@ class Engine:
         def take(item: tuple) -> Chunk | None:
             """One event of the reader; a chunk to run, if it is one."""
             kind, idx = item[0], item[1]
-            if kind == "fatal":
-                raise item[2]
             if idx in failed:
                 return None
             if kind == "error":
@@ -327,7 +325,7 @@ class Engine:
             for chunk in batch:
                 fail(chunk.file_index, W2V2Error(" ".join(reason.split())))
 
-        def collect(batch: list[Chunk], result: Callable[[], list[np.ndarray]]) -> None:
+        def collect(batch: list[Chunk], result: Started) -> None:
             """A started batch's log-probabilities into its files (a failure fails them)."""
             try:
                 outputs = result()
@@ -348,17 +346,28 @@ class Engine:
                 if state.complete:
                     finish(chunk.file_index, state)
 
-        # One batch is in flight while the next is prepared and started (and, on CUDA,
-        # while the last one's files are finished and handed on): ``Runner.submit``.
-        in_flight: tuple[list[Chunk], Callable[[], list[np.ndarray]]] | None = None
+        # On CUDA one batch is in flight while the next is prepared and started, and the
+        # last one's files are finished and handed on (``Runner.submit``). It is collected
+        # before the engine would wait for audio, so no result waits on the reader; a
+        # batch already computed (CPU) is collected at once.
+        in_flight: tuple[list[Chunk], Started] | None = None
+        fatal: BaseException | None = None
         try:
             done = False
             while True:
                 pending: list[Chunk] = []
                 while not done and len(pending) < window:
+                    if in_flight is not None and reader.queue.empty():
+                        collect(*in_flight)
+                        in_flight = None
+                        while next_out in ready:
+                            yield next_out, ready.pop(next_out)
+                            next_out += 1
                     item = reader.queue.get()
                     if item[0] == "done":
                         done = True
+                    elif item[0] == "fatal":  # the loaders themselves failed: the files
+                        done, fatal = True, item[2]  # read so far are finished first
                     elif (chunk := take(item)) is not None:
                         pending.append(chunk)
                 while next_out in ready:
@@ -395,7 +404,11 @@ class Engine:
                     else:
                         if in_flight is not None:
                             collect(*in_flight)
-                        in_flight = (batch, started)
+                            in_flight = None
+                        if started.done:
+                            collect(batch, started)
+                        else:
+                            in_flight = (batch, started)
                         del started
                     del batch
                     while next_out in ready:
@@ -406,6 +419,8 @@ class Engine:
             while next_out in ready:
                 yield next_out, ready.pop(next_out)
                 next_out += 1
+            if fatal is not None:
+                raise fatal
         finally:
             # On an early exit (Ctrl-C, a consumer that stops) the reader stops at its next
             # chunk rather than reading on.

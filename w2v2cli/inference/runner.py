@@ -42,6 +42,19 @@ class Done:
         return self._value
 
 
+class Started:
+    """A batch ``Runner.submit`` has started: calling it waits for its log-probabilities;
+    ``done`` says they are already computed (CPU backends), so waiting costs nothing."""
+
+    __slots__ = ("_result", "done")
+
+    def __init__(self, result: Callable[[], list[np.ndarray]], done: bool) -> None:
+        self._result, self.done = result, done
+
+    def __call__(self) -> list[np.ndarray]:
+        return self._result()
+
+
 class Backend(Protocol):
     """What runs the model: padded ``(B, T)`` float32 features and the true lengths in,
     ``(B, frames, vocab)`` float32 log-probabilities out.
@@ -149,7 +162,7 @@ class Runner:
         """Log-probabilities ``(frames, vocab)`` for each chunk, padding frames removed."""
         return self.submit(chunks)()
 
-    def submit(self, chunks: Sequence[Chunk]) -> Callable[[], list[np.ndarray]]:
+    def submit(self, chunks: Sequence[Chunk]) -> Started:
         """Start ``chunks`` on the backend (``Backend.start``) and return what waits for
         ``run``'s result: on CUDA the host can prepare the next batch, or finish the last
         one's files, while the GPU computes this one."""
@@ -184,7 +197,7 @@ class Runner:
                     out[i] = log_probs[row, : frames[i]]
             return out
 
-        return result
+        return Started(result, all(isinstance(p, Done) for _, p in started))
 
     def close(self) -> None:
         self.backend.close()

@@ -66,21 +66,26 @@ class TorchBackend:
                 kwargs["attention_mask"] = torch.from_numpy(
                     np.arange(width)[None, :] < np.array(lengths)[:, None]
                 ).long()
-            if self.patched:
-                expect_lengths(self.model, lengths)
             if not self.on_cuda:
-                logits = self.model(host.to(self._dtype), **kwargs).logits
+                logits = self._forward(host.to(self._dtype), kwargs, lengths).logits
                 return Done(torch.log_softmax(logits.float(), dim=-1).numpy())
             with torch.cuda.device(self.device):  # the events and streams of this GPU
                 inputs = _to_device(host, self.device).to(self._dtype)
                 kwargs = {k: _to_device(v, self.device) for k, v in kwargs.items()}
-                logits = self.model(inputs, **kwargs).logits
+                logits = self._forward(inputs, kwargs, lengths).logits
                 log_probs = torch.log_softmax(logits.float(), dim=-1)
                 out = torch.empty(log_probs.shape, dtype=torch.float32, pin_memory=True)
                 out.copy_(log_probs, non_blocking=True)
-                done = torch.cuda.Event()
+                # blocking: a host waiting for it sleeps instead of spinning on a core
+                done = torch.cuda.Event(blocking=True)
                 done.record()
             return _OnDevice(out, done)
+
+    def _forward(self, inputs: Any, kwargs: dict[str, Any], lengths: list[int]) -> Any:
+        """The model on one batch; the exact encoder is told the lengths just before."""
+        if self.patched:
+            expect_lengths(self.model, lengths)
+        return self.model(inputs, **kwargs)
 
     def close(self) -> None:
         self.model = None
