@@ -18,7 +18,7 @@ from speech import Speech
 
 from w2v2cli.cli import main
 from w2v2cli.errors import ConfigError, ConversionError
-from w2v2cli.inference import openvino_backend
+from w2v2cli.inference import libc, openvino_backend
 from w2v2cli.options import ChunkOptions, ModelOptions, RunOptions
 from w2v2cli.run import Transcriber
 
@@ -262,7 +262,7 @@ def test_release_mapped_pages_drops_residency_and_keeps_the_data(tmp_path: Path)
     mapped = np.memmap(path, dtype=np.float32, mode="r")
     assert float(mapped.sum()) == pytest.approx(float(data.sum()), rel=1e-4)  # touch every page
     assert _resident_kb(path) > 7000
-    assert openvino_backend.release_mapped_pages(path) >= data.nbytes
+    assert libc.release_mapped_pages(path) >= data.nbytes
     assert _resident_kb(path) < 100
     np.testing.assert_array_equal(np.asarray(mapped), data)  # faulted back in from the file
 

@@ -42,6 +42,7 @@ from ..models import LoadedModel
 from ..options import INT8_METHODS, ChunkOptions, ModelOptions
 from ..records import Chunk
 from . import openvino_backend as ovb
+from .libc import keep_signal_stack
 from .runner import Done, chunk_features
 
 log = logging.getLogger("w2v2cli")
@@ -127,8 +128,8 @@ def quantize(fp32_ir: Path, inputs: Sequence[np.ndarray], target: Path, info: di
     logging.getLogger("nncf").setLevel(logging.ERROR)
     first_conv = nncf.IgnoredScope(patterns=[r".*conv_layers\.0\..*"], validate=False)
     # NNCF draws its progress bars on stdout, which may be carrying results (--stdout);
-    # it compiles models on this thread: keep its signal stack (ovb.keep_signal_stack).
-    with contextlib.redirect_stdout(sys.stderr), ovb.keep_signal_stack():
+    # it compiles models on this thread: keep its signal stack (libc.keep_signal_stack).
+    with contextlib.redirect_stdout(sys.stderr), keep_signal_stack():
         quantized = nncf.quantize(
             model,
             nncf.Dataset(list(inputs), lambda row: row[None, :]),
