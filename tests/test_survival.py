@@ -536,3 +536,51 @@ def test_a_signal_just_after_the_temporary_file_is_created_leaves_nothing(tmp_pa
     assert list(tmp_path.iterdir()) == []
     fsutil.atomic_write(tmp_path / "out.json", "{}")  # nothing held back afterwards
     assert (tmp_path / "out.json").read_text() == "{}"
+
+
+# --- greedy decoding and rendering in worker processes ---------------------------------------
+
+
+def test_render_workers_write_what_one_process_writes(group_model, clips, reference, tmp_path):
+    """``--decode-workers 2`` with greedy decoding: the files are decoded and rendered in
+    two worker processes and written by the run, byte for byte a one-process run's; an
+    output that cannot be written fails its file alone, in one line, exit status 1."""
+    from w2v2cli import discover, run
+    from w2v2cli.options import DecodeOptions, ModelOptions, OutputOptions, RunOptions
+    from w2v2cli.run import Transcriber
+
+    out = tmp_path / "out"
+    options = RunOptions(model=ModelOptions(model=str(group_model)),
+                         decoding=DecodeOptions(decoder="greedy", workers=2),
+                         output=OutputOptions(output_dir=out, formats=("json", "srt")))  # fmt: skip
+    with Transcriber(options) as t:
+        assert t.render_workers == 2 and t.workers == 2
+        summary = run(discover([str(clips)], output_dir=out).items, transcriber=t)
+        assert t._render_pool is not None  # the work went to the pool
+    assert summary.count("done") == 8
+    assert assert_complete(out, reference) == 16
+
+    blocked = tmp_path / "blocked"
+    (blocked / "c3.json").mkdir(parents=True)  # a folder where c3's JSON must go
+    r = invoke("transcribe", clips, "-m", group_model, "-o", blocked, "-f", "json", "-f", "srt",
+               "--decoder", "greedy", "--decode-workers", "2", "--overwrite", "-q")
+    assert r.exit_code == 1
+    (line,) = error_lines(r.stderr)
+    assert "c3.wav" in line and "cannot write" in line
+    assert assert_complete(blocked, reference) == 14  # the 7 others; c3 stops at its JSON
+
+
+def test_render_workers_by_device(group_model):
+    """Greedy decoding runs in this process on the CPU unless asked; beam search never
+    takes render workers (it has its own)."""
+    from w2v2cli.options import DecodeOptions, ModelOptions, RunOptions
+    from w2v2cli.run import Transcriber
+
+    def workers(**decoding):
+        with Transcriber(RunOptions(model=ModelOptions(model=str(group_model)),
+                                    decoding=DecodeOptions(**decoding))) as t:  # fmt: skip
+            return t.render_workers
+
+    assert workers(decoder="greedy") == 0
+    assert workers(decoder="greedy", workers=3) == 3
+    assert workers(decoder="beam", workers=3) == 0

@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol, TextIO
+from typing import TYPE_CHECKING, Any, Protocol, TextIO
 
 import numpy as np
 
@@ -33,6 +33,7 @@ from .records import AudioItem, Emissions, FileResult, Transcript
 
 if TYPE_CHECKING:
     from .decoding import Decoder
+    from .decoding.pool import WorkerPool
     from .inference import AudioLoader, Runner
     from .models import LoadedModel
     from .output import Writer
@@ -119,6 +120,7 @@ class Transcriber:
             vad=self.options.vad,
         )
         self._decoder = decoder
+        self._render_pool: WorkerPool | None = None
 
     @property
     def loaded(self) -> LoadedModel:
@@ -147,6 +149,9 @@ class Transcriber:
         return self._decoder
 
     def close(self) -> None:
+        if self._render_pool is not None:
+            self._render_pool.close()
+            self._render_pool = None
         if self._decoder is not None:
             self._decoder.close()
             self._decoder = None
@@ -171,7 +176,35 @@ class Transcriber:
     @property
     def workers(self) -> int:
         """Files the decoder works on at once (builds the decoder)."""
-        return self.decoder.workers
+        return self.render_workers or self.decoder.workers
+
+    @property
+    def render_workers(self) -> int:
+        """Processes that decode greedily *and* render the outputs (``submit_rendered``),
+        0 for none: ``--decode-workers N`` with greedy decoding (beam search has its own
+        workers). Off by default: on a GPU this process's one thread decoding, segmenting
+        and formatting every file is what held the GPU back (benchmarks/RESULTS.md, GPU),
+        but on 2 cores the workers measured no faster than one process (README,
+        Performance), and no GPU machine was at hand to measure them on."""
+        from .decoding import GreedyDecoder
+
+        if not isinstance(self.decoder, GreedyDecoder):
+            return 0
+        return self.options.decoding.workers or 0
+
+    def submit_rendered(
+        self, item: AudioItem, emissions: Emissions, writers: list[Writer]
+    ) -> Future[tuple[Transcript, list[str | Exception]]]:
+        """Decode greedily and render every writer's text in a worker process (see
+        ``render_workers``); the future fails only with ``W2V2Error``."""
+        if self._render_pool is None:
+            from .decoding.pool import WorkerPool
+
+            out = self.options.output
+            self._render_pool = WorkerPool(self.render_workers, _renderer, self.loaded.vocabulary,
+                                           [w.extension for w in writers], out.subtitles,
+                                           out.case)  # fmt: skip
+        return self._render_pool.submit(_decode_and_render, emissions, item, self.loaded.name)
 
     def submit(self, item: AudioItem, emissions: Emissions) -> Future[Transcript]:
         """Decode one file's emissions (``FilePipeline``)."""
@@ -201,6 +234,30 @@ class Transcriber:
         return [self.label(f.result()) for f in futures]
 
 
+def _renderer(vocabulary: Any, formats: list[str], subtitles: Any, case: str) -> tuple:
+    """A render worker's state (``Transcriber.submit_rendered``): a greedy decoder and
+    the run's writers."""
+    from .decoding import GreedyDecoder
+    from .output import get_writers
+
+    return GreedyDecoder(vocabulary), get_writers(formats, subtitles, case)
+
+
+def _decode_and_render(
+    state: tuple, emissions: Emissions, item: AudioItem, model: str
+) -> tuple[Transcript, list[str | Exception]]:
+    """In a worker: the file's transcript and each writer's text (or its error)."""
+    decoder, writers = state
+    transcript = dataclasses.replace(decoder.decode(emissions), model=model, decoder=decoder.name)
+    texts: list[str | Exception] = []
+    for w in writers:
+        try:
+            texts.append(w.render(transcript, item))
+        except Exception as exc:  # noqa: BLE001 - reported as that output's failure
+            texts.append(exc)
+    return transcript, texts
+
+
 @dataclass
 class RunSummary:
     """Counts and times for the end-of-run summary and the exit status."""
@@ -226,13 +283,19 @@ def write_outputs(
     writers: list[Writer],
     stream: TextIO | None,
     header: bool,
+    rendered: Sequence[str | Exception] | None = None,
 ) -> FileResult:
     """Write every output of one file (to ``stream`` if given, else to files); any failure
-    fails this file only."""
+    fails this file only. ``rendered``: each writer's text already made (or the error
+    making it raised) by a decode worker (``Transcriber.submit_rendered``)."""
     paths: list[Path] = []
-    for w in writers:
+    for n, w in enumerate(writers):
         try:
-            if stream is not None:
+            if rendered is not None:
+                if isinstance(rendered[n], Exception):
+                    raise rendered[n]
+                paths.append(w.write_text(str(rendered[n]), item))
+            elif stream is not None:
                 stream.write(w.stream_text(transcript, item, header))
                 stream.flush()
             else:
@@ -314,18 +377,26 @@ def iter_run(
     total = sum(d for d in durations if d) if any(durations) else None
     progress.start(len(todo), total)
     workers = transcriber.workers
-    queue: deque[tuple[AudioItem, Future[Transcript]]] = deque()
+    queue: deque[tuple[AudioItem, Future]] = deque()
     header = stream is not None and len(items) > 1
 
-    def finish(item: AudioItem, fut: Future[Transcript]) -> FileResult:
+    # Greedy decoding and rendering in worker processes (``Transcriber.render_workers``),
+    # for files only: a stream is written in order by this process.
+    render = stream is None and getattr(transcriber, "render_workers", 0) > 0
+
+    def finish(item: AudioItem, fut: Future) -> FileResult:
         progress.file_done()
+        rendered = None
         try:
-            transcript = transcriber.label(fut.result())
+            if render:
+                transcript, rendered = fut.result()
+            else:
+                transcript = transcriber.label(fut.result())
         except LMError:
             raise  # the LM is broken for every file, not this one
         except W2V2Error as exc:
             return FileResult(item, "failed", error=reason_of(exc))
-        return write_outputs(transcript, item, writers, stream, header)
+        return write_outputs(transcript, item, writers, stream, header, rendered)
 
     loaders = [file_loader(item.path, transcriber.sampling_rate) for item in todo]
     max_queue = 2 * max(1, workers) + 2
@@ -335,7 +406,10 @@ def iter_run(
             progress.file_done()
             yield FileResult(item, "failed", error=reason_of(em))
             continue
-        queue.append((item, transcriber.submit(item, em)))
+        if render:
+            queue.append((item, transcriber.submit_rendered(item, em, writers)))  # type: ignore[attr-defined]
+        else:
+            queue.append((item, transcriber.submit(item, em)))
         while queue and (queue[0][1].done() or len(queue) > max_queue):
             yield finish(*queue.popleft())
     while queue:

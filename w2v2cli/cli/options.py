@@ -195,7 +195,9 @@ def decode_options(f: Callable[..., Any], *, several: bool = False) -> Callable[
         click.option("--hotword-weight", type=float, default=d.hotword_weight,
                      show_default=True, help="Score bonus for hotwords."),
         click.option("--decode-workers", type=click.IntRange(min=0),
-                     help="Beam-search worker processes [default: CPU cores; 0: in-process]."),
+                     help="Beam-search worker processes [default: CPU cores; 0: in-process]; with "
+                          "greedy decoding in transcribe, processes that decode and format "
+                          "the outputs [default: none]."),
     ]
     return _apply(f, decorators)
 

@@ -93,10 +93,14 @@ class Writer:
         any step leaves any existing file untouched and no temporary file behind. Whether
         an existing file may be replaced is the caller's decision.
         """
+        return self.write_text(self.render(transcript, item), item)
+
+    def write_text(self, text: str, item: AudioItem) -> Path:
+        """Write ``text`` (this writer's ``render`` of a transcript, made elsewhere: in a
+        decode worker) as ``write`` does."""
         path = self.output_path(item)
-        data = self.render(transcript, item)
         with atomic_file(path) as handle:
-            handle.write(data)
+            handle.write(text)
         return path
 
     def write_stream(
