@@ -584,3 +584,37 @@ def test_render_workers_by_device(group_model):
     assert workers(decoder="greedy") == 0
     assert workers(decoder="greedy", workers=3) == 3
     assert workers(decoder="beam", workers=3) == 0
+
+
+def test_an_interruption_inside_a_held_block_comes_after_it(tmp_path, monkeypatch):
+    """``--save-logits`` builds each archive with Ctrl-C and SIGTERM held back: a signal
+    inside ``np.savez`` (which leaves its zip unclosed when interrupted; that zip's
+    clean-up printed a traceback at exit, 2 SIGTERM runs in 25) is raised once the archive
+    is whole, and nothing is written."""
+    from w2v2cli.errors import Terminated
+    from w2v2cli.evaluation.emissions import LogitsStore
+    from w2v2cli.fsutil import interrupt, interruptions_held
+    from w2v2cli.records import Emissions
+
+    steps = []
+    with pytest.raises(KeyboardInterrupt):
+        with interruptions_held():
+            interrupt(KeyboardInterrupt())  # what the signal handler calls
+            steps.append("the rest of the block ran")
+    assert steps == ["the rest of the block ran"]
+
+    real, whole = np.savez, []
+
+    def savez_hit_by_sigterm(file, **arrays):
+        interrupt(Terminated())  # the signal lands inside np.savez
+        real(file, **arrays)
+        whole.append(True)  # ...which still finished its archive
+
+    monkeypatch.setattr(np, "savez", savez_hit_by_sigterm)
+    store = LogitsStore(tmp_path / "logits", "m", None, None)
+    em = Emissions(np.zeros((3, 5), np.float32), np.arange(3) * 0.02, 0.02, 0.06)
+    entry = type("Entry", (), {"audio": tmp_path / "a.wav"})()
+    with pytest.raises(Terminated):
+        store.save(0, entry, em)
+    assert whole == [True]
+    assert not (tmp_path / "logits").exists() or list((tmp_path / "logits").iterdir()) == []

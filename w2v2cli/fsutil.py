@@ -69,6 +69,17 @@ def _release() -> None:
 
 
 @contextmanager
+def interruptions_held() -> Iterator[None]:
+    """Hold back Ctrl-C and SIGTERM (``interrupt``) for a short block that must not stop
+    halfway, and raise a held one as the block ends."""
+    _Held.depth += 1
+    try:
+        yield
+    finally:
+        _release()
+
+
+@contextmanager
 def atomic_file(
     path: str | Path, mode: str = "w", *, encoding: str | None = "utf-8", newline: str | None = ""
 ) -> Iterator[IO[Any]]:
