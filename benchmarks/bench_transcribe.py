@@ -643,7 +643,7 @@ def code_version() -> str:
     commit = git("rev-parse", "--short", "HEAD") or "unknown"
     dirty = git("status", "--porcelain", "--", "w2v2cli")
     digest = hashlib.sha1()
-    for path in sorted((ROOT / "w2v2cli").glob("*.py")):
+    for path in sorted((ROOT / "w2v2cli").rglob("*.py")):
         digest.update(path.read_bytes())
     return f"{commit}" + (" with local changes in w2v2cli/" if dirty else "") + (
         f" (sources sha1 {digest.hexdigest()[:10]})"

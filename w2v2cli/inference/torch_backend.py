@@ -1,7 +1,10 @@
-"""The PyTorch backend: the transformers model itself, on CPU or CUDA.
+"""The PyTorch backend: the model on CPU or CUDA, as transformers computes it.
 
-Exact batching (``exact.py``) lives here: with it on, a padded batch gives every item its
-unbatched log-probabilities, so results never depend on the batch size.
+The model is this package's own copy of a standard wav2vec2 CTC model on the CPU
+(``models/native.py``: the same torch calls, no transformers import), transformers' model
+otherwise. Exact batching lives here (``exact.py``, built into the native model): with it
+on, a padded batch gives every item its unbatched log-probabilities, so results never
+depend on the batch size.
 
 On CUDA a batch is *started*, not waited for (``start``): the samples go through
 page-locked (pinned) host memory, so the copy to the GPU is queued like a kernel instead
@@ -19,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from ..models import LoadedModel
+from ..models.native import NativeWav2Vec2ForCTC
 from .exact import expect_lengths, set_batch_exact
 from .runner import Done, Pending
 
@@ -38,7 +42,12 @@ class TorchBackend:
         self.precision = loaded.dtype
         self._dtype = getattr(torch, loaded.dtype)
         self.exact = exact
-        self.patched = set_batch_exact(loaded.model, exact)
+        # This package's own wav2vec2 (models/native.py) batches exactly by itself.
+        self.native = isinstance(loaded.model, NativeWav2Vec2ForCTC)
+        if self.native:
+            loaded.model.itemwise = exact
+        # patched: exact batching is on (the runner pads batches only then)
+        self.patched = exact if self.native else set_batch_exact(loaded.model, exact)
         # Without exact batching a mask is passed only when the feature extractor asks
         # for one (plain padding, as the transformers pipeline does; benchmarks only).
         self.use_mask = exact or loaded.wants_attention_mask
@@ -62,7 +71,10 @@ class TorchBackend:
         with torch.inference_mode():
             host = torch.from_numpy(batch)
             kwargs: dict[str, Any] = {}
-            if self.use_mask:
+            if self.native:
+                if self.use_mask:
+                    kwargs["lengths"] = list(lengths)
+            elif self.use_mask:
                 kwargs["attention_mask"] = torch.from_numpy(
                     np.arange(width)[None, :] < np.array(lengths)[:, None]
                 ).long()
@@ -71,7 +83,8 @@ class TorchBackend:
                 return Done(torch.log_softmax(logits.float(), dim=-1).numpy())
             with torch.cuda.device(self.device):  # the events and streams of this GPU
                 inputs = _to_device(host, self.device).to(self._dtype)
-                kwargs = {k: _to_device(v, self.device) for k, v in kwargs.items()}
+                kwargs = {k: _to_device(v, self.device) if isinstance(v, torch.Tensor) else v
+                          for k, v in kwargs.items()}  # fmt: skip
                 logits = self._forward(inputs, kwargs, lengths).logits
                 log_probs = torch.log_softmax(logits.float(), dim=-1)
                 out = torch.empty(log_probs.shape, dtype=torch.float32, pin_memory=True)
@@ -83,7 +96,7 @@ class TorchBackend:
 
     def _forward(self, inputs: Any, kwargs: dict[str, Any], lengths: list[int]) -> Any:
         """The model on one batch; the exact encoder is told the lengths just before."""
-        if self.patched:
+        if self.patched and not self.native:
             expect_lengths(self.model, lengths)
         return self.model(inputs, **kwargs)
 

@@ -402,9 +402,43 @@ def load_weights(
     return model
 
 
+#: ``transformers`` makes the torch backend load transformers' model even where this
+#: package's own copy (``native.py``) runs it; for comparisons and as a way out.
+TORCH_MODEL_ENV = "W2V2_TORCH_MODEL"
+
+
+def load_native_model(options: ModelOptions) -> LoadedModel | None:
+    """The torch backend's model without transformers (``native.py``): a standard wav2vec2
+    CTC folder on disk, run on the CPU; None for anything else, which ``load_model`` then
+    loads through transformers."""
+    choice = os.environ.get(TORCH_MODEL_ENV, "").strip().lower() or "auto"
+    if choice not in ("auto", "native", "transformers"):
+        raise ConfigError(f"{TORCH_MODEL_ENV}={choice!r}: expected auto, native or transformers")
+    if choice == "transformers" or resolve_device(options.device) != "cpu":
+        return None
+    dtype = resolve_dtype(options.dtype, "cpu")
+    if dtype not in ("float32", "float16", "bfloat16"):
+        return None
+    parts = load_processor_light(options)
+    if parts is None or parts.local_dir is None:
+        return None
+    from .native import load_native
+
+    model = load_native(parts.local_dir, dtype)
+    if model is None:
+        return None
+    log.debug("loaded %s on cpu as %s without transformers", parts.name, dtype)
+    return dataclasses.replace(parts, model=model, device="cpu", dtype=dtype)
+
+
 def load_model(options: ModelOptions, notify: Notify | None = None) -> LoadedModel:
-    """Processor parts and the transformers model on the options' device and dtype (the
-    torch backend); raises ``ModelError`` with one line."""
+    """Processor parts and the model on the options' device and dtype (the torch backend):
+    this package's own copy of a standard wav2vec2 CTC model on the CPU
+    (``load_native_model``), transformers' model otherwise; raises ``ModelError`` with one
+    line."""
+    native = load_native_model(options)
+    if native is not None:
+        return native
     parts = load_processor(options, notify)
     device = resolve_device(options.device)
     dtype = resolve_dtype(options.dtype, device)
