@@ -93,9 +93,7 @@ def main(argv: list[str] | None = None) -> None:
                 runs[config].append(timed(argv_, env))
             walls = ", ".join(f"{c} {runs[c][-1][0]:.2f} s" for c in args.configs)
             print(f"round {r + 1}: {walls}", file=sys.stderr)
-    floor = None
-    if "import-torch" in runs:
-        floor = statistics.median(w for w, _ in runs["import-torch"])
+    floor = "import-torch" in runs or None
     lines = [
         f"- date: {dt.datetime.now().strftime('%Y-%m-%d %H:%M')}",
         *bt.machine_info([]),
@@ -104,6 +102,8 @@ def main(argv: list[str] | None = None) -> None:
         f"- one 3 s WAV, random wav2vec2-base-shaped model (94.4M parameters), float32, JSON "
         f"written; each configuration a fresh process, {args.rounds} interleaved rounds, "
         "median shown; peak RSS from wait4",
+        "- more than `import torch`: the median of each round's difference (the rounds "
+        "interleave, so each difference is taken under the same load)",
         "",
         "| configuration | wall s (median) | more than `import torch` | peak RSS MB | runs (s) |",
         "| --- | ---: | ---: | ---: | --- |",
@@ -111,7 +111,12 @@ def main(argv: list[str] | None = None) -> None:
     for config, values in runs.items():
         wall = statistics.median(w for w, _ in values)
         rss = statistics.median(m for _, m in values)
-        extra = "" if floor is None or config == "import-torch" else f"{wall - floor:+.2f} s"
+        extra = ""
+        if floor is not None and config != "import-torch":
+            extra = statistics.median(
+                w - t for (w, _), (t, _) in zip(values, runs["import-torch"], strict=True)
+            )
+            extra = f"{extra:+.2f} s"
         lines.append(f"| `{config}` | {wall:.2f} | {extra} | {rss:.0f} | "
                      + ", ".join(f"{w:.2f}" for w, _ in values) + " |")  # fmt: skip
     body = "\n".join(lines) + "\n"

@@ -121,7 +121,7 @@ def open_backend(
                               "--backend torch")  # fmt: skip
         else:  # auto: the torch backend, without a notice (nothing went wrong)
             log.debug("%s models run on the torch backend", family.name)
-    from .torch_backend import TorchBackend
+    loaded = load_model(options, notify)  # before torch_backend: torch's import overlaps
+    from .torch_backend import TorchBackend  # the native model's weight reads
 
-    loaded = load_model(options, notify)
     return loaded, TorchBackend(loaded, exact=exact, threads=threads)

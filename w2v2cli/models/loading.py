@@ -414,7 +414,7 @@ def load_native_model(options: ModelOptions) -> LoadedModel | None:
     choice = os.environ.get(TORCH_MODEL_ENV, "").strip().lower() or "auto"
     if choice not in ("auto", "native", "transformers"):
         raise ConfigError(f"{TORCH_MODEL_ENV}={choice!r}: expected auto, native or transformers")
-    if choice == "transformers" or resolve_device(options.device) != "cpu":
+    if choice == "transformers" or options.device not in ("auto", "cpu"):
         return None
     dtype = resolve_dtype(options.dtype, "cpu")
     if dtype not in ("float32", "float16", "bfloat16"):
@@ -422,9 +422,12 @@ def load_native_model(options: ModelOptions) -> LoadedModel | None:
     parts = load_processor_light(options)
     if parts is None or parts.local_dir is None:
         return None
-    from .native import load_native
+    from .native import start_loading
 
-    model = load_native(parts.local_dir, dtype)
+    loading = start_loading(parts.local_dir)  # reads the weights while torch is imported
+    if loading is None or resolve_device(options.device) != "cpu":
+        return None
+    model = loading.finish(dtype)
     if model is None:
         return None
     log.debug("loaded %s on cpu as %s without transformers", parts.name, dtype)

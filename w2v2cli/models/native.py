@@ -29,12 +29,13 @@ missing or renamed keys gets transformers' own handling and messages). CUDA stay
 transformers' model: this path has been measured on CPUs only.
 
 **Memory.** Weights are read from ``model.safetensors`` with plain file reads into their
-tensors: no memory map whose pages would count a second time while loading, and no
-transformers modules (0.15 GB of imports). The forward pass allocates what transformers'
-does (the same calls); its peak is the feature encoder's second convolution, whose
-unfolded input (``im2col``, 0.2 GB for a 20 s chunk) sits beside the first layer's output.
-Computing it in time blocks would lower that peak but changes the last bits of some
-outputs (the matrix kernels treat the block edges differently), so it is not done.
+arrays (in a thread, while torch is imported): no memory map whose pages would count a
+second time while loading, and no transformers modules (0.15 GB of imports). The forward
+pass allocates what transformers' does (the same calls); its peak is the feature
+encoder's second convolution, whose unfolded input (``im2col``, 0.2 GB for a 20 s chunk)
+sits beside the first layer's output. Computing it in time blocks would lower that peak
+but changes the last bits of some outputs (the matrix kernels treat the block edges
+differently), so it is not done.
 """
 
 from __future__ import annotations
@@ -185,12 +186,15 @@ def _canonical(name: str) -> str:
     return name
 
 
-def read_safetensors(path: Path, dtype: Any) -> dict[str, Any] | None:
-    """The tensors of a ``.safetensors`` file in ``dtype``, read with plain file reads (no
-    memory map); None when the file is not one this reader knows."""
-    import torch
+def read_safetensors(path: Path) -> dict[str, tuple[Any, str]] | None:
+    """The arrays of a ``.safetensors`` file with their stored dtype (``float32``,
+    ``float16``, or ``bfloat16`` held as ``uint16``), read with plain file reads into numpy
+    arrays (no memory map, no torch: it can run while torch is being imported); None when
+    the file is not one this reader knows."""
+    import numpy as np
 
-    tensors: dict[str, Any] = {}
+    arrays: dict[str, tuple[Any, str]] = {}
+    holders = {"float32": np.float32, "float16": np.float16, "bfloat16": np.uint16}
     try:
         with open(path, "rb") as f:
             (size,) = struct.unpack("<Q", f.read(8))
@@ -205,47 +209,83 @@ def read_safetensors(path: Path, dtype: Any) -> dict[str, Any] | None:
                 if kind is None:
                     return None
                 begin, end = (int(o) for o in entry["data_offsets"])
-                shape = tuple(int(d) for d in entry["shape"])
-                stored = getattr(torch, kind)
-                tensor = torch.empty(shape, dtype=stored)
-                if end - begin != tensor.numel() * tensor.element_size():
+                array = np.empty(tuple(int(d) for d in entry["shape"]), dtype=holders[kind])
+                if end - begin != array.nbytes:
                     return None
                 f.seek(start + begin)
-                view = tensor.view(torch.int16) if stored == torch.bfloat16 else tensor
-                if tensor.numel() and f.readinto(memoryview(view.numpy()).cast("B")) != end - begin:
+                if array.nbytes and f.readinto(memoryview(array).cast("B")) != array.nbytes:
                     return None
-                tensors[name] = tensor if stored == dtype else tensor.to(dtype)
-    except (OSError, ValueError, KeyError, TypeError, struct.error, RuntimeError):
+                arrays[name] = (array, kind)
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, struct.error):
         return None
-    return tensors
+    return arrays
 
 
-def read_weights(folder: Path, dtype: Any) -> dict[str, Any] | None:
-    """The checkpoint's tensors in ``dtype`` from ``model.safetensors`` (or
-    ``pytorch_model.bin``), with transformers' names; None when neither file is usable
-    (sharded checkpoints included: transformers reads those)."""
+class Loading:
+    """A native model being loaded: ``start_loading`` checks the config and starts reading
+    ``model.safetensors`` in a thread (file reads release the GIL, so this overlaps the
+    ~2.5 s import of torch); ``finish`` makes the model, or None."""
+
+    def __init__(self, folder: Path, config: NativeConfig) -> None:
+        import threading
+
+        self.folder, self.config = folder, config
+        self._arrays: dict[str, tuple[Any, str]] | None = None
+        self._thread: threading.Thread | None = None
+        safetensors = folder / "model.safetensors"
+        if safetensors.is_file():
+            self._thread = threading.Thread(target=self._read, args=(safetensors,),
+                                            name="w2v2-weights", daemon=True)  # fmt: skip
+            self._thread.start()
+
+    def _read(self, path: Path) -> None:
+        self._arrays = read_safetensors(path)
+
+    def finish(self, dtype: str = "float32") -> NativeWav2Vec2ForCTC | None:
+        import torch
+
+        torch_dtype = getattr(torch, dtype)
+        if self._thread is not None:
+            self._thread.join()
+            arrays, self._arrays = self._arrays, None
+            if arrays is None:
+                return None
+            tensors = {}
+            for name, (array, kind) in arrays.items():
+                tensor = torch.from_numpy(array)
+                if kind == "bfloat16":
+                    tensor = tensor.view(torch.bfloat16)
+                tensors[name] = tensor if tensor.dtype == torch_dtype else tensor.to(torch_dtype)
+            del arrays
+        else:
+            tensors = _read_bin(self.folder, torch_dtype)
+            if tensors is None:
+                return None
+        weights = {_canonical(k): v for k, v in tensors.items() if k not in _IGNORED}
+        expected = expected_shapes(self.config)
+        if set(weights) != set(expected) or any(
+            tuple(weights[k].shape) != shape for k, shape in expected.items()
+        ):
+            log.debug("%s: weights do not map one to one onto Wav2Vec2ForCTC", self.folder)
+            return None
+        return NativeWav2Vec2ForCTC(self.config, weights)
+
+
+def _read_bin(folder: Path, dtype: Any) -> dict[str, Any] | None:
+    """``pytorch_model.bin``'s tensors in ``dtype`` (``weights_only``: no pickled code)."""
     import torch
 
-    safetensors = folder / "model.safetensors"
-    if safetensors.is_file():
-        tensors = read_safetensors(safetensors, dtype)
-    elif (folder / "pytorch_model.bin").is_file():
-        try:
-            state = torch.load(folder / "pytorch_model.bin", map_location="cpu",
-                               weights_only=True)  # fmt: skip
-        except Exception as exc:  # noqa: BLE001 - transformers reports it with its message
-            log.debug("cannot read %s: %s", folder / "pytorch_model.bin", exc)
-            return None
-        if not isinstance(state, dict) or not all(
-            isinstance(v, torch.Tensor) for v in state.values()
-        ):
-            return None
-        tensors = {k: v if v.dtype == dtype else v.to(dtype) for k, v in state.items()}
-    else:
+    path = folder / "pytorch_model.bin"
+    if not path.is_file():
+        return None  # sharded or absent: transformers reads those
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - transformers reports it with its message
+        log.debug("cannot read %s: %s", path, exc)
         return None
-    if tensors is None:
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         return None
-    return {_canonical(k): v for k, v in tensors.items() if k not in _IGNORED}
+    return {k: v if v.dtype == dtype else v.to(dtype) for k, v in state.items()}
 
 
 class NativeWav2Vec2ForCTC:
@@ -455,25 +495,24 @@ def _activation(name: str) -> Any:
     return {"gelu": F.gelu, "relu": F.relu}[name]
 
 
-def load_native(folder: Path, dtype: str = "float32") -> NativeWav2Vec2ForCTC | None:
-    """The folder's model as ``NativeWav2Vec2ForCTC`` in ``dtype``, or None when it is not
-    one this module runs exactly as transformers does (module docstring)."""
-    import torch
-
+def native_config(folder: Path) -> NativeConfig | None:
+    """The folder's config when it is a plain ``Wav2Vec2ForCTC`` this module runs."""
     try:
         raw = json.loads((folder / "config.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
-    config = NativeConfig.from_raw(raw) if isinstance(raw, dict) else None
-    if config is None:
-        return None
-    weights = read_weights(folder, getattr(torch, dtype))
-    if weights is None:
-        return None
-    expected = expected_shapes(config)
-    if set(weights) != set(expected) or any(
-        tuple(weights[k].shape) != shape for k, shape in expected.items()
-    ):
-        log.debug("%s: weights do not map one to one onto Wav2Vec2ForCTC", folder)
-        return None
-    return NativeWav2Vec2ForCTC(config, weights)
+    return NativeConfig.from_raw(raw) if isinstance(raw, dict) else None
+
+
+def start_loading(folder: Path) -> Loading | None:
+    """Start loading the folder's model (``Loading``), or None when its config is not one
+    this module runs; call before importing torch to overlap the two."""
+    config = native_config(folder)
+    return None if config is None else Loading(folder, config)
+
+
+def load_native(folder: Path, dtype: str = "float32") -> NativeWav2Vec2ForCTC | None:
+    """The folder's model as ``NativeWav2Vec2ForCTC`` in ``dtype``, or None when it is not
+    one this module runs exactly as transformers does (module docstring)."""
+    loading = start_loading(folder)
+    return None if loading is None else loading.finish(dtype)
