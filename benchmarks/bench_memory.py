@@ -17,6 +17,7 @@ are the peaks a user sees.
 
     python benchmarks/bench_memory.py                       # OpenVINO and torch, quick set
     python benchmarks/bench_memory.py --full --backends openvino --write
+    python benchmarks/bench_memory.py --backends torch torch-transformers  # native vs not
 """
 
 from __future__ import annotations
@@ -65,10 +66,11 @@ def tree_rss(pid: int) -> int:
     return total
 
 
-def run_cli(args: list[str], split_after: int | None = None) -> dict:
+def run_cli(args: list[str], split_after: int | None = None,
+            env: dict[str, str] | None = None) -> dict:  # fmt: skip
     """Run ``w2v2 ARGS``; the peak RSS of its tree overall, and before/after the
     ``split_after``-th result on stdout (``==> path <==`` headers)."""
-    proc = subprocess.Popen([sys.executable, "-m", "w2v2cli", *args],
+    proc = subprocess.Popen([sys.executable, "-m", "w2v2cli", *args], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
     samples: list[tuple[float, int]] = []
     done = threading.Event()
@@ -115,7 +117,8 @@ def long_file(paths: list[Path], minutes: int, folder: Path) -> Path:
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--full", action="store_true", help="the 21-minute set for two passes")
-    p.add_argument("--backends", nargs="+", default=["openvino", "torch"])
+    p.add_argument("--backends", nargs="+", default=["openvino", "torch"],
+                   choices=["openvino", "torch", "torch-transformers"])
     p.add_argument("--skip-long", action="store_true", help="only the two-pass run")
     p.add_argument("--skip-two-pass", action="store_true", help="only the long files")
     p.add_argument("--write", action="store_true", help="write the report into RESULTS.md")
@@ -138,14 +141,19 @@ def main(argv: list[str] | None = None) -> None:
         listing.write_text("".join(f"{p}\n" for p in [*paths, *links]))
         longs = [] if args.skip_long else [long_file(paths, m, bt.DATA) for m in (5, 30)]
         for backend in args.backends:
-            common = ["-m", str(model), "--cache-dir", str(cache), "--backend", backend,
-                      "--stdout", "-f", "txt", "-q"]  # fmt: skip
+            # torch-transformers: the torch backend with transformers' model instead of
+            # this package's own (W2V2_TORCH_MODEL, models/native.py)
+            env = {k: v for k, v in os.environ.items() if k != "W2V2_TORCH_MODEL"}
+            if backend == "torch-transformers":
+                env["W2V2_TORCH_MODEL"] = "transformers"
+            common = ["-m", str(model), "--cache-dir", str(cache), "--backend",
+                      backend.split("-")[0], "--stdout", "-f", "txt", "-q"]  # fmt: skip
             row: dict = {"backend": backend}
             if not args.skip_two_pass:
                 row.update(run_cli(["transcribe", "--from-list", str(listing), *common],
-                                   split_after=len(paths)))  # fmt: skip
+                                   split_after=len(paths), env=env))  # fmt: skip
             for path in longs:
-                row[path.stem] = run_cli(["transcribe", str(path), *common])["peak"]
+                row[path.stem] = run_cli(["transcribe", str(path), *common], env=env)["peak"]
             rows.append(row)
             print(row, file=sys.stderr)
     mb = 1e6

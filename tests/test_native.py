@@ -246,3 +246,24 @@ def test_same_logits_at_each_thread_count(layer_model: Path) -> None:
                 assert torch.equal(native(x).logits, reference(x).logits), threads
     finally:
         torch.set_num_threads(before)
+
+
+@pytest.mark.parametrize("damage", ["truncated", "random"])
+def test_damaged_weights_are_one_line_from_transformers(tmp_path: Path, group_model: Path,
+                                                        damage: str) -> None:  # fmt: skip
+    """A damaged ``model.safetensors`` is not half-read by the native loader: it returns
+    None, and transformers' loading fails with the usual one line."""
+    folder = tmp_path / "model"
+    folder.mkdir()
+    for f in group_model.iterdir():
+        (folder / f.name).write_bytes(f.read_bytes())
+    weights = folder / "model.safetensors"
+    data = weights.read_bytes()
+    weights.write_bytes(data[: len(data) // 2] if damage == "truncated" else os.urandom(4096))
+    assert load_native(folder) is None
+    sf.write(tmp_path / "a.wav", noise_audio(1.0, seed=1), 16000)
+    result = _run(["transcribe", str(tmp_path / "a.wav"), "-m", str(folder), *TORCH_1_ARGS,
+                   "-o", str(tmp_path / "out"), "-q"], dict(os.environ))  # fmt: skip
+    assert result.returncode == 2
+    (line,) = [x for x in result.stderr.splitlines() if x.strip()]
+    assert "cannot load the weights of" in line and str(folder) in line

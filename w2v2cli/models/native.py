@@ -55,6 +55,7 @@ _ACTIVATIONS = ("gelu", "relu")
 _IGNORED = ("wav2vec2.masked_spec_embed",)
 
 _SAFETENSORS_DTYPES = {"F32": "float32", "F16": "float16", "BF16": "bfloat16"}
+_MAX_HEADER = 100_000_000  # bytes of a safetensors JSON header: more is not a real file
 
 
 @dataclass(frozen=True)
@@ -186,11 +187,14 @@ def _canonical(name: str) -> str:
     return name
 
 
-def read_safetensors(path: Path) -> dict[str, tuple[Any, str]] | None:
+def read_safetensors(
+    path: Path, expected: dict[str, tuple[int, ...]] | None = None
+) -> dict[str, tuple[Any, str]] | None:
     """The arrays of a ``.safetensors`` file with their stored dtype (``float32``,
     ``float16``, or ``bfloat16`` held as ``uint16``), read with plain file reads into numpy
     arrays (no memory map, no torch: it can run while torch is being imported); None when
-    the file is not one this reader knows."""
+    the file is not one this reader knows, or when its names and shapes (transformers'
+    renaming applied) are not ``expected``: checked on the header, before any data is read."""
     import numpy as np
 
     arrays: dict[str, tuple[Any, str]] = {}
@@ -198,12 +202,20 @@ def read_safetensors(path: Path) -> dict[str, tuple[Any, str]] | None:
     try:
         with open(path, "rb") as f:
             (size,) = struct.unpack("<Q", f.read(8))
+            if size > _MAX_HEADER:
+                return None
             header = json.loads(f.read(size))
             start = 8 + size
             entries = sorted(
                 ((k, v) for k, v in header.items() if k != "__metadata__"),
                 key=lambda kv: kv[1]["data_offsets"][0],
             )
+            if expected is not None and {
+                _canonical(k): tuple(int(d) for d in v["shape"])
+                for k, v in entries if k not in _IGNORED
+            } != expected:  # fmt: skip
+                log.debug("%s: weights do not map one to one onto Wav2Vec2ForCTC", path)
+                return None
             for name, entry in entries:
                 kind = _SAFETENSORS_DTYPES.get(entry.get("dtype"))
                 if kind is None:
@@ -239,7 +251,7 @@ class Loading:
             self._thread.start()
 
     def _read(self, path: Path) -> None:
-        self._arrays = read_safetensors(path)
+        self._arrays = read_safetensors(path, expected_shapes(self.config))
 
     def finish(self, dtype: str = "float32") -> NativeWav2Vec2ForCTC | None:
         import torch
