@@ -16,15 +16,18 @@ padded, none otherwise), the CTC head. The tests compare the logits with ``torch
 against transformers' model on the same weights: group- and layer-norm encoders, padded
 and unpadded batches, float32 and bfloat16, legacy ``weight_g``/``weight_v`` names and
 ``.bin`` files, several thread counts (the positional weight's weight norm is computed
-per thread count, as its last bits depend on it). Exact batching (``inference/exact.py``)
+per thread count, as its last bits depend on it), one-frame items (whose last bits depend
+on the weights' alignment, so the weights sit at the addresses, modulo the page size, of
+transformers' memory map of the file: ``read_safetensors``). Exact batching (``inference/exact.py``)
 is built in: with ``itemwise`` on, each item's samples run through the convolutions alone,
 unpadded.
 
 **Only where it is the same model.** ``load_native`` returns None, and transformers loads
 the model as before, for anything outside the common case: another family, an adapter
 (``add_adapter``) or MMS language adapters, an activation other than GELU or ReLU, an
-attention implementation other than SDPA, sharded weights, or weights whose names or
-shapes do not map one to one onto the model (a checkpoint transformers would load with
+attention implementation other than SDPA, a ``quantization_config``, sharded weights, or
+weights whose names or shapes do not map one to one onto the model (two names for one
+parameter included) (a checkpoint transformers would load with
 missing or renamed keys gets transformers' own handling and messages). CUDA stays on
 transformers' model: this path has been measured on CPUs only.
 
@@ -42,6 +45,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import struct
 from dataclasses import dataclass
 from pathlib import Path
@@ -87,6 +91,8 @@ class NativeConfig:
         ]:
             return None
         if raw.get("add_adapter") or raw.get("adapter_attn_dim") is not None:
+            return None
+        if raw.get("quantization_config"):  # transformers would quantize the weights
             return None
         if raw.get("_attn_implementation", raw.get("attn_implementation")) not in (None, "sdpa"):
             return None
@@ -191,10 +197,20 @@ def read_safetensors(
     path: Path, expected: dict[str, tuple[int, ...]] | None = None
 ) -> dict[str, tuple[Any, str]] | None:
     """The arrays of a ``.safetensors`` file with their stored dtype (``float32``,
-    ``float16``, or ``bfloat16`` held as ``uint16``), read with plain file reads into numpy
-    arrays (no memory map, no torch: it can run while torch is being imported); None when
-    the file is not one this reader knows, or when its names and shapes (transformers'
-    renaming applied) are not ``expected``: checked on the header, before any data is read."""
+    ``float16``, or ``bfloat16`` held as ``uint16``); None when the file is not one this
+    reader knows, or when its names and shapes (transformers' renaming applied) are not
+    ``expected``: checked on the header, before any data is read.
+
+    The file is read with plain file reads (no torch: it can run while torch is being
+    imported) into one page-aligned anonymous mapping, each array a view at its offset in
+    the file: the same addresses modulo the page size as in the memory map transformers
+    runs from. That matters: a matrix product with a single row (a 25-45 ms item, one
+    output frame) rounds differently depending on its weight's alignment modulo 16 bytes,
+    and a vocabulary size that is not a multiple of 4 shifts every later tensor of the file
+    off that alignment.
+    """
+    import mmap
+
     import numpy as np
 
     arrays: dict[str, tuple[Any, str]] = {}
@@ -206,28 +222,41 @@ def read_safetensors(
                 return None
             header = json.loads(f.read(size))
             start = 8 + size
-            entries = sorted(
-                ((k, v) for k, v in header.items() if k != "__metadata__"),
-                key=lambda kv: kv[1]["data_offsets"][0],
-            )
-            if expected is not None and {
-                _canonical(k): tuple(int(d) for d in v["shape"])
-                for k, v in entries if k not in _IGNORED
-            } != expected:  # fmt: skip
-                log.debug("%s: weights do not map one to one onto Wav2Vec2ForCTC", path)
+            entries = [(k, v) for k, v in header.items() if k != "__metadata__"]
+            if expected is not None:
+                shapes = {_canonical(k): tuple(int(d) for d in v["shape"])
+                          for k, v in entries if k not in _IGNORED}  # fmt: skip
+                ignored = {k: tuple(int(d) for d in v["shape"]) for k, v in entries
+                           if k in _IGNORED}  # fmt: skip
+                if not _maps_one_to_one(shapes, len(entries) - len(ignored), ignored,
+                                        expected):  # fmt: skip
+                    log.debug("%s: weights do not map one to one onto Wav2Vec2ForCTC", path)
+                    return None
+            end = start + max((int(v["data_offsets"][1]) for _, v in entries), default=0)
+            if end > os.fstat(f.fileno()).st_size:
                 return None
+            data = mmap.mmap(-1, max(end, 1))
+            f.seek(0)
+            view, done = memoryview(data), 0
+            while done < end:
+                n = f.readinto(view[done:end])
+                if not n:
+                    return None
+                done += n
+            view.release()
             for name, entry in entries:
                 kind = _SAFETENSORS_DTYPES.get(entry.get("dtype"))
                 if kind is None:
                     return None
-                begin, end = (int(o) for o in entry["data_offsets"])
-                array = np.empty(tuple(int(d) for d in entry["shape"]), dtype=holders[kind])
-                if end - begin != array.nbytes:
+                begin, stop = (int(o) for o in entry["data_offsets"])
+                shape = tuple(int(d) for d in entry["shape"])
+                holder = np.dtype(holders[kind])
+                count = int(np.prod(shape, dtype=np.int64))
+                if stop - begin != count * holder.itemsize:
                     return None
-                f.seek(start + begin)
-                if array.nbytes and f.readinto(memoryview(array).cast("B")) != array.nbytes:
-                    return None
-                arrays[name] = (array, kind)
+                array = (np.frombuffer(data, holder, count, start + begin) if count
+                         else np.empty(0, holder))  # fmt: skip
+                arrays[name] = (array.reshape(shape), kind)
     except (OSError, ValueError, KeyError, TypeError, AttributeError, struct.error):
         return None
     return arrays
@@ -274,13 +303,25 @@ class Loading:
             if tensors is None:
                 return None
         weights = {_canonical(k): v for k, v in tensors.items() if k not in _IGNORED}
-        expected = expected_shapes(self.config)
-        if set(weights) != set(expected) or any(
-            tuple(weights[k].shape) != shape for k, shape in expected.items()
-        ):
+        ignored = {k: tuple(v.shape) for k, v in tensors.items() if k in _IGNORED}
+        shapes = {k: tuple(v.shape) for k, v in weights.items()}
+        if not _maps_one_to_one(shapes, len(tensors) - len(ignored), ignored,
+                                expected_shapes(self.config)):  # fmt: skip
             log.debug("%s: weights do not map one to one onto Wav2Vec2ForCTC", self.folder)
             return None
         return NativeWav2Vec2ForCTC(self.config, weights)
+
+
+def _maps_one_to_one(shapes: dict[str, tuple[int, ...]], names: int,
+                     ignored: dict[str, tuple[int, ...]],
+                     expected: dict[str, tuple[int, ...]]) -> bool:  # fmt: skip
+    """Whether a checkpoint's ``names`` tensors (renamed: ``shapes``) are exactly the
+    model's parameters: no two names for one parameter (a legacy and a current one), none
+    missing (transformers would initialise it at random), none extra; and what transformers
+    ignores has the shape it would check (``masked_spec_embed``: one value per channel)."""
+    hidden = expected["lm_head.weight"][1]
+    return (len(shapes) == names and shapes == expected
+            and all(shape == (hidden,) for shape in ignored.values()))  # fmt: skip
 
 
 def _read_bin(folder: Path, dtype: Any) -> dict[str, Any] | None:
