@@ -485,18 +485,22 @@ def run_config(name: str, args: argparse.Namespace) -> dict[str, Any]:
         x = kwargs.get("input_values", args_[0] if args_ else None)
         shapes.append((int(x.shape[0]), int(x.shape[1])))
 
-    if model is not None:
+    if model is not None and hasattr(model, "register_forward_pre_hook"):
         model.register_forward_pre_hook(record, with_kwargs=True)
-    else:
+    else:  # OpenVINO, or the torch backend's own wav2vec2 (models/native.py)
         backend_obj = transcriber.runner.backend
-        real_log_probs = backend_obj.log_probs
+        real_start = backend_obj.start
+        padded = backend_obj.name == "torch"
 
-        def counted(batch: np.ndarray, lengths: list[int]) -> np.ndarray:
-            for n in sorted(set(lengths)):  # one request per length on OpenVINO
-                shapes.append((lengths.count(n), n))
-            return real_log_probs(batch, lengths)
+        def counted(batch: np.ndarray, lengths: list[int]) -> Any:
+            if padded:  # one padded call
+                shapes.append((len(lengths), int(batch.shape[1])))
+            else:
+                for n in sorted(set(lengths)):  # one request per length on OpenVINO
+                    shapes.append((lengths.count(n), n))
+            return real_start(batch, lengths)
 
-        backend_obj.log_probs = counted
+        backend_obj.start = counted
     rss_loaded = rss_mb()
     runs: list[dict[str, float]] = []
     texts: list[str] = []
