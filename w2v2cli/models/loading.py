@@ -412,8 +412,8 @@ def load_native_model(options: ModelOptions) -> LoadedModel | None:
     CTC folder on disk, run on the CPU; None for anything else, which ``load_model`` then
     loads through transformers."""
     choice = os.environ.get(TORCH_MODEL_ENV, "").strip().lower() or "auto"
-    if choice not in ("auto", "native", "transformers"):
-        raise ConfigError(f"{TORCH_MODEL_ENV}={choice!r}: expected auto, native or transformers")
+    if choice not in ("auto", "transformers"):
+        raise ConfigError(f"{TORCH_MODEL_ENV}={choice!r}: expected auto or transformers")
     if choice == "transformers" or options.device not in ("auto", "cpu"):
         return None
     dtype = resolve_dtype(options.dtype, "cpu")
