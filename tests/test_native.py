@@ -146,7 +146,7 @@ def test_legacy_weight_norm_names_in_a_bin_file(tmp_path: Path, group_model: Pat
 @pytest.mark.parametrize(
     "change",
     ["extra-key", "missing-head", "shape", "adapter", "mms", "activation", "eager", "sharded",
-     "family", "two-names", "spec-embed-shape", "quantized"],
+     "family", "two-names", "spec-embed-shape", "quantized", "bin-beside-shards"],
 )
 def test_anything_else_is_left_to_transformers(tmp_path: Path, group_model: Path,
                                                change: str) -> None:  # fmt: skip
@@ -186,7 +186,11 @@ def test_anything_else_is_left_to_transformers(tmp_path: Path, group_model: Path
         weights["wav2vec2.masked_spec_embed"] = torch.zeros(7)
     elif change == "quantized":
         config["quantization_config"] = {"quant_method": "bitsandbytes", "load_in_8bit": True}
-    if change != "sharded":
+    elif change == "bin-beside-shards":  # transformers would read the sharded safetensors
+        torch.save(weights, folder / "pytorch_model.bin")
+        (folder / "model.safetensors").rename(folder / "model-00001-of-00001.safetensors")
+        (folder / "model.safetensors.index.json").write_text("{}")
+    if change not in ("sharded", "bin-beside-shards"):
         save_file(weights, folder / "model.safetensors")
     (folder / "config.json").write_text(json.dumps(config))
     assert load_native(folder) is None

@@ -329,8 +329,8 @@ def _read_bin(folder: Path, dtype: Any) -> dict[str, Any] | None:
     import torch
 
     path = folder / "pytorch_model.bin"
-    if not path.is_file():
-        return None  # sharded or absent: transformers reads those
+    if not path.is_file() or (folder / "model.safetensors.index.json").is_file():
+        return None  # sharded or absent (transformers prefers sharded safetensors to .bin)
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - transformers reports it with its message
