@@ -297,3 +297,43 @@ def test_damaged_weights_are_one_line_from_transformers(tmp_path: Path, group_mo
     assert result.returncode == 2
     (line,) = [x for x in result.stderr.splitlines() if x.strip()]
     assert "cannot load the weights of" in line and str(folder) in line
+
+
+def test_unusual_tokenizer_folder_runs_native_weights_behind_transformers_processor(
+    tmp_path: Path,
+) -> None:
+    """A folder the light reader leaves to transformers (``added_tokens.json``) still runs
+    on the native model, with transformers' tokenizer and without its modeling code; the
+    log-probabilities equal transformers' model's."""
+    from conftest import save_tiny_model
+
+    tokens = save_tiny_model(tmp_path / "tokens", vocab=["<unk>", "<pad>", " ", *"xyz"])
+    assert (tokens / "added_tokens.json").is_file()  # <s>, </s> and one more added
+    odd = _save(tmp_path / "odd", vocab_size=9)  # a head for the 6 + 3 tokens
+    for f in tokens.iterdir():
+        if not f.name.startswith(("model", "config")):
+            (odd / f.name).write_bytes(f.read_bytes())
+    code = (
+        "import sys, numpy as np\n"
+        "from w2v2cli.models.light import read_light\n"
+        "from w2v2cli.inference.backends import open_backend\n"
+        "from w2v2cli.options import ModelOptions\n"
+        f"assert read_light(__import__('pathlib').Path({str(odd)!r})) is None\n"
+        f"loaded, backend = open_backend(ModelOptions(model={str(odd)!r}, backend='torch',"
+        " threads=1))\n"
+        "x = np.random.default_rng(0).standard_normal((1, 16000)).astype(np.float32)\n"
+        "np.save(sys.argv[1], backend.log_probs(x, [16000]))\n"
+        "print(type(loaded.model).__name__, loaded.tokenizer is not None,"
+        " 'transformers.modeling_utils' in sys.modules)\n"
+    )
+    out = {}
+    for choice in ("auto", "transformers"):
+        env = {**os.environ, TORCH_MODEL_ENV: choice}
+        path = tmp_path / f"{choice}.npy"
+        result = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True,
+                                text=True, env=env, timeout=300)  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        out[choice] = (result.stdout.split(), np.load(path))
+    assert out["auto"][0] == ["NativeWav2Vec2ForCTC", "True", "False"]
+    assert out["transformers"][0] == ["Wav2Vec2ForCTC", "True", "True"]
+    np.testing.assert_array_equal(out["auto"][1], out["transformers"][1])
