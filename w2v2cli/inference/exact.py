@@ -29,8 +29,9 @@ import logging
 from collections.abc import Callable
 
 import torch
-import torch.nn.functional as F
 from torch import nn
+
+from ..models.native import run_itemwise
 
 log = logging.getLogger("w2v2cli")
 
@@ -51,14 +52,7 @@ class ItemwiseFeatureEncoder(nn.Module):
         width = input_values.shape[-1]
         if not self.enabled or lengths is None or (len(lengths) == 1 and lengths[0] >= width):
             return self.encoder(input_values)  # a single unpadded item: as unbatched
-        frames = int(self._output_length(width))
-        outputs = []
-        for i, n in enumerate(lengths):
-            out = self.encoder(input_values[i : i + 1, : max(1, min(n, width))])
-            if out.shape[-1] < frames:
-                out = F.pad(out, (0, frames - out.shape[-1]))
-            outputs.append(out)
-        return torch.cat(outputs, dim=0)
+        return run_itemwise(self.encoder, input_values, lengths, int(self._output_length(width)))
 
 
 def expect_lengths(model: nn.Module, lengths: list[int]) -> None:

@@ -45,21 +45,17 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import struct
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from .native_weights import checked, expected_shapes, read_bin, read_safetensors, to_tensors
 
 log = logging.getLogger("w2v2cli")
 
 #: The activations whose transformers implementation is exactly this torch function.
 _ACTIVATIONS = ("gelu", "relu")
-#: Checkpoint keys transformers ignores for a CTC model (SpecAugment's learned vector).
-_IGNORED = ("wav2vec2.masked_spec_embed",)
 
-_SAFETENSORS_DTYPES = {"F32": "float32", "F16": "float16", "BF16": "bfloat16"}
-_MAX_HEADER = 100_000_000  # bytes of a safetensors JSON header: more is not a real file
 
 
 @dataclass(frozen=True)
@@ -143,125 +139,6 @@ class CTCOutput:
     logits: Any
 
 
-def expected_shapes(c: NativeConfig) -> dict[str, tuple[int, ...]]:
-    """Every parameter of ``Wav2Vec2ForCTC`` (transformers' names) and its shape."""
-    shapes: dict[str, tuple[int, ...]] = {}
-    fe = "wav2vec2.feature_extractor.conv_layers"
-    for i, (dim, kernel) in enumerate(zip(c.conv_dim, c.conv_kernel, strict=True)):
-        in_dim = c.conv_dim[i - 1] if i else 1
-        shapes[f"{fe}.{i}.conv.weight"] = (dim, in_dim, kernel)
-        if c.conv_bias:
-            shapes[f"{fe}.{i}.conv.bias"] = (dim,)
-        if c.feat_extract_norm == "layer" or i == 0:
-            shapes[f"{fe}.{i}.layer_norm.weight"] = (dim,)
-            shapes[f"{fe}.{i}.layer_norm.bias"] = (dim,)
-    h, last = c.hidden_size, c.conv_dim[-1]
-    shapes["wav2vec2.feature_projection.layer_norm.weight"] = (last,)
-    shapes["wav2vec2.feature_projection.layer_norm.bias"] = (last,)
-    shapes["wav2vec2.feature_projection.projection.weight"] = (h, last)
-    shapes["wav2vec2.feature_projection.projection.bias"] = (h,)
-    pos = "wav2vec2.encoder.pos_conv_embed.conv"
-    shapes[f"{pos}.parametrizations.weight.original0"] = (1, 1, c.num_conv_pos_embeddings)
-    shapes[f"{pos}.parametrizations.weight.original1"] = (
-        h, h // c.num_conv_pos_embedding_groups, c.num_conv_pos_embeddings)  # fmt: skip
-    shapes[f"{pos}.bias"] = (h,)
-    shapes["wav2vec2.encoder.layer_norm.weight"] = (h,)
-    shapes["wav2vec2.encoder.layer_norm.bias"] = (h,)
-    for i in range(c.num_hidden_layers):
-        p = f"wav2vec2.encoder.layers.{i}"
-        for proj in ("q_proj", "k_proj", "v_proj", "out_proj"):
-            shapes[f"{p}.attention.{proj}.weight"] = (h, h)
-            shapes[f"{p}.attention.{proj}.bias"] = (h,)
-        for norm in ("layer_norm", "final_layer_norm"):
-            shapes[f"{p}.{norm}.weight"] = (h,)
-            shapes[f"{p}.{norm}.bias"] = (h,)
-        shapes[f"{p}.feed_forward.intermediate_dense.weight"] = (c.intermediate_size, h)
-        shapes[f"{p}.feed_forward.intermediate_dense.bias"] = (c.intermediate_size,)
-        shapes[f"{p}.feed_forward.output_dense.weight"] = (h, c.intermediate_size)
-        shapes[f"{p}.feed_forward.output_dense.bias"] = (h,)
-    shapes["lm_head.weight"] = (c.vocab_size, h)
-    shapes["lm_head.bias"] = (c.vocab_size,)
-    return shapes
-
-
-def _canonical(name: str) -> str:
-    """transformers' legacy renaming of weight-norm parameters (``conversion_mapping``)."""
-    if name.endswith(".weight_g"):
-        return name[: -len(".weight_g")] + ".parametrizations.weight.original0"
-    if name.endswith(".weight_v"):
-        return name[: -len(".weight_v")] + ".parametrizations.weight.original1"
-    return name
-
-
-def read_safetensors(
-    path: Path, expected: dict[str, tuple[int, ...]] | None = None
-) -> dict[str, tuple[Any, str]] | None:
-    """The arrays of a ``.safetensors`` file with their stored dtype (``float32``,
-    ``float16``, or ``bfloat16`` held as ``uint16``); None when the file is not one this
-    reader knows, or when its names and shapes (transformers' renaming applied) are not
-    ``expected``: checked on the header, before any data is read.
-
-    The file is read with plain file reads (no torch: it can run while torch is being
-    imported) into one page-aligned anonymous mapping, each array a view at its offset in
-    the file: the same addresses modulo the page size as in the memory map transformers
-    runs from. That matters: a matrix product with a single row (a 25-45 ms item, one
-    output frame) rounds differently depending on its weight's alignment modulo 16 bytes,
-    and a vocabulary size that is not a multiple of 4 shifts every later tensor of the file
-    off that alignment.
-    """
-    import mmap
-
-    import numpy as np
-
-    arrays: dict[str, tuple[Any, str]] = {}
-    holders = {"float32": np.float32, "float16": np.float16, "bfloat16": np.uint16}
-    try:
-        with open(path, "rb") as f:
-            (size,) = struct.unpack("<Q", f.read(8))
-            if size > _MAX_HEADER:
-                return None
-            header = json.loads(f.read(size))
-            start = 8 + size
-            entries = [(k, v) for k, v in header.items() if k != "__metadata__"]
-            if expected is not None:
-                shapes = {_canonical(k): tuple(int(d) for d in v["shape"])
-                          for k, v in entries if k not in _IGNORED}  # fmt: skip
-                ignored = {k: tuple(int(d) for d in v["shape"]) for k, v in entries
-                           if k in _IGNORED}  # fmt: skip
-                if not _maps_one_to_one(shapes, len(entries) - len(ignored), ignored,
-                                        expected):  # fmt: skip
-                    log.debug("%s: weights do not map one to one onto Wav2Vec2ForCTC", path)
-                    return None
-            end = start + max((int(v["data_offsets"][1]) for _, v in entries), default=0)
-            if end > os.fstat(f.fileno()).st_size:
-                return None
-            data = mmap.mmap(-1, max(end, 1))
-            f.seek(0)
-            view, done = memoryview(data), 0
-            while done < end:
-                n = f.readinto(view[done:end])
-                if not n:
-                    return None
-                done += n
-            view.release()
-            for name, entry in entries:
-                kind = _SAFETENSORS_DTYPES.get(entry.get("dtype"))
-                if kind is None:
-                    return None
-                begin, stop = (int(o) for o in entry["data_offsets"])
-                shape = tuple(int(d) for d in entry["shape"])
-                holder = np.dtype(holders[kind])
-                count = int(np.prod(shape, dtype=np.int64))
-                if stop - begin != count * holder.itemsize:
-                    return None
-                array = (np.frombuffer(data, holder, count, start + begin) if count
-                         else np.empty(0, holder))  # fmt: skip
-                arrays[name] = (array.reshape(shape), kind)
-    except (OSError, ValueError, KeyError, TypeError, AttributeError, struct.error):
-        return None
-    return arrays
-
-
 class Loading:
     """A native model being loaded: ``start_loading`` checks the config and starts reading
     ``model.safetensors`` in a thread (file reads release the GIL, so this overlaps the
@@ -289,56 +166,12 @@ class Loading:
         if self._thread is not None:
             self._thread.join()
             arrays, self._arrays = self._arrays, None
-            if arrays is None:
-                return None
-            tensors = {}
-            for name, (array, kind) in arrays.items():
-                tensor = torch.from_numpy(array)
-                if kind == "bfloat16":
-                    tensor = tensor.view(torch.bfloat16)
-                tensors[name] = tensor if tensor.dtype == torch_dtype else tensor.to(torch_dtype)
+            tensors = None if arrays is None else to_tensors(arrays, torch_dtype)
             del arrays
         else:
-            tensors = _read_bin(self.folder, torch_dtype)
-            if tensors is None:
-                return None
-        weights = {_canonical(k): v for k, v in tensors.items() if k not in _IGNORED}
-        ignored = {k: tuple(v.shape) for k, v in tensors.items() if k in _IGNORED}
-        shapes = {k: tuple(v.shape) for k, v in weights.items()}
-        if not _maps_one_to_one(shapes, len(tensors) - len(ignored), ignored,
-                                expected_shapes(self.config)):  # fmt: skip
-            log.debug("%s: weights do not map one to one onto Wav2Vec2ForCTC", self.folder)
-            return None
-        return NativeWav2Vec2ForCTC(self.config, weights)
-
-
-def _maps_one_to_one(shapes: dict[str, tuple[int, ...]], names: int,
-                     ignored: dict[str, tuple[int, ...]],
-                     expected: dict[str, tuple[int, ...]]) -> bool:  # fmt: skip
-    """Whether a checkpoint's ``names`` tensors (renamed: ``shapes``) are exactly the
-    model's parameters: no two names for one parameter (a legacy and a current one), none
-    missing (transformers would initialise it at random), none extra; and what transformers
-    ignores has the shape it would check (``masked_spec_embed``: one value per channel)."""
-    hidden = expected["lm_head.weight"][1]
-    return (len(shapes) == names and shapes == expected
-            and all(shape == (hidden,) for shape in ignored.values()))  # fmt: skip
-
-
-def _read_bin(folder: Path, dtype: Any) -> dict[str, Any] | None:
-    """``pytorch_model.bin``'s tensors in ``dtype`` (``weights_only``: no pickled code)."""
-    import torch
-
-    path = folder / "pytorch_model.bin"
-    if not path.is_file() or (folder / "model.safetensors.index.json").is_file():
-        return None  # sharded or absent (transformers prefers sharded safetensors to .bin)
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - transformers reports it with its message
-        log.debug("cannot read %s: %s", path, exc)
-        return None
-    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        return None
-    return {k: v if v.dtype == dtype else v.to(dtype) for k, v in state.items()}
+            tensors = read_bin(self.folder, torch_dtype)
+        weights = None if tensors is None else checked(tensors, self.config, self.folder)
+        return None if weights is None else NativeWav2Vec2ForCTC(self.config, weights)
 
 
 class NativeWav2Vec2ForCTC:
@@ -389,20 +222,13 @@ class NativeWav2Vec2ForCTC:
 
     # -- the forward pass -----------------------------------------------------------------
     def logits(self, input_values: Any, lengths: list[int] | None) -> Any:
-        import torch
         import torch.nn.functional as F
 
         c, w = self.config, self._w
         batch, width = input_values.shape
         if lengths is not None and self.itemwise and not (batch == 1 and lengths[0] >= width):
-            frames = c.output_lengths(width)
-            parts = []
-            for i, n in enumerate(lengths):
-                out = self.features(input_values[i : i + 1, : max(1, min(n, width))])
-                if out.shape[-1] < frames:
-                    out = F.pad(out, (0, frames - out.shape[-1]))
-                parts.append(out)
-            features = torch.cat(parts, dim=0)
+            features = run_itemwise(self.features, input_values, lengths,
+                                    c.output_lengths(width))  # fmt: skip
         else:
             features = self.features(input_values)
         features = features.transpose(1, 2)
@@ -540,6 +366,23 @@ class NativeWav2Vec2ForCTC:
         x = F.linear(hidden, w[f"{f}.intermediate_dense.weight"], w[f"{f}.intermediate_dense.bias"])
         x = _activation(self.config.hidden_act)(x)
         return F.linear(x, w[f"{f}.output_dense.weight"], w[f"{f}.output_dense.bias"])
+
+
+def run_itemwise(encoder: Any, input_values: Any, lengths: list[int], frames: int) -> Any:
+    """Exact batching's feature encoder (also ``inference/exact.py``'s): each item's first
+    ``lengths[i]`` samples through ``encoder`` alone, unpadded, the outputs padded back to
+    ``frames`` with zeros and stacked."""
+    import torch
+    import torch.nn.functional as F
+
+    width = input_values.shape[-1]
+    outputs = []
+    for i, n in enumerate(lengths):
+        out = encoder(input_values[i : i + 1, : max(1, min(n, width))])
+        if out.shape[-1] < frames:
+            out = F.pad(out, (0, frames - out.shape[-1]))
+        outputs.append(out)
+    return torch.cat(outputs, dim=0)
 
 
 def _activation(name: str) -> Any:
