@@ -182,10 +182,7 @@ def main(argv: list[str] | None = None) -> None:
             + (f"{five / mb:.0f} | {thirty / mb:.0f} | {(thirty / five - 1) * 100:+.1f}% |"
                if five and thirty else "- | - | - |")
         )  # fmt: skip
-    body = "\n".join(lines) + "\n"
-    print(body)
-    if args.write:
-        bt.write_section(bt.RESULTS, args.section, body)
+    bt.emit("\n".join(lines) + "\n", args.write, args.section)
 
 
 if __name__ == "__main__":

@@ -119,10 +119,7 @@ def main(argv: list[str] | None = None) -> None:
             extra = f"{extra:+.2f} s"
         lines.append(f"| `{config}` | {wall:.2f} | {extra} | {rss:.0f} | "
                      + ", ".join(f"{w:.2f}" for w, _ in values) + " |")  # fmt: skip
-    body = "\n".join(lines) + "\n"
-    print(body)
-    if args.write:
-        bt.write_section(bt.RESULTS, args.section, body)
+    bt.emit("\n".join(lines) + "\n", args.write, args.section)
 
 
 if __name__ == "__main__":

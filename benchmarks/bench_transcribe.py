@@ -824,6 +824,13 @@ def report(results: dict[str, dict[str, Any]], args: argparse.Namespace, command
     return "\n".join(lines) + "\n"
 
 
+def emit(body: str, write: bool, section: str) -> None:
+    """Print a report and, with ``write``, put it into RESULTS.md as ``section``."""
+    print(body)
+    if write:
+        write_section(RESULTS, section, body)
+
+
 def write_section(path: Path, section: str, body: str) -> None:
     """Replace (or append) the ``section`` block of ``path``, keeping everything else."""
     start, end = f"<!-- bench:{section} start -->", f"<!-- bench:{section} end -->"

@@ -402,73 +402,19 @@ def load_weights(
     return model
 
 
-#: ``transformers`` makes the torch backend load transformers' model even where this
-#: package's own copy (``native.py``) runs it; for comparisons and as a way out.
-TORCH_MODEL_ENV = "W2V2_TORCH_MODEL"
-
-
-def _native_dtype(options: ModelOptions) -> str | None:
-    """The dtype the native model (``native.py``) would run in for these options, or None
-    when it is not to be used: ``W2V2_TORCH_MODEL=transformers``, a GPU asked for, a
-    language adapter, or a dtype torch does not run."""
-    choice = os.environ.get(TORCH_MODEL_ENV, "").strip().lower() or "auto"
-    if choice not in ("auto", "transformers"):
-        raise ConfigError(f"{TORCH_MODEL_ENV}={choice!r}: expected auto or transformers")
-    if choice == "transformers" or options.device not in ("auto", "cpu") or options.language:
-        return None
-    dtype = resolve_dtype(options.dtype, "cpu")
-    return dtype if dtype in ("float32", "float16", "bfloat16") else None
-
-
-def load_native_model(options: ModelOptions) -> LoadedModel | None:
-    """The torch backend's model without transformers (``native.py``): a standard wav2vec2
-    CTC folder on disk, run on the CPU; None for anything else, which ``load_model`` then
-    loads through transformers."""
-    dtype = _native_dtype(options)
-    if dtype is None:
-        return None
-    parts = load_processor_light(options)
-    if parts is None or parts.local_dir is None:
-        return None
-    from .native import start_loading
-
-    loading = start_loading(parts.local_dir)  # reads the weights while torch is imported
-    if loading is None or resolve_device(options.device) != "cpu":
-        return None
-    model = loading.finish(dtype)
-    if model is None:
-        return None
-    log.debug("loaded %s on cpu as %s without transformers", parts.name, dtype)
-    return dataclasses.replace(parts, model=model, device="cpu", dtype=dtype)
-
-
-def _native_weights(parts: LoadedModel, options: ModelOptions) -> LoadedModel | None:
-    """``parts`` (read by transformers: a tokenizer outside the common layout) with the
-    native model's weights, when the folder holds a model it runs: transformers'
-    processor classes, but not its modeling code (about 3 s of the 5 s of imports)."""
-    dtype = _native_dtype(options)
-    if dtype is None or parts.local_dir is None or resolve_device(options.device) != "cpu":
-        return None
-    from .native import load_native
-
-    model = load_native(parts.local_dir, dtype)
-    if model is None:
-        return None
-    log.debug("loaded %s on cpu as %s without transformers' model", parts.name, dtype)
-    return dataclasses.replace(parts, model=model, device="cpu", dtype=dtype)
-
-
 def load_model(options: ModelOptions, notify: Notify | None = None) -> LoadedModel:
     """Processor parts and the model on the options' device and dtype (the torch backend):
     this package's own copy of a standard wav2vec2 CTC model on the CPU (``native.py``:
     without transformers for folders in the common layout, ``load_native_model``; with
     transformers' processor for the others), transformers' model otherwise; raises
     ``ModelError`` with one line."""
+    from .native_loading import load_native_model, with_native_weights
+
     native = load_native_model(options)
     if native is not None:
         return native
     parts = load_processor(options, notify)
-    native = _native_weights(parts, options)
+    native = with_native_weights(parts, options)
     if native is not None:
         return native
     device = resolve_device(options.device)

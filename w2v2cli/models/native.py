@@ -22,13 +22,13 @@ transformers' memory map of the file: ``read_safetensors``). Exact batching (``i
 is built in: with ``itemwise`` on, each item's samples run through the convolutions alone,
 unpadded.
 
-**Only where it is the same model.** ``load_native`` returns None, and transformers loads
-the model as before, for anything outside the common case: another family, an adapter
-(``add_adapter``) or MMS language adapters, an activation other than GELU or ReLU, an
-attention implementation other than SDPA, a ``quantization_config``, sharded weights, or
-weights whose names or shapes do not map one to one onto the model (two names for one
-parameter included) (a checkpoint transformers would load with
-missing or renamed keys gets transformers' own handling and messages). CUDA stays on
+**Only where it is the same model.** ``load_native`` (``native_loading.py``) returns
+None, and transformers loads the model as before, for anything outside the common case:
+another family, an adapter (``add_adapter``) or MMS language adapters, an activation other
+than GELU or ReLU, an attention implementation other than SDPA, a ``quantization_config``,
+sharded weights, or weights whose names or shapes do not map one to one onto the model
+(two names for one parameter included; a checkpoint transformers would load with missing
+or renamed keys gets transformers' own handling and messages). CUDA stays on
 transformers' model: this path has been measured on CPUs only.
 
 **Memory.** Weights are read from ``model.safetensors`` with plain file reads into their
@@ -43,15 +43,8 @@ differently), so it is not done.
 
 from __future__ import annotations
 
-import json
-import logging
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
-
-from .native_weights import checked, expected_shapes, read_bin, read_safetensors, to_tensors
-
-log = logging.getLogger("w2v2cli")
 
 #: The activations whose transformers implementation is exactly this torch function.
 _ACTIVATIONS = ("gelu", "relu")
@@ -137,41 +130,6 @@ class CTCOutput:
     """What callers read from a transformers CTC model's output."""
 
     logits: Any
-
-
-class Loading:
-    """A native model being loaded: ``start_loading`` checks the config and starts reading
-    ``model.safetensors`` in a thread (file reads release the GIL, so this overlaps the
-    ~2.5 s import of torch); ``finish`` makes the model, or None."""
-
-    def __init__(self, folder: Path, config: NativeConfig) -> None:
-        import threading
-
-        self.folder, self.config = folder, config
-        self._arrays: dict[str, tuple[Any, str]] | None = None
-        self._thread: threading.Thread | None = None
-        safetensors = folder / "model.safetensors"
-        if safetensors.is_file():
-            self._thread = threading.Thread(target=self._read, args=(safetensors,),
-                                            name="w2v2-weights", daemon=True)  # fmt: skip
-            self._thread.start()
-
-    def _read(self, path: Path) -> None:
-        self._arrays = read_safetensors(path, expected_shapes(self.config))
-
-    def finish(self, dtype: str = "float32") -> NativeWav2Vec2ForCTC | None:
-        import torch
-
-        torch_dtype = getattr(torch, dtype)
-        if self._thread is not None:
-            self._thread.join()
-            arrays, self._arrays = self._arrays, None
-            tensors = None if arrays is None else to_tensors(arrays, torch_dtype)
-            del arrays
-        else:
-            tensors = read_bin(self.folder, torch_dtype)
-        weights = None if tensors is None else checked(tensors, self.config, self.folder)
-        return None if weights is None else NativeWav2Vec2ForCTC(self.config, weights)
 
 
 class NativeWav2Vec2ForCTC:
@@ -389,26 +347,3 @@ def _activation(name: str) -> Any:
     import torch.nn.functional as F
 
     return {"gelu": F.gelu, "relu": F.relu}[name]
-
-
-def native_config(folder: Path) -> NativeConfig | None:
-    """The folder's config when it is a plain ``Wav2Vec2ForCTC`` this module runs."""
-    try:
-        raw = json.loads((folder / "config.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return NativeConfig.from_raw(raw) if isinstance(raw, dict) else None
-
-
-def start_loading(folder: Path) -> Loading | None:
-    """Start loading the folder's model (``Loading``), or None when its config is not one
-    this module runs; call before importing torch to overlap the two."""
-    config = native_config(folder)
-    return None if config is None else Loading(folder, config)
-
-
-def load_native(folder: Path, dtype: str = "float32") -> NativeWav2Vec2ForCTC | None:
-    """The folder's model as ``NativeWav2Vec2ForCTC`` in ``dtype``, or None when it is not
-    one this module runs exactly as transformers does (module docstring)."""
-    loading = start_loading(folder)
-    return None if loading is None else loading.finish(dtype)
