@@ -6,8 +6,9 @@ their ``Emissions`` from ``Engine.emissions``. A background thread decodes audio
 block and cuts it into chunks as it arrives (``chunking.Splitter``), a bounded queue ahead
 of the model, so memory does not grow with a file's length: a chunk's samples are dropped
 once the model has run it, and a file is only its chunks' kept frames until it is complete.
-Chunks are batched *across files* in windows sorted by length (less padding), and each
-file's stitched log-probabilities come back in input order as soon as they are complete.
+Chunks are batched *across files* in windows sorted by length (less padding; at batch
+size 1, one chunk at a time in input order), and each file's stitched log-probabilities
+come back in input order as soon as they are complete.
 It never decodes text.
 """
 
@@ -261,13 +262,16 @@ class Engine:
         least 32) is gathered and split into batches by ``chunking.plan_batches`` (longest
         first, padding limited by the runner's device policy), so model activations exist
         only for the batch in flight, and samples only for the window and the reading
-        queue. ``on_audio`` is called with the seconds of audio each processed chunk
-        completes (for progress).
+        queue. At batch size 1 (the CPU default) there is no padding to save: the window
+        is one chunk, so chunks run in input order and each file comes out as soon as its
+        own chunks have run (a stream's first result does not wait for a window of later
+        files), with no window of samples held. ``on_audio`` is called with the seconds
+        of audio each processed chunk completes (for progress).
         """
         if self.runner is None:
             raise W2V2Error("this engine is closed")
         batch_size = self.runner.batch_size
-        window = max(8 * batch_size, 32)
+        window = 1 if batch_size == 1 else max(8 * batch_size, 32)
         trim = _malloc_trim() if RELEASE_MEMORY else None
         sr = self.loaded.sampling_rate
         vocab = self.loaded.vocabulary.size
