@@ -99,6 +99,9 @@ def run_cli(args: list[str], split_after: int | None = None,
     out = {"peak": max(r for _, r in samples), "wall": time.monotonic() - started,
            "results": results}  # fmt: skip
     if split_time is not None:
+        # Where the split fell, as a share of the run: about half when results stream
+        # (before 93d2bdb they came in bursts and the split fell near the end).
+        out["split"] = (split_time - started) / out["wall"]
         out["first"] = max(r for t, r in samples if t < split_time)
         out["second"] = max(r for t, r in samples if t >= split_time)
     return out
@@ -182,6 +185,10 @@ def main(argv: list[str] | None = None) -> None:
             + (f"{five / mb:.0f} | {thirty / mb:.0f} | {(thirty / five - 1) * 100:+.1f}% |"
                if five and thirty else "- | - | - |")
         )  # fmt: skip
+    splits = [f"{r['backend']} {r['split'] * 100:.0f}%" for r in rows if "split" in r]
+    if splits:
+        lines += ["", "- the passes split (the first pass's last result read) at this share of "
+                  f"the run's time: {', '.join(splits)}"]  # fmt: skip
     bt.emit("\n".join(lines) + "\n", args.write, args.section)
 
 

@@ -683,9 +683,10 @@ def machine_info(results: Sequence[dict[str, Any]]) -> list[str]:
         f"- machine: {os.cpu_count()} cores (`nproc` {len(os.sched_getaffinity(0))}), "
         f"{cpu}, Python {platform.python_version()}, {platform.system()}",
         f"- torch {torch.__version__}, transformers {transformers.__version__}, "
-        f"numpy {np.__version__}{ov}; torch threads (intra, inter-op): "
-        + ", ".join(f"{a}, {b}" for a, b in threads),
-    ]
+        f"numpy {np.__version__}{ov}"
+        + ("; torch threads (intra, inter-op): " + ", ".join(f"{a}, {b}" for a, b in threads)
+           if threads else ""),
+    ]  # fmt: skip
 
 
 def _same(a: dict[str, Any], b: dict[str, Any]) -> tuple[int, int]:

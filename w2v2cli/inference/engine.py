@@ -272,6 +272,9 @@ class Engine:
             raise W2V2Error("this engine is closed")
         batch_size = self.runner.batch_size
         window = 1 if batch_size == 1 else max(8 * batch_size, 32)
+        calibrating = 0  # int8 calibrated on the input: the first window holds what it is on
+        if self.runner.needs_calibration:
+            from .quantize import CALIBRATION_CHUNKS as calibrating
         trim = _malloc_trim() if RELEASE_MEMORY else None
         sr = self.loaded.sampling_rate
         vocab = self.loaded.vocabulary.size
@@ -360,7 +363,8 @@ class Engine:
             done = False
             while True:
                 pending: list[Chunk] = []
-                while not done and len(pending) < window:
+                limit = max(window, calibrating) if self.runner.needs_calibration else window
+                while not done and len(pending) < limit:
                     if in_flight is not None and reader.queue.empty():
                         collect(*in_flight)
                         in_flight = None
@@ -385,10 +389,8 @@ class Engine:
                     if done:
                         break
                     continue
-                if self.runner.needs_calibration:  # int8 calibrated on the input
-                    from .quantize import CALIBRATION_CHUNKS
-
-                    self.runner.calibrate(pending[:CALIBRATION_CHUNKS])
+                if self.runner.needs_calibration:
+                    self.runner.calibrate(pending[:calibrating])
                 plan = chunking.plan_batches(
                     [c.length for c in pending], batch_size, self.runner.max_padding
                 )
