@@ -272,9 +272,11 @@ class Engine:
             raise W2V2Error("this engine is closed")
         batch_size = self.runner.batch_size
         window = 1 if batch_size == 1 else max(8 * batch_size, 32)
-        calibrating = 0  # int8 calibrated on the input: the first window holds what it is on
+        calibration = 0  # int8 calibrated on the input: the chunks its first window holds
         if self.runner.needs_calibration:
-            from .quantize import CALIBRATION_CHUNKS as calibrating
+            from .quantize import CALIBRATION_CHUNKS
+
+            calibration = CALIBRATION_CHUNKS
         trim = _malloc_trim() if RELEASE_MEMORY else None
         sr = self.loaded.sampling_rate
         vocab = self.loaded.vocabulary.size
@@ -363,7 +365,7 @@ class Engine:
             done = False
             while True:
                 pending: list[Chunk] = []
-                limit = max(window, calibrating) if self.runner.needs_calibration else window
+                limit = max(window, calibration) if self.runner.needs_calibration else window
                 while not done and len(pending) < limit:
                     if in_flight is not None and reader.queue.empty():
                         collect(*in_flight)
@@ -390,7 +392,7 @@ class Engine:
                         break
                     continue
                 if self.runner.needs_calibration:
-                    self.runner.calibrate(pending[:calibrating])
+                    self.runner.calibrate(pending[:calibration])
                 plan = chunking.plan_batches(
                     [c.length for c in pending], batch_size, self.runner.max_padding
                 )
