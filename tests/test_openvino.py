@@ -279,6 +279,25 @@ def test_compiled_model_keeps_no_resident_copy_of_the_ir_weights(trained_model, 
     assert _resident_kb(weights) < size_kb // 2, (_resident_kb(weights), size_kb)
 
 
+def test_inputs_of_new_lengths_do_not_bring_the_ir_weights_back(trained_model, speech,
+                                                                tmp_path):  # fmt: skip
+    """The CPU plugin picks kernels by input shape, and a kernel met for the first time
+    packs its weights from the IR's mapping again; the backend drops those pages after
+    every new shape, so what stays resident does not grow with the lengths a run meets."""
+    import soundfile as sf
+
+    t = transcriber(trained_model, "openvino", tmp_path)
+    texts(t, speech.paths[:1])
+    weights = t.engine.runner.backend.ir.with_suffix(".bin")
+    first = _resident_kb(weights)
+    clips = []
+    for i, seconds in enumerate((0.2, 0.5, 2.5, 7.0, 13.0)):
+        clips.append(tmp_path / f"clip{i}.wav")
+        sf.write(clips[-1], noise_audio(seconds, seed=i), 16000)
+    texts(t, [*clips, *speech.paths, speech.long])
+    assert _resident_kb(weights) <= first, (_resident_kb(weights), first)
+
+
 def test_a_single_frame_first_input_does_not_spoil_later_ones(trained_model, speech, tmp_path):
     """OpenVINO 2026.4 computes every later inference wrongly when the first one yields a
     single frame; the backend's one-second warm-up prevents that. A long-lived transcriber

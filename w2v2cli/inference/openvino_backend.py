@@ -228,7 +228,8 @@ class OpenVINOBackend:
         self.ir = ir
         # The CPU plugin copies the weights it runs with into its own memory, at
         # compilation and at the first inference; the IR's mapped weights file stays
-        # resident but unused (~360 MB for a base model). Drop those pages after both.
+        # resident but unused (~360 MB for a base model). Drop those pages after both,
+        # and after every input shape met for the first time (``log_probs``).
         # The first inference is a short warm-up (one second of silence), for two reasons:
         # - OpenVINO 2026.4's CPU plugin gets every later inference wrong when its first
         #   one has a single-frame sequence anywhere (a 25-45 ms input; logits off by up
@@ -238,7 +239,7 @@ class OpenVINOBackend:
         # - the weight copy made at the first inference then never coexists with a
         #   full-size activation arena (peak 0.92 instead of 1.05 GB, base model).
         self._weights = ir.with_suffix(".bin")
-        self._released_after_first = False
+        self._shapes_seen: set[tuple[int, int]] = set()
         release_mapped_pages(self._weights)
         try:
             self._request.infer({0: np.zeros((1, WARMUP_SAMPLES), np.float32)})
@@ -267,8 +268,13 @@ class OpenVINOBackend:
                 out = np.pad(out, ((0, 0), (0, lp.shape[1] - out.shape[1]), (0, 0)))
             out[rows, : lp.shape[1]] = lp
         assert out is not None
-        if not self._released_after_first:
-            self._released_after_first = True
+        # A shape met for the first time may get kernels of its own, which pack their
+        # weights from the IR's mapping again: drop those pages once more.
+        shapes = {(len(rows), n) for n, rows in groups.items()}
+        if not shapes <= self._shapes_seen:
+            if len(self._shapes_seen) > 4096:  # bounded: forgetting costs one more release
+                self._shapes_seen.clear()
+            self._shapes_seen |= shapes
             release_mapped_pages(self._weights)
         return out
 
