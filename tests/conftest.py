@@ -10,12 +10,20 @@ import atexit
 import json
 import os
 import shutil
+import signal
 import tempfile
 from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
+
+# A suite started in the background by a non-interactive shell (`cmd &`, nohup) inherits
+# SIGINT ignored; Python then installs no KeyboardInterrupt handler, in itself or in the
+# commands the tests start, and w2v2 rightly leaves an ignored SIGINT ignored. The tests
+# that send SIGINT need the usual disposition, whoever started the suite.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 # The suite tests the CPU paths on every machine, so that its results never depend on
 # whether the machine has a GPU: ``--device auto`` would pick CUDA and float16 there, and

@@ -232,6 +232,22 @@ def wait_for_outputs(out: Path, n: int, proc: subprocess.Popen, timeout: float =
 
 
 @pytest.mark.slow
+def test_a_run_started_with_sigint_ignored_keeps_ignoring_it(group_model, many_clips, tmp_path):
+    """``nohup w2v2 ... &`` from a script: SIGINT arrives ignored, as the shell meant, and
+    the run goes on to write every file (only an inherited default is made an interrupt)."""
+    out = tmp_path / "out"
+    cmd = w2v2("transcribe", many_clips, "-m", group_model, "-o", out, "-f", "json", "-q")
+    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+    wait_for_outputs(out, 3, proc)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err
+    assert len(list(out.glob("*.json"))) == MANY
+    assert leftovers(out) == []
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize(("sig", "status"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_signal_mid_run_then_resume(group_model, many_clips, tmp_path, sig, status):
     out = tmp_path / "out"
