@@ -51,8 +51,12 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--noise", type=float, nargs="+", default=[0.001, 0.01])
     p.add_argument("--write", action="store_true", help="write the report into RESULTS.md")
-    p.add_argument("--long", type=float, metavar="MINUTES",
-                   help="time the windowed Viterbi on this many minutes of constructed frames")
+    p.add_argument(
+        "--long",
+        type=float,
+        metavar="MINUTES",
+        help="time the windowed Viterbi on this many minutes of constructed frames",
+    )
     args = p.parse_args()
     if args.long:
         return long_run(args)
@@ -82,15 +86,26 @@ def main() -> int:
                     words = aligner.align(e, t.text).words
                     s = np.array([w.start - a for w, (a, _) in zip(words, t.times, strict=True)])
                     n = np.array([w.end - b for w, (_, b) in zip(words, t.times, strict=True)])
-                    for name, (st, en) in (("align", (s, n)),
-                                           ("greedy", matched_errors(greedy.decode(e).words, t)),
-                                           ("beam", matched_errors(beam.decode(e).words, t))):
+                    for name, (st, en) in (
+                        ("align", (s, n)),
+                        ("greedy", matched_errors(greedy.decode(e).words, t)),
+                        ("beam", matched_errors(beam.decode(e).words, t)),
+                    ):
                         acc = errs.setdefault(name, ([], []))
                         acc[0].extend(st)
                         acc[1].extend(en)
                 for name, (st, en) in errs.items():
-                    rows.append((noise, name, refined, len(st),
-                                 1000 * np.abs(st), 1000 * np.abs(en), 1000 * np.median(en)))
+                    rows.append(
+                        (
+                            noise,
+                            name,
+                            refined,
+                            len(st),
+                            1000 * np.abs(st),
+                            1000 * np.abs(en),
+                            1000 * np.median(en),
+                        )
+                    )
         beam.close()
 
     words = sum(len(t.split()) for t, _, _ in __import__("speech").TIMED_TEXTS)
@@ -157,8 +172,11 @@ def long_run(args: argparse.Namespace) -> int:
     from w2v2cli.alignment.viterbi import build_graph, forced_states
 
     rows = []
-    for minutes, window in ((args.long, None), (min(args.long, 2.0), None),
-                            (min(args.long, 2.0), 10**7)):
+    for minutes, window in (
+        (args.long, None),
+        (min(args.long, 2.0), None),
+        (min(args.long, 2.0), 10**7),
+    ):
         lp, tokens = constructed(minutes)
         graph = build_graph(tokens, 0, lp.shape[1])
         kw = {} if window is None else {"window": window, "commit": window}
@@ -169,8 +187,17 @@ def long_run(args: argparse.Namespace) -> int:
         forced_states(lp, graph, **kw)
         peak = tracemalloc.get_traced_memory()[1]
         tracemalloc.stop()
-        rows.append((minutes, "one window" if window else "20 s windows, 10 s kept",
-                     lp.shape[0], graph.num_states, wall, cpu, peak))
+        rows.append(
+            (
+                minutes,
+                "one window" if window else "20 s windows, 10 s kept",
+                lp.shape[0],
+                graph.num_states,
+                wall,
+                cpu,
+                peak,
+            )
+        )
         print(rows[-1], file=sys.stderr)
     lines = [
         f"- date: {dt.datetime.now().strftime('%Y-%m-%d %H:%M')}",
@@ -186,8 +213,10 @@ def long_run(args: argparse.Namespace) -> int:
         "| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for minutes, how, frames, states, wall, cpu, peak in rows:
-        lines.append(f"| {minutes:g} min | {how} | {frames} | {states} | {wall:.1f} | "
-                     f"{cpu:.1f} | {cpu * 60 / minutes:.0f} | {peak / 1e6:.1f} |")
+        lines.append(
+            f"| {minutes:g} min | {how} | {frames} | {states} | {wall:.1f} | "
+            f"{cpu:.1f} | {cpu * 60 / minutes:.0f} | {peak / 1e6:.1f} |"
+        )
     body = "\n".join(lines) + "\n"
     print(body)
     if args.write:

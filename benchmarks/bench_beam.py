@@ -43,8 +43,36 @@ sys.path.insert(0, str(ROOT))
 
 VOCAB = ["<pad>", "<s>", "</s>", "<unk>", "|", *"ETAONIHSRDLUMWCFGYPBVK'XJQZ"]
 LETTERS = "ETAONIHSRDLUMWCFGYPBVKXJQZ"
-LETTER_WEIGHTS = np.array([12.7, 9.1, 8.2, 7.5, 6.7, 7.0, 6.1, 6.3, 6.0, 4.3, 4.0, 2.8, 2.4,
-                           2.4, 2.8, 2.2, 2.0, 2.0, 1.9, 1.5, 1.0, 0.8, 0.2, 0.2, 0.1, 0.1])
+LETTER_WEIGHTS = np.array(
+    [
+        12.7,
+        9.1,
+        8.2,
+        7.5,
+        6.7,
+        7.0,
+        6.1,
+        6.3,
+        6.0,
+        4.3,
+        4.0,
+        2.8,
+        2.4,
+        2.4,
+        2.8,
+        2.2,
+        2.0,
+        2.0,
+        1.9,
+        1.5,
+        1.0,
+        0.8,
+        0.2,
+        0.2,
+        0.1,
+        0.1,
+    ]
+)
 
 
 class Language:
@@ -131,8 +159,10 @@ def ensure_lm(lang: Language, sentences: int) -> Path:
     vocab = Vocabulary(tuple(VOCAB), 0, 4, frozenset({0, 1, 2, 3}))
     started = time.perf_counter()
     build_lm([corpus], lm_path, order=4, vocab=vocab)
-    print(f"built {lm_path} from {sentences} sentences in {time.perf_counter() - started:.0f} s",
-          file=sys.stderr)
+    print(
+        f"built {lm_path} from {sentences} sentences in {time.perf_counter() - started:.0f} s",
+        file=sys.stderr,
+    )
     return lm_path
 
 
@@ -149,8 +179,9 @@ def main() -> int:
     p.add_argument("--beam-width", type=int, default=100)
     p.add_argument("--corpus-sentences", type=int, default=200_000)
     p.add_argument("--workers", type=int, nargs="+", default=[0, 1, 2])
-    p.add_argument("--engine", default="auto",
-                   help="beam-search engine: auto, ctc-beam-decoder or pyctcdecode")
+    p.add_argument(
+        "--engine", default="auto", help="beam-search engine: auto, ctc-beam-decoder or pyctcdecode"
+    )
     p.add_argument("--write", action="store_true", help="write the report into RESULTS.md")
     args = p.parse_args()
 
@@ -178,21 +209,33 @@ def main() -> int:
     wall, texts = run(greedy, items)
     rows.append(("greedy", "-", wall, jiwer.wer(refs, texts)))
     for workers in args.workers:
-        options = DecodeOptions(decoder="beam", lm=lm_path, beam_width=args.beam_width,
-                                workers=workers, engine=args.engine)
+        options = DecodeOptions(
+            decoder="beam",
+            lm=lm_path,
+            beam_width=args.beam_width,
+            workers=workers,
+            engine=args.engine,
+        )
         with BeamDecoder(vocab, options) as decoder:
             decoder.submit(items[0][1]).result()  # start the pool and load the LM first
             wall, texts = run(decoder, items)
             engine = decoder.engine
-        rows.append((f"beam {args.beam_width} + 4-gram ({engine})", str(workers), wall,
-                     jiwer.wer(refs, texts)))
+        rows.append(
+            (
+                f"beam {args.beam_width} + 4-gram ({engine})",
+                str(workers),
+                wall,
+                jiwer.wer(refs, texts),
+            )
+        )
         print(f"  workers={workers}: {wall:.1f} s", file=sys.stderr)
 
     lines = [
         f"- date: {dt.datetime.now().strftime('%Y-%m-%d %H:%M')}",
         f"- machine: {os.cpu_count()} cores, Python {platform.python_version()}",
         f"- command: `python benchmarks/bench_beam.py {' '.join(sys.argv[1:])}`".replace(
-            " `", " `").rstrip(),
+            " `", " `"
+        ).rstrip(),
         f"- LM: 4-gram binary KenLM from {args.corpus_sentences:,} sentences of a seeded random "
         f"language of 5,000 words ({lm_path.stat().st_size / 1e6:.0f} MB)",
         f"- input: {len(items)} utterances of constructed CTC log-probabilities, "
@@ -204,8 +247,7 @@ def main() -> int:
         "| --- | ---: | ---: | ---: | ---: |",
     ]
     for name, workers, wall, wer in rows:
-        lines.append(f"| {name} | {workers} | {wall:.1f} | {audio / wall:.0f} | "
-                     f"{100 * wer:.1f}% |")
+        lines.append(f"| {name} | {workers} | {wall:.1f} | {audio / wall:.0f} | {100 * wer:.1f}% |")
     body = "\n".join(lines) + "\n"
     print(body)
     if args.write:

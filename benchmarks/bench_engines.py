@@ -93,8 +93,11 @@ def ensure_data(n_test: int) -> dict[str, Path]:
     from w2v2cli.models.light import read_light
 
     vocabulary = read_light(MODEL)[1]
-    paths = {"lm": DATA / "lm4.bin", "manifest": DATA / "manifest.tsv",
-             "logits": DATA / "logits.npz"}  # fmt: skip
+    paths = {
+        "lm": DATA / "lm4.bin",
+        "manifest": DATA / "manifest.tsv",
+        "logits": DATA / "logits.npz",
+    }
     if all(p.is_file() for p in paths.values()):
         return paths
     DATA.mkdir(parents=True, exist_ok=True)
@@ -112,8 +115,9 @@ def ensure_data(n_test: int) -> dict[str, Path]:
     rows = ["path\ttext"]
     for i, text in enumerate(test):
         wav = wav_dir / f"f{i:02d}.wav"
-        subprocess.run(["espeak-ng", "-v", "en-us", "-s", "150", "-w", str(wav), text.lower()],
-                       check=True)  # fmt: skip
+        subprocess.run(
+            ["espeak-ng", "-v", "en-us", "-s", "150", "-w", str(wav), text.lower()], check=True
+        )
         rows.append(f"wav/{wav.name}\t{text}")
     paths["manifest"].write_text("\n".join(rows) + "\n")
     save_logits(sorted(wav_dir.glob("*.wav")), paths["logits"])
@@ -125,12 +129,16 @@ def save_logits(wavs: list[Path], out: Path) -> None:
     from w2v2cli.inference import file_loader
     from w2v2cli.options import DecodeOptions, ModelOptions, RunOptions
 
-    options = RunOptions(model=ModelOptions(str(MODEL), backend="torch"),
-                         decoding=DecodeOptions(decoder="greedy"))  # fmt: skip
+    options = RunOptions(
+        model=ModelOptions(str(MODEL), backend="torch"), decoding=DecodeOptions(decoder="greedy")
+    )
     with Transcriber(options) as t:
         ems = [em for _, em in t.emissions([file_loader(w, t.sampling_rate) for w in wavs])]
-    np.savez(out, durations=np.array([em.duration for em in ems]),
-             **{f"lp{i}": em.log_probs for i, em in enumerate(ems)})  # fmt: skip
+    np.savez(
+        out,
+        durations=np.array([em.duration for em in ems]),
+        **{f"lp{i}": em.log_probs for i, em in enumerate(ems)},
+    )
 
 
 def load_emissions(path: Path, temperature: float = 1.0):  # type: ignore[no-untyped-def]
@@ -157,13 +165,17 @@ def beam_only(paths: dict[str, Path], rounds: int) -> tuple[list[str], dict]:  #
     from w2v2cli.options import DecodeOptions
 
     vocabulary = read_light(MODEL)[1]
-    inputs = {"peaked": load_emissions(paths["logits"]),
-              "soft (T=2)": load_emissions(paths["logits"], 2.0)}  # fmt: skip
+    inputs = {
+        "peaked": load_emissions(paths["logits"]),
+        "soft (T=2)": load_emissions(paths["logits"], 2.0),
+    }
     audio = sum(em.duration for em in inputs["peaked"])
     frames = np.concatenate([em.log_probs for em in inputs["peaked"]])
     soft = np.concatenate([em.log_probs for em in inputs["soft (T=2)"]])
-    candidates = {"peaked": float((frames >= -5).sum(1).mean()),
-                  "soft (T=2)": float((soft >= -5).sum(1).mean())}  # fmt: skip
+    candidates = {
+        "peaked": float((frames >= -5).sum(1).mean()),
+        "soft (T=2)": float((soft >= -5).sum(1).mean()),
+    }
     cores = {}
     for lm in (None, paths["lm"]):
         for engine in ENGINES:
@@ -192,20 +204,28 @@ def beam_only(paths: dict[str, Path], rounds: int) -> tuple[list[str], dict]:  #
         for with_lm in (False, True):
             fast, ref = times[name, with_lm, ENGINES[0]], times[name, with_lm, ENGINES[1]]
             ratio = statistics.median(b / a for a, b in zip(fast, ref, strict=True))
-            same = sum(a == b for a, b in zip(texts[name, with_lm, ENGINES[0]],
-                                              texts[name, with_lm, ENGINES[1]], strict=True))
+            same = sum(
+                a == b
+                for a, b in zip(
+                    texts[name, with_lm, ENGINES[0]], texts[name, with_lm, ENGINES[1]], strict=True
+                )
+            )
             summary[name, with_lm] = ratio
             for engine in ENGINES:
                 wall = statistics.median(times[name, with_lm, engine])
                 lm_name = "4-gram" if with_lm else "none"
                 speedup = f"**{ratio:.1f}x**" if engine == ENGINES[0] else "1.0x"
-                rows.append(f"| {name} (~{candidates[name]:.1f} candidates/frame) | {lm_name} "
-                            f"| {engine} | {wall:.2f} | {audio / wall:.0f} | {speedup} | "
-                            f"{same}/{len(inputs[name])} |")
+                rows.append(
+                    f"| {name} (~{candidates[name]:.1f} candidates/frame) | {lm_name} "
+                    f"| {engine} | {wall:.2f} | {audio / wall:.0f} | {speedup} | "
+                    f"{same}/{len(inputs[name])} |"
+                )
     for core in cores.values():
         core.close()
-    head = [f"- input: {len(inputs['peaked'])} utterances, {audio:.0f} s of audio; "
-            "candidates/frame = symbols at or above token_min_logp (-5), mean over frames"]
+    head = [
+        f"- input: {len(inputs['peaked'])} utterances, {audio:.0f} s of audio; "
+        "candidates/frame = symbols at or above token_min_logp (-5), mean over frames"
+    ]
     return head + [""] + rows, summary
 
 
@@ -223,10 +243,33 @@ def run_timed(args: list[str], env: dict[str, str]) -> tuple[float, str]:
 
 def tune_end_to_end(paths: dict[str, Path], rounds: int) -> list[str]:
     base = [sys.executable, "-m", "w2v2cli"]
-    tune_args = [*base, "lm", "tune", str(paths["manifest"]), "--lm", str(paths["lm"]),
-                 "-m", str(MODEL), "--backend", "torch", "--grid", "5", "-q"]  # fmt: skip
-    eval_args = [*base, "eval", str(paths["manifest"]), "-m", str(MODEL), "--backend", "torch",
-                 "--decoder", "greedy", "-q"]  # fmt: skip
+    tune_args = [
+        *base,
+        "lm",
+        "tune",
+        str(paths["manifest"]),
+        "--lm",
+        str(paths["lm"]),
+        "-m",
+        str(MODEL),
+        "--backend",
+        "torch",
+        "--grid",
+        "5",
+        "-q",
+    ]
+    eval_args = [
+        *base,
+        "eval",
+        str(paths["manifest"]),
+        "-m",
+        str(MODEL),
+        "--backend",
+        "torch",
+        "--decoder",
+        "greedy",
+        "-q",
+    ]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     walls: dict[str, list[float]] = {}
     best: dict[str, set[str]] = {}
@@ -253,11 +296,15 @@ def tune_end_to_end(paths: dict[str, Path], rounds: int) -> list[str]:
     ]
     for engine in ENGINES:
         speed = f"**{ratio:.2f}x**" if engine == ENGINES[0] else "1.00x"
-        rows.append(f"| lm tune, {engine} | {', '.join(f'{w:.1f}' for w in walls[engine])} | "
-                    f"{statistics.median(walls[engine]):.1f} | {speed} | "
-                    f"{' / '.join(sorted(best[engine]))} |")
-    rows.append(f"| eval, greedy (no beam search) | {', '.join(f'{w:.1f}' for w in walls['eval'])}"
-                f" | {statistics.median(walls['eval']):.1f} | | |")
+        rows.append(
+            f"| lm tune, {engine} | {', '.join(f'{w:.1f}' for w in walls[engine])} | "
+            f"{statistics.median(walls[engine]):.1f} | {speed} | "
+            f"{' / '.join(sorted(best[engine]))} |"
+        )
+    rows.append(
+        f"| eval, greedy (no beam search) | {', '.join(f'{w:.1f}' for w in walls['eval'])}"
+        f" | {statistics.median(walls['eval']):.1f} | | |"
+    )
     same = best[ENGINES[0]] == best[ENGINES[1]] and len(best[ENGINES[0]]) == 1
     rows += ["", f"Same best pair on both engines in every round: {'yes' if same else 'NO'}."]
     return rows
@@ -275,8 +322,11 @@ def machine() -> list[str]:
             cpu = line.split(":", 1)[1].strip()
         if line.startswith("flags") and not flags:
             flags = set(line.split(":", 1)[1].split())
-    wanted = [f for f in sorted(flags) if f == "avx2" or f.startswith(("avx512", "amx"))
-              or f == "avx_vnni"]  # fmt: skip
+    wanted = [
+        f
+        for f in sorted(flags)
+        if f == "avx2" or f.startswith(("avx512", "amx")) or f == "avx_vnni"
+    ]
     return [
         f"- date: {dt.datetime.now().strftime('%Y-%m-%d %H:%M')}",
         f"- machine: {os.cpu_count()} cores, {cpu}; CPU flags: {' '.join(wanted) or 'none'} "
@@ -298,10 +348,15 @@ def main() -> int:
 
     paths = ensure_data(args.utterances)
     lines = machine()
-    lines += [f"- command: `python benchmarks/bench_engines.py {' '.join(sys.argv[1:])}`",
-              f"- model: `tests/assets/espeak-tiny-en`; LM: 4-gram binary from Debian fortunes "
-              f"({paths['lm'].stat().st_size / 1e6:.1f} MB); speech: held-out fortunes "
-              "sentences, espeak-ng en-us", "", "### Beam search only", ""]  # fmt: skip
+    lines += [
+        f"- command: `python benchmarks/bench_engines.py {' '.join(sys.argv[1:])}`",
+        f"- model: `tests/assets/espeak-tiny-en`; LM: 4-gram binary from Debian fortunes "
+        f"({paths['lm'].stat().st_size / 1e6:.1f} MB); speech: held-out fortunes "
+        "sentences, espeak-ng en-us",
+        "",
+        "### Beam search only",
+        "",
+    ]
     rows, _ = beam_only(paths, args.rounds)
     lines += rows
     if not args.skip_tune:

@@ -71,8 +71,10 @@ def header(args: argparse.Namespace, audio_s: float, files: int) -> list[str]:
     gpu = "none (a dry run on the CPU)"
     if DEVICE != "cpu":
         props = torch.cuda.get_device_properties(0)
-        gpu = (f"{props.name}, {props.total_memory / 2**30:.0f} GiB, "
-               f"{props.multi_processor_count} SMs; CUDA {torch.version.cuda}")
+        gpu = (
+            f"{props.name}, {props.total_memory / 2**30:.0f} GiB, "
+            f"{props.multi_processor_count} SMs; CUDA {torch.version.cuda}"
+        )
     return [
         f"- GPU: {gpu}",
         f"- host: {cpu_name()}, {os.cpu_count()} cores; Python {platform.python_version()}, "
@@ -94,11 +96,11 @@ def chunks_of(paths: Sequence[Path], args: argparse.Namespace, runner: Any) -> l
     for p in paths:
         a = load_audio(p, SR)
         for s in range(0, a.size - n + 1, n):
-            out.append(runner.features(a[s:s + n])[0])
+            out.append(runner.features(a[s : s + n])[0])
     if not out:
         raise SystemExit(f"no file is {args.chunk_length:g} s long")
     want = 2 * max(args.batches)  # the chunks again, until two of the largest batches fill
-    return (out * (want // len(out) + 1))[:max(want, len(out))]
+    return (out * (want // len(out) + 1))[: max(want, len(out))]
 
 
 def sync() -> None:
@@ -111,7 +113,7 @@ def sync() -> None:
 def model_only(backend: Any, feats: list[np.ndarray], batch: int, seconds: float) -> float:
     """Audio seconds per second of ``backend.log_probs`` on batches of ``feats``."""
 
-    batches = [np.stack(feats[i:i + batch]) for i in range(0, len(feats) - batch + 1, batch)]
+    batches = [np.stack(feats[i : i + batch]) for i in range(0, len(feats) - batch + 1, batch)]
     lengths = [feats[0].shape[0]] * batch
     for b in batches[:2]:
         backend.log_probs(b, lengths)  # warm-up (cuDNN picks its kernels)
@@ -148,9 +150,15 @@ def copy_back_ms(backend: Any, feats: list[np.ndarray], batch: int) -> tuple[flo
     return gpu, copy
 
 
-def end_to_end(model: Path, paths: list[Path], args: argparse.Namespace, batch: int,
-               dtype: str = "float16", sync: bool = False,
-               profile: bool = False) -> tuple[float, list[str], str]:  # fmt: skip
+def end_to_end(
+    model: Path,
+    paths: list[Path],
+    args: argparse.Namespace,
+    batch: int,
+    dtype: str = "float16",
+    sync: bool = False,
+    profile: bool = False,
+) -> tuple[float, list[str], str]:
     """Wall seconds of a whole run (JSON + SRT written), its texts, and a profile."""
     from w2v2cli import discover, run
     from w2v2cli.options import (
@@ -209,8 +217,9 @@ def end_to_end(model: Path, paths: list[Path], args: argparse.Namespace, batch: 
     return wall, texts, text
 
 
-def pipeline_run(model: Path, paths: list[Path], args: argparse.Namespace, batch: int,
-                 dtype: str = "float16") -> tuple[float, list[str]]:  # fmt: skip
+def pipeline_run(
+    model: Path, paths: list[Path], args: argparse.Namespace, batch: int, dtype: str = "float16"
+) -> tuple[float, list[str]]:
     import torch
     from transformers import pipeline
     from transformers.utils import logging as hf_logging
@@ -218,10 +227,14 @@ def pipeline_run(model: Path, paths: list[Path], args: argparse.Namespace, batch
     from w2v2cli.audio import load_audio
 
     hf_logging.set_verbosity_error()
-    asr = pipeline("automatic-speech-recognition", model=str(model), device=DEVICE,
-                   dtype=getattr(torch, dtype))  # fmt: skip
-    call = {"chunk_length_s": args.chunk_length, "stride_length_s": args.stride,
-            "batch_size": batch}  # fmt: skip
+    asr = pipeline(
+        "automatic-speech-recognition", model=str(model), device=DEVICE, dtype=getattr(torch, dtype)
+    )
+    call = {
+        "chunk_length_s": args.chunk_length,
+        "stride_length_s": args.stride,
+        "batch_size": batch,
+    }
     asr(np.zeros(2 * SR, np.float32), **call)
 
     def arrays() -> Any:
@@ -241,9 +254,13 @@ def sync_points(model: Path, paths: list[Path], args: argparse.Namespace) -> lis
     from w2v2cli.options import ChunkOptions, ModelOptions, RunOptions
     from w2v2cli.run import Transcriber
 
-    t = Transcriber(RunOptions(
-        model=ModelOptions(model=str(model), device=DEVICE, backend="torch"),
-        chunking=ChunkOptions(args.chunk_length, args.stride, args.stride), batch_size=8))
+    t = Transcriber(
+        RunOptions(
+            model=ModelOptions(model=str(model), device=DEVICE, backend="torch"),
+            chunking=ChunkOptions(args.chunk_length, args.stride, args.stride),
+            batch_size=8,
+        )
+    )
     t.transcribe_array(np.zeros(2 * SR, np.float32))
     import traceback
 
@@ -251,8 +268,11 @@ def sync_points(model: Path, paths: list[Path], args: argparse.Namespace) -> lis
     real = warnings.showwarning
 
     def show(message: Any, category: Any, filename: str, lineno: int, *a: Any) -> None:
-        stack = [f for f in traceback.extract_stack()[:-2] if "w2v2cli" in f.filename
-                 or "transformers" in f.filename]  # fmt: skip
+        stack = [
+            f
+            for f in traceback.extract_stack()[:-2]
+            if "w2v2cli" in f.filename or "transformers" in f.filename
+        ]
         where = " <- ".join(f"{Path(f.filename).name}:{f.lineno}" for f in stack[-3:][::-1])
         seen[f"{str(message)[:60]} at {where}"] += 1
 
@@ -326,11 +346,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     model_rate: dict[int, float] = {}
     copy_line = ""
     for dtype in ("float16", "float32"):
-        t = Transcriber(RunOptions(model=ModelOptions(model=str(model), device=DEVICE,
-                                                      dtype=dtype, backend="torch")))
+        t = Transcriber(
+            RunOptions(
+                model=ModelOptions(model=str(model), device=DEVICE, dtype=dtype, backend="torch")
+            )
+        )
         feats = chunks_of(base, args, t.engine.runner)
         backend = t.engine.runner.backend
-        for b in (args.batches if dtype == "float16" else [args.batches[0]]):
+        for b in args.batches if dtype == "float16" else [args.batches[0]]:
             rate = model_only(backend, feats, b, args.seconds)
             if dtype == "float16":
                 model_rate[b] = rate
@@ -338,9 +361,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(rows[-1], flush=True)
         if dtype == "float16" and DEVICE != "cpu":
             gpu_ms, copy_ms = copy_back_ms(backend, feats, args.batches[0])
-            copy_line = (f"- one batch of {args.batches[0]} x {args.chunk_length:g} s at "
-                         f"float16: {gpu_ms:.1f} ms on the GPU; copying its log-probabilities "
-                         f"to pinned host memory alone: {copy_ms:.2f} ms")  # fmt: skip
+            copy_line = (
+                f"- one batch of {args.batches[0]} x {args.chunk_length:g} s at "
+                f"float16: {gpu_ms:.1f} ms on the GPU; copying its log-probabilities "
+                f"to pinned host memory alone: {copy_ms:.2f} ms"
+            )
             print(copy_line, flush=True)
         t.close()
         del t, backend
@@ -349,8 +374,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     texts: dict[str, list[str]] = {}
     walls: dict[str, float] = {}
     profile = ""
-    configs = [(b, "float16", False) for b in args.batches] + [(args.batches[0], "float16", True),
-                                                               (1, "float32", False)]
+    configs = [(b, "float16", False) for b in args.batches] + [
+        (args.batches[0], "float16", True),
+        (1, "float32", False),
+    ]
     for b, dtype, sync in configs:
         name = f"ours-b{b}{'-sync' if sync else ''}{'-fp32' if dtype == 'float32' else ''}"
         want_profile = args.profile and b == args.batches[-1] and not sync and dtype == "float16"
@@ -358,16 +385,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         profile = profile or prof
         walls[name], texts[name] = wall, tx
         busy = audio_s / model_rate[b] / wall if b in model_rate else float("nan")
-        rows.append(f"| w2v2 transcribe | {dtype} | {b}{' (sync)' if sync else ''} | "
-                    f"{audio_s / wall:,.0f} | {wall:.1f} | {busy:.0%} |")  # fmt: skip
+        rows.append(
+            f"| w2v2 transcribe | {dtype} | {b}{' (sync)' if sync else ''} | "
+            f"{audio_s / wall:,.0f} | {wall:.1f} | {busy:.0%} |"
+        )
         print(rows[-1], flush=True)
     if not args.skip_pipeline:
         for b, dtype in ((1, "float16"), (8, "float16"), (32, "float16"), (1, "float32")):
             wall, tx = pipeline_run(model, paths, args, b, dtype)
             name = f"pipe-b{b}{'-fp32' if dtype == 'float32' else ''}"
             walls[name], texts[name] = wall, tx
-            rows.append(f"| transformers pipeline | {dtype} | {b} | {audio_s / wall:,.0f} | "
-                        f"{wall:.1f} | |")  # fmt: skip
+            rows.append(
+                f"| transformers pipeline | {dtype} | {b} | {audio_s / wall:,.0f} | {wall:.1f} | |"
+            )
             print(rows[-1], flush=True)
             torch.cuda.empty_cache()
 
@@ -376,28 +406,44 @@ def main(argv: Sequence[str] | None = None) -> int:
     fp32 = texts["ours-b1-fp32"]
     changed = sum(a != b for a, b in zip(fp16, fp32, strict=True))
     mean_cer = float(np.mean([cer(b, a) for a, b in zip(fp16, fp32, strict=True)]))
-    checks.append(f"- float16 vs float32 (ours): {changed}/{len(fp32)} files' text differ, "
-                  f"mean CER between them {mean_cer:.2%} (random weights: near ties)")
+    checks.append(
+        f"- float16 vs float32 (ours): {changed}/{len(fp32)} files' text differ, "
+        f"mean CER between them {mean_cer:.2%} (random weights: near ties)"
+    )
     if "pipe-b1-fp32" in texts:
         same = sum(a == b for a, b in zip(fp32, texts["pipe-b1-fp32"], strict=True))
-        checks.append(f"- ours float32 batch 1 vs the pipeline float32 batch 1 on this GPU: "
-                      f"{same}/{len(fp32)} texts identical")
+        checks.append(
+            f"- ours float32 batch 1 vs the pipeline float32 batch 1 on this GPU: "
+            f"{same}/{len(fp32)} texts identical"
+        )
         pipes = {k: v for k, v in walls.items() if k.startswith("pipe") and "fp32" not in k}
         best = min(pipes, key=pipes.get)
-        ours = {k: v for k, v in walls.items()
-                if k.startswith("ours") and "fp32" not in k and "sync" not in k}
+        ours = {
+            k: v
+            for k, v in walls.items()
+            if k.startswith("ours") and "fp32" not in k and "sync" not in k
+        }
         top = min(ours, key=ours.get)
-        checks.append(f"- best: {top} {audio_s / ours[top]:,.0f}x real time vs the pipeline's "
-                      f"best ({best}) {audio_s / pipes[best]:,.0f}x: "
-                      f"**{pipes[best] / ours[top]:.2f}x**")  # fmt: skip
+        checks.append(
+            f"- best: {top} {audio_s / ours[top]:,.0f}x real time vs the pipeline's "
+            f"best ({best}) {audio_s / pipes[best]:,.0f}x: "
+            f"**{pipes[best] / ours[top]:.2f}x**"
+        )
     sync_name = f"ours-b{args.batches[0]}-sync"
-    checks.append(f"- batches started asynchronously vs waited for (batch {args.batches[0]}): "
-                  f"{walls[sync_name] / walls[f'ours-b{args.batches[0]}']:.2f}x")
+    checks.append(
+        f"- batches started asynchronously vs waited for (batch {args.batches[0]}): "
+        f"{walls[sync_name] / walls[f'ours-b{args.batches[0]}']:.2f}x"
+    )
     syncs = sync_points(model, base, args) if DEVICE != "cpu" else []
-    checks.append("- host waits for the GPU inside a run (`set_sync_debug_mode`): "
-                  + ("; ".join(syncs) if syncs else "none"))
-    table = ["| what | dtype | batch | audio s per s | wall s | GPU busy |",
-             "| --- | --- | --- | --- | --- | --- |", *rows]
+    checks.append(
+        "- host waits for the GPU inside a run (`set_sync_debug_mode`): "
+        + ("; ".join(syncs) if syncs else "none")
+    )
+    table = [
+        "| what | dtype | batch | audio s per s | wall s | GPU busy |",
+        "| --- | --- | --- | --- | --- | --- |",
+        *rows,
+    ]
     body = "\n".join(lines + ["", *table, "", copy_line, *checks])
     print("\n" + body)
     if profile:

@@ -52,19 +52,29 @@ def one_run(src: Path, extras: str, torch_spec: str) -> dict[str, str | float]:
     sh(*pip, "install", "-q", "--no-cache-dir", torch_spec)
     load = os.getloadavg()[0]
     started = time.perf_counter()
-    proc = subprocess.run([*pip, "install", "-q", "--no-cache-dir", "-e", f"{src}{extras}"],
-                          capture_output=True, text=True)  # fmt: skip
+    proc = subprocess.run(
+        [*pip, "install", "-q", "--no-cache-dir", "-e", f"{src}{extras}"],
+        capture_output=True,
+        text=True,
+    )
     seconds = time.perf_counter() - started
     if proc.returncode != 0:
         raise SystemExit(f"install of {src}{extras} failed:\n{proc.stderr[-3000:]}")
     listed = sh(*pip, "list", "--format=freeze").stdout.splitlines()
     versions = dict(line.split("==", 1) for line in listed if "==" in line)
     check = subprocess.run([*pip, "check"], capture_output=True, text=True).stdout.strip()
-    engines = [f"{name} {versions[name]}" for name in ("ctc-beam-decoder", "pyctcdecode", "kenlm")
-               if name in versions]  # fmt: skip
-    return {"seconds": seconds, "numpy": versions.get("numpy", "?"),
-            "engines": ", ".join(engines), "check": check.splitlines()[-1] if check else "",
-            "load": load}  # fmt: skip
+    engines = [
+        f"{name} {versions[name]}"
+        for name in ("ctc-beam-decoder", "pyctcdecode", "kenlm")
+        if name in versions
+    ]
+    return {
+        "seconds": seconds,
+        "numpy": versions.get("numpy", "?"),
+        "engines": ", ".join(engines),
+        "check": check.splitlines()[-1] if check else "",
+        "load": load,
+    }
 
 
 def main() -> int:
@@ -84,13 +94,23 @@ def main() -> int:
         for src, commit in revisions if r % 2 == 0 else revisions[::-1]:
             result = one_run(src, args.extras, args.torch)
             runs[commit].append(result)
-            print(f"round {r + 1}: {commit}{args.extras}: {result['seconds']:.1f} s "
-                  f"(load {result['load']:.1f})", file=sys.stderr, flush=True)
+            print(
+                f"round {r + 1}: {commit}{args.extras}: {result['seconds']:.1f} s "
+                f"(load {result['load']:.1f})",
+                file=sys.stderr,
+                flush=True,
+            )
     shutil.rmtree(DATA / "venv", ignore_errors=True)
 
-    flags = sorted({f for line in Path("/proc/cpuinfo").read_text().splitlines()
-                    if line.startswith("flags") for f in line.split(":", 1)[1].split()
-                    if f == "avx2" or f.startswith(("avx512", "amx")) or f == "avx_vnni"})
+    flags = sorted(
+        {
+            f
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("flags")
+            for f in line.split(":", 1)[1].split()
+            if f == "avx2" or f.startswith(("avx512", "amx")) or f == "avx_vnni"
+        }
+    )
     pip_version = sh(sys.executable, "-m", "pip", "--version").stdout.split()[1]
     lines = [
         f"- date: {dt.datetime.now().strftime('%Y-%m-%d %H:%M')}",
@@ -108,8 +128,10 @@ def main() -> int:
         rs = runs[commit]
         per_run = ", ".join(f"{r['seconds']:.0f} ({r['load']:.1f})" for r in rs)
         median = statistics.median(r["seconds"] for r in rs)
-        lines.append(f"| {commit} | {per_run} | {median:.0f} | {rs[-1]['numpy']} | "
-                     f"{rs[-1]['engines']} | {rs[-1]['check']} |")
+        lines.append(
+            f"| {commit} | {per_run} | {median:.0f} | {rs[-1]['numpy']} | "
+            f"{rs[-1]['engines']} | {rs[-1]['check']} |"
+        )
     body = "\n".join(lines) + "\n"
     print(body)
     if args.write:

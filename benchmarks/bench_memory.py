@@ -66,12 +66,18 @@ def tree_rss(pid: int) -> int:
     return total
 
 
-def run_cli(args: list[str], split_after: int | None = None,
-            env: dict[str, str] | None = None) -> dict:  # fmt: skip
+def run_cli(
+    args: list[str], split_after: int | None = None, env: dict[str, str] | None = None
+) -> dict:
     """Run ``w2v2 ARGS``; the peak RSS of its tree overall, and before/after the
     ``split_after``-th result on stdout (``==> path <==`` headers)."""
-    proc = subprocess.Popen([sys.executable, "-m", "w2v2cli", *args], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "w2v2cli", *args],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     samples: list[tuple[float, int]] = []
     done = threading.Event()
 
@@ -96,8 +102,11 @@ def run_cli(args: list[str], split_after: int | None = None,
     sampler.join()
     if proc.returncode != 0:
         raise SystemExit(f"w2v2 {' '.join(args)} failed ({proc.returncode}):\n{stderr}")
-    out = {"peak": max(r for _, r in samples), "wall": time.monotonic() - started,
-           "results": results}  # fmt: skip
+    out = {
+        "peak": max(r for _, r in samples),
+        "wall": time.monotonic() - started,
+        "results": results,
+    }
     if split_time is not None:
         # Where the split fell, as a share of the run: about half when results stream
         # (before 93d2bdb they came in bursts and the split fell near the end).
@@ -120,8 +129,12 @@ def long_file(paths: list[Path], minutes: int, folder: Path) -> Path:
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--full", action="store_true", help="the 21-minute set for two passes")
-    p.add_argument("--backends", nargs="+", default=["openvino", "torch"],
-                   choices=["openvino", "torch", "torch-transformers"])
+    p.add_argument(
+        "--backends",
+        nargs="+",
+        default=["openvino", "torch"],
+        choices=["openvino", "torch", "torch-transformers"],
+    )
     p.add_argument("--skip-long", action="store_true", help="only the two-pass run")
     p.add_argument("--skip-two-pass", action="store_true", help="only the long files")
     p.add_argument("--write", action="store_true", help="write the report into RESULTS.md")
@@ -149,12 +162,27 @@ def main(argv: list[str] | None = None) -> None:
             env = {k: v for k, v in os.environ.items() if k != "W2V2_TORCH_MODEL"}
             if backend == "torch-transformers":
                 env["W2V2_TORCH_MODEL"] = "transformers"
-            common = ["-m", str(model), "--cache-dir", str(cache), "--backend",
-                      backend.split("-")[0], "--stdout", "-f", "txt", "-q"]  # fmt: skip
+            common = [
+                "-m",
+                str(model),
+                "--cache-dir",
+                str(cache),
+                "--backend",
+                backend.split("-")[0],
+                "--stdout",
+                "-f",
+                "txt",
+                "-q",
+            ]
             row: dict = {"backend": backend}
             if not args.skip_two_pass:
-                row.update(run_cli(["transcribe", "--from-list", str(listing), *common],
-                                   split_after=len(paths), env=env))  # fmt: skip
+                row.update(
+                    run_cli(
+                        ["transcribe", "--from-list", str(listing), *common],
+                        split_after=len(paths),
+                        env=env,
+                    )
+                )
             for path in longs:
                 row[path.stem] = run_cli(["transcribe", str(path), *common], env=env)["peak"]
             rows.append(row)
@@ -179,16 +207,25 @@ def main(argv: list[str] | None = None) -> None:
         five, thirty = r.get("long-5min"), r.get("long-30min")
         lines.append(
             f"| {r['backend']} | "
-            + (f"{r['first'] / mb:.0f} | {r['second'] / mb:.0f} | "
-               f"{(r['second'] / r['first'] - 1) * 100:+.1f}% | " if "first" in r
-               else "- | - | - | ")
-            + (f"{five / mb:.0f} | {thirty / mb:.0f} | {(thirty / five - 1) * 100:+.1f}% |"
-               if five and thirty else "- | - | - |")
-        )  # fmt: skip
+            + (
+                f"{r['first'] / mb:.0f} | {r['second'] / mb:.0f} | "
+                f"{(r['second'] / r['first'] - 1) * 100:+.1f}% | "
+                if "first" in r
+                else "- | - | - | "
+            )
+            + (
+                f"{five / mb:.0f} | {thirty / mb:.0f} | {(thirty / five - 1) * 100:+.1f}% |"
+                if five and thirty
+                else "- | - | - |"
+            )
+        )
     splits = [f"{r['backend']} {r['split'] * 100:.0f}%" for r in rows if "split" in r]
     if splits:
-        lines += ["", "- the passes split (the first pass's last result read) at this share of "
-                  f"the run's time: {', '.join(splits)}"]  # fmt: skip
+        lines += [
+            "",
+            "- the passes split (the first pass's last result read) at this share of "
+            f"the run's time: {', '.join(splits)}",
+        ]
     bt.emit("\n".join(lines) + "\n", args.write, args.section)
 
 

@@ -46,16 +46,34 @@ sys.path.insert(0, str(ROOT))
 
 
 def tree(root: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*"))
-            if p.is_file()}  # fmt: skip
+    return {
+        str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()
+    }
 
 
 def run_config(name: str, audio: Path, model: Path, out: Path, backend: str) -> float:
     """Wall seconds of one configuration's whole run (processes started to all ended)."""
     shutil.rmtree(out, ignore_errors=True)
-    base = [sys.executable, "-m", "w2v2cli", "transcribe", str(audio), "-m", str(model),
-            "-o", str(out), "-f", "txt", "-f", "json", "--decoder", "greedy", "-q",
-            "--backend", backend]  # fmt: skip
+    base = [
+        sys.executable,
+        "-m",
+        "w2v2cli",
+        "transcribe",
+        str(audio),
+        "-m",
+        str(model),
+        "-o",
+        str(out),
+        "-f",
+        "txt",
+        "-f",
+        "json",
+        "--decoder",
+        "greedy",
+        "-q",
+        "--backend",
+        backend,
+    ]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     commands = {
         "local": [base],
@@ -99,10 +117,14 @@ def main() -> int:
     p.add_argument("--backend", default="torch", choices=["torch", "openvino"])
     p.add_argument("--write", action="store_true", help="write the report into RESULTS.md")
     p.add_argument("--section", default="scale-out: shards and Ray Data")
-    p.add_argument("--beam-rate", type=float, default=81.0,
-                   help="beam search, x real time per thread, for the cluster estimate "
-                        "(default: RESULTS.md, beam search engines: ctc-beam-decoder, 4-gram, "
-                        "width 100, peaked posteriors)")
+    p.add_argument(
+        "--beam-rate",
+        type=float,
+        default=81.0,
+        help="beam search, x real time per thread, for the cluster estimate "
+        "(default: RESULTS.md, beam search engines: ctc-beam-decoder, 4-gram, "
+        "width 100, peaked posteriors)",
+    )
     args = p.parse_args()
 
     import bench_transcribe as bt
@@ -122,8 +144,10 @@ def main() -> int:
             walls[c].append(run_config(c, audio, model, work / c, args.backend))
             print(f"round {r + 1} {c}: {walls[c][-1]:.1f} s", file=sys.stderr)
     outputs = {c: tree(work / c) for c in configs}
-    differ = {c: sorted(k for k in outputs["local"] if outputs[c].get(k) != outputs["local"][k])
-              for c in configs[1:]}  # fmt: skip
+    differ = {
+        c: sorted(k for k in outputs["local"] if outputs[c].get(k) != outputs["local"][k])
+        for c in configs[1:]
+    }
     texts_differ = {c: [k for k in differ[c] if k.endswith(".txt")] for c in configs[1:]}
     wall = {c: statistics.median(v) for c, v in walls.items()}
     rate = decode_rate(paths)
@@ -148,16 +172,20 @@ def main() -> int:
         "| --- | ---: | ---: | ---: |",
     ]
     for c in configs:
-        lines.append(f"| {c} | {wall[c]:.1f} | {audio_s / wall[c]:.1f} | "
-                     f"{wall['local'] / wall[c]:.2f}x |")  # fmt: skip
+        lines.append(
+            f"| {c} | {wall[c]:.1f} | {audio_s / wall[c]:.1f} | {wall['local'] / wall[c]:.2f}x |"
+        )
     lines += [
         "",
-        "- rounds (s): " + "; ".join(f"{c} " + ", ".join(f"{w:.1f}" for w in walls[c])
-                                    for c in configs),  # fmt: skip
-        *(f"- {c} against local: {len(outputs['local']) - len(differ[c])} of "
-          f"{len(outputs['local'])} output files byte for byte the same; texts differ in "
-          f"{len(texts_differ[c])}" + (f" (differing: {', '.join(differ[c])})" if differ[c] else "")
-          for c in configs[1:]),  # fmt: skip
+        "- rounds (s): "
+        + "; ".join(f"{c} " + ", ".join(f"{w:.1f}" for w in walls[c]) for c in configs),
+        *(
+            f"- {c} against local: {len(outputs['local']) - len(differ[c])} of "
+            f"{len(outputs['local'])} output files byte for byte the same; texts differ in "
+            f"{len(texts_differ[c])}"
+            + (f" (differing: {', '.join(differ[c])})" if differ[c] else "")
+            for c in configs[1:]
+        ),
         f"- Ray overhead: {wall['ray'] - wall['local']:+.1f} s per run; a local Ray "
         f"instance starts and stops in {start_stop:.1f} s",
         f"- reading + resampling (the decoding tasks): {rate:.0f}x real time per core",
@@ -180,8 +208,10 @@ def main() -> int:
         spare = cpus_n - gpus_n
         greedy = spare * rate
         beam = spare / (1 / rate + 1 / args.beam_rate)
-        lines.append(f"| {gpus_n} GPUs, {cpus_n} CPUs | {greedy:,.0f} | {beam:,.0f} | "
-                     f"{beam / gpus_n:,.0f}x per GPU |")  # fmt: skip
+        lines.append(
+            f"| {gpus_n} GPUs, {cpus_n} CPUs | {greedy:,.0f} | {beam:,.0f} | "
+            f"{beam / gpus_n:,.0f}x per GPU |"
+        )
     lines += [
         "",
         f"On this machine the whole local run is {audio_s / wall['local']:.1f}x real time "

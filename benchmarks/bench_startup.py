@@ -64,9 +64,24 @@ def command(config: str, audio: Path, model: Path, out: Path) -> tuple[list[str]
     backend = "openvino" if config == "openvino" else "torch"
     if config == "torch-transformers":
         env["W2V2_TORCH_MODEL"] = "transformers"
-    return [sys.executable, "-m", "w2v2cli", "transcribe", str(audio), "-m", str(model),
-            "--cache-dir", str(bt.DATA / "hf-cache"), "--backend", backend, "-f", "json",
-            "-o", str(out), "-q"], env  # fmt: skip
+    return [
+        sys.executable,
+        "-m",
+        "w2v2cli",
+        "transcribe",
+        str(audio),
+        "-m",
+        str(model),
+        "--cache-dir",
+        str(bt.DATA / "hf-cache"),
+        "--backend",
+        backend,
+        "-f",
+        "json",
+        "-o",
+        str(out),
+        "-q",
+    ], env
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -117,8 +132,11 @@ def main(argv: list[str] | None = None) -> None:
                 w - t for (w, _), (t, _) in zip(values, runs["import-torch"], strict=True)
             )
             extra = f"{extra:+.2f} s"
-        lines.append(f"| `{config}` | {wall:.2f} | {extra} | {rss:.0f} | "
-                     + ", ".join(f"{w:.2f}" for w, _ in values) + " |")  # fmt: skip
+        lines.append(
+            f"| `{config}` | {wall:.2f} | {extra} | {rss:.0f} | "
+            + ", ".join(f"{w:.2f}" for w, _ in values)
+            + " |"
+        )
     bt.emit("\n".join(lines) + "\n", args.write, args.section)
 
 

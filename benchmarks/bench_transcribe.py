@@ -93,8 +93,7 @@ BACKENDS = {
     "ov8f": ("openvino", "int8", "full"),
     "ovbf16": ("openvino", "bfloat16", "auto"),
 }
-CONFIGS = ("ours-bauto", "ours-b8", "ours-pad-b8", "ours-plain-b8", "pipe-b8", "ours-b1",
-           "pipe-b1")
+CONFIGS = ("ours-bauto", "ours-b8", "ours-pad-b8", "ours-plain-b8", "pipe-b8", "ours-b1", "pipe-b1")
 SPECIALS = re.compile(r"<s>|</s>|<unk>|<pad>")
 
 # Harvard sentences (IEEE 1969, lists 1-5), public domain.
@@ -317,8 +316,12 @@ def ensure_model(seed: int = 0) -> Path:
     )
     tok.save_pretrained(folder)
     params = sum(p.numel() for p in model.parameters())
-    info = {"seed": seed, "parameters": params, "blank_bias": blank_bias,
-            "delimiter_bias": delim_bias}
+    info = {
+        "seed": seed,
+        "parameters": params,
+        "blank_bias": blank_bias,
+        "delimiter_bias": delim_bias,
+    }
     marker.write_text(json.dumps(info, indent=1))
     print(
         f"built model {folder} ({params / 1e6:.1f}M parameters, biases {blank_bias}, "
@@ -422,8 +425,9 @@ def run_config(name: str, args: argparse.Namespace) -> dict[str, Any]:
     tool, exact, batch, max_padding = parse_config(name)
     model_dir = ensure_model(args.seed)
     paths = ensure_audio(QUICK if args.quick else FULL)
-    audio_seconds = float(sum(json.loads((paths[0].parent / "manifest.json").read_text())
-                              ["lengths"]))
+    audio_seconds = float(
+        sum(json.loads((paths[0].parent / "manifest.json").read_text())["lengths"])
+    )
     chunk, (left, right) = args.chunk_length, args.stride
     warm = np.random.default_rng(1).standard_normal(2 * SR).astype(np.float32) * 0.1
 
@@ -437,9 +441,16 @@ def run_config(name: str, args: argparse.Namespace) -> dict[str, Any]:
         backend, dtype, int8 = BACKENDS[tool]
         calibration = tuple(paths[:8]) if int8 == "full" else ()
         options = RunOptions(
-            model=ModelOptions(model=str(model_dir), device="cpu", dtype=dtype, backend=backend,
-                               cache_dir=DATA / "hf-cache", threads=args.threads or None,
-                               int8=int8, calibration=calibration),
+            model=ModelOptions(
+                model=str(model_dir),
+                device="cpu",
+                dtype=dtype,
+                backend=backend,
+                cache_dir=DATA / "hf-cache",
+                threads=args.threads or None,
+                int8=int8,
+                calibration=calibration,
+            ),
             chunking=ChunkOptions(chunk, left, right),
             decoding=DecodeOptions(decoder="greedy"),
             batch_size=batch or None,
@@ -562,8 +573,16 @@ def run_config(name: str, args: argparse.Namespace) -> dict[str, Any]:
 
 
 def child_args(args: argparse.Namespace) -> list[str]:
-    out = ["--chunk-length", str(args.chunk_length), "--stride", *map(str, args.stride),
-           "--seed", str(args.seed), "--repeat", str(args.repeat)]
+    out = [
+        "--chunk-length",
+        str(args.chunk_length),
+        "--stride",
+        *map(str, args.stride),
+        "--seed",
+        str(args.seed),
+        "--repeat",
+        str(args.repeat),
+    ]
     if args.quick:
         out.append("--quick")
     if args.threads:
@@ -587,8 +606,11 @@ def wait_for_quiet(max_wait: float, threshold: float = 0.05) -> float:
     deadline = time.monotonic() + max_wait
     load = other_load()
     while load >= threshold and time.monotonic() < deadline:
-        print(f"  other processes use {100 * load:.0f}% of the CPUs; waiting ...",
-              file=sys.stderr, flush=True)
+        print(
+            f"  other processes use {100 * load:.0f}% of the CPUs; waiting ...",
+            file=sys.stderr,
+            flush=True,
+        )
         time.sleep(10)
         load = other_load()
     return load
@@ -603,10 +625,21 @@ def run_child(name: str, args: argparse.Namespace) -> dict[str, Any]:
     least foreign load is kept, and that load is reported.
     """
     out = DATA / f"result-{name}.json"
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--only", name,
-           "--result-json", str(out), *child_args(args)]
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
-           "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    cmd = [
+        sys.executable,
+        str(Path(__file__).resolve()),
+        "--only",
+        name,
+        "--result-json",
+        str(out),
+        *child_args(args),
+    ]
+    env = {
+        **os.environ,
+        "HF_HUB_OFFLINE": "1",
+        "TRANSFORMERS_OFFLINE": "1",
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+    }
     best: dict[str, Any] | None = None
     for attempt in range(1 + args.retries):
         wait_for_quiet(args.max_wait)
@@ -614,8 +647,11 @@ def run_child(name: str, args: argparse.Namespace) -> dict[str, Any]:
         out.unlink(missing_ok=True)
         subprocess.run(cmd, check=True, env=env)
         result = json.loads(out.read_text())
-        print(f"  {name}: {result['wall']:.1f} s, other load {100 * result['other_load']:.0f}%",
-              file=sys.stderr, flush=True)
+        print(
+            f"  {name}: {result['wall']:.1f} s, other load {100 * result['other_load']:.0f}%",
+            file=sys.stderr,
+            flush=True,
+        )
         result["attempts"] = attempt + 1
         if best is None or result["other_load"] < best["other_load"]:
             best = result
@@ -637,10 +673,12 @@ def text_changes(a: Sequence[str], b: Sequence[str]) -> tuple[int, int, float]:
 
 def code_version() -> str:
     """The commit of the tree under test, and whether ``w2v2cli/`` has local changes."""
+
     def git(*cmd: str) -> str:
         try:
-            return subprocess.run(["git", *cmd], cwd=ROOT, capture_output=True, text=True,
-                                  check=True).stdout.strip()
+            return subprocess.run(
+                ["git", *cmd], cwd=ROOT, capture_output=True, text=True, check=True
+            ).stdout.strip()
         except (OSError, subprocess.CalledProcessError):
             return ""
 
@@ -649,8 +687,10 @@ def code_version() -> str:
     digest = hashlib.sha1()
     for path in sorted((ROOT / "w2v2cli").rglob("*.py")):
         digest.update(path.read_bytes())
-    return f"{commit}" + (" with local changes in w2v2cli/" if dirty else "") + (
-        f" (sources sha1 {digest.hexdigest()[:10]})"
+    return (
+        f"{commit}"
+        + (" with local changes in w2v2cli/" if dirty else "")
+        + (f" (sources sha1 {digest.hexdigest()[:10]})")
     )
 
 
@@ -669,8 +709,7 @@ def machine_info(results: Sequence[dict[str, Any]]) -> list[str]:
         if line.startswith("flags"):
             flags = set(line.split(":", 1)[1].split())
             break
-    wanted = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_bf16",
-              "amx_int8")  # fmt: skip
+    wanted = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_bf16", "amx_int8")
     try:
         from importlib.metadata import version
 
@@ -684,9 +723,12 @@ def machine_info(results: Sequence[dict[str, Any]]) -> list[str]:
         f"{cpu}, Python {platform.python_version()}, {platform.system()}",
         f"- torch {torch.__version__}, transformers {transformers.__version__}, "
         f"numpy {np.__version__}{ov}"
-        + ("; torch threads (intra, inter-op): " + ", ".join(f"{a}, {b}" for a, b in threads)
-           if threads else ""),
-    ]  # fmt: skip
+        + (
+            "; torch threads (intra, inter-op): " + ", ".join(f"{a}, {b}" for a, b in threads)
+            if threads
+            else ""
+        ),
+    ]
 
 
 def _same(a: dict[str, Any], b: dict[str, Any]) -> tuple[int, int]:
@@ -703,11 +745,19 @@ def report(results: dict[str, dict[str, Any]], args: argparse.Namespace, command
         *machine_info(list(results.values())),
         f"- command: `{command}`",
         f"- w2v2cli: commit {args.code_version}",
-        *([f"- glibc: `mallopt(M_MMAP_THRESHOLD, {args.mmap_threshold})` in every run"]
-          if args.mmap_threshold else []),
-        *(["- `+mmap` runs call glibc's `mallopt(M_MMAP_THRESHOLD, 4 MiB)` first (a fixed "
-           "threshold: large blocks stay mmap'd and are returned on free)"]
-          if any(n.endswith("+mmap") for n in results) and not args.mmap_threshold else []),
+        *(
+            [f"- glibc: `mallopt(M_MMAP_THRESHOLD, {args.mmap_threshold})` in every run"]
+            if args.mmap_threshold
+            else []
+        ),
+        *(
+            [
+                "- `+mmap` runs call glibc's `mallopt(M_MMAP_THRESHOLD, 4 MiB)` first (a fixed "
+                "threshold: large blocks stay mmap'd and are returned on free)"
+            ]
+            if any(n.endswith("+mmap") for n in results) and not args.mmap_threshold
+            else []
+        ),
         f"- audio: {files} espeak-ng WAV files, 16 kHz mono, {audio_s:.0f} s "
         f"({audio_s / 60:.1f} min) in all, 1-60 s each; chunks {args.chunk_length:g} s with "
         f"{args.stride[0]:g} s + {args.stride[1]:g} s strides; float32, CPU",
@@ -755,36 +805,49 @@ def report(results: dict[str, dict[str, Any]], args: argparse.Namespace, command
     auto = results.get("ours-bauto")
     if ours8 and pipe8:
         ratio = pipe8["wall"] / ours8["wall"]
-        lines.append(f"- speed, batch 8: w2v2cli is **{ratio:.2f}x** the pipeline "
-                     f"(target >= 1.5x: {'met' if ratio >= 1.5 else 'NOT met'})")
+        lines.append(
+            f"- speed, batch 8: w2v2cli is **{ratio:.2f}x** the pipeline "
+            f"(target >= 1.5x: {'met' if ratio >= 1.5 else 'NOT met'})"
+        )
     if auto and pipe8:
         ratio = pipe8["wall"] / auto["wall"]
-        lines.append(f"- speed, w2v2cli with its defaults vs the pipeline at batch 8: "
-                     f"**{ratio:.2f}x**")
+        lines.append(
+            f"- speed, w2v2cli with its defaults vs the pipeline at batch 8: **{ratio:.2f}x**"
+        )
     if ours1 and pipe1:
-        lines.append(f"- speed, batch 1: w2v2cli is {pipe1['wall'] / ours1['wall']:.2f}x "
-                     "the pipeline")
+        lines.append(
+            f"- speed, batch 1: w2v2cli is {pipe1['wall'] / ours1['wall']:.2f}x the pipeline"
+        )
     if ours1 and pipe8:
-        lines.append(f"- w2v2cli at batch 1 is {pipe8['wall'] / ours1['wall']:.2f}x the pipeline "
-                     "at batch 8")
+        lines.append(
+            f"- w2v2cli at batch 1 is {pipe8['wall'] / ours1['wall']:.2f}x the pipeline at batch 8"
+        )
     if ours1 and ours8:
-        lines.append(f"- w2v2cli, batch 8 vs batch 1: {ours1['wall'] / ours8['wall']:.2f}x the "
-                     "speed (above 1 means batching helps)")
+        lines.append(
+            f"- w2v2cli, batch 8 vs batch 1: {ours1['wall'] / ours8['wall']:.2f}x the "
+            "speed (above 1 means batching helps)"
+        )
     if ours1 and pipe1:
         same, n = _same(ours1, pipe1)
-        lines.append(f"- same text as the pipeline at batch 1: **{same} of {n}** files identical "
-                     "(target: all)")
+        lines.append(
+            f"- same text as the pipeline at batch 1: **{same} of {n}** files identical "
+            "(target: all)"
+        )
     if ours8 and pipe1:
         same, n = _same(ours8, pipe1)
         lines.append(f"- w2v2cli at batch 8 vs the pipeline at batch 1: {same} of {n} identical")
-    for b8, b1, label in ((ours8, ours1, "w2v2cli (exact)"),
-                          (pad8, ours1, "w2v2cli (exact, padded batches)"),
-                          (plain8, ours1, "w2v2cli (exact=False, padded)"),
-                          (pipe8, pipe1, "transformers pipeline")):
+    for b8, b1, label in (
+        (ours8, ours1, "w2v2cli (exact)"),
+        (pad8, ours1, "w2v2cli (exact, padded batches)"),
+        (plain8, ours1, "w2v2cli (exact=False, padded)"),
+        (pipe8, pipe1, "transformers pipeline"),
+    ):
         if b1 and b8:
             changed, n, cer = text_changes(b1["texts"], b8["texts"])
-            lines.append(f"- text changes from batch 1 to batch 8, {label}: **{changed} of {n} "
-                         f"files ({100 * changed / n:.0f}%)**, CER between them {100 * cer:.2f}%")
+            lines.append(
+                f"- text changes from batch 1 to batch 8, {label}: **{changed} of {n} "
+                f"files ({100 * changed / n:.0f}%)**, CER between them {100 * cer:.2f}%"
+            )
     pipes = [r for n, r in results.items() if n.startswith("pipe-")]
     fp32 = results.get("ours-b1") or results.get("ours-bauto")
     if pipes:
@@ -792,36 +855,55 @@ def report(results: dict[str, dict[str, Any]], args: argparse.Namespace, command
         for name, r in results.items():
             if name.startswith("pipe-"):
                 continue
-            line = (f"- `{name}`: **{best_pipe['wall'] / r['wall']:.2f}x** the pipeline's best "
-                    f"(`{best_pipe['config']}`)")
+            line = (
+                f"- `{name}`: **{best_pipe['wall'] / r['wall']:.2f}x** the pipeline's best "
+                f"(`{best_pipe['config']}`)"
+            )
             if fp32 and r is not fp32:
                 changed, n, cer = text_changes(fp32["texts"], r["texts"])
-                line += (f"; text vs torch fp32 (`{fp32['config']}`): {n - changed} of {n} "
-                         f"files identical, CER {100 * cer:.3f}%")
+                line += (
+                    f"; text vs torch fp32 (`{fp32['config']}`): {n - changed} of {n} "
+                    f"files identical, CER {100 * cer:.3f}%"
+                )
             lines.append(line)
     if pad8 and plain8:
         wall = 100 * (pad8["wall"] - plain8["wall"]) / plain8["wall"]
         cpu = 100 * (pad8["cpu"] - plain8["cpu"]) / plain8["cpu"]
-        lines.append(f"- speed cost of the exact path at batch 8, both with padded batches: "
-                     f"**{wall:+.1f}%** wall ({pad8['wall']:.1f} s vs {plain8['wall']:.1f} s), "
-                     f"{cpu:+.1f}% CPU time (goal < 5%)")
+        lines.append(
+            f"- speed cost of the exact path at batch 8, both with padded batches: "
+            f"**{wall:+.1f}%** wall ({pad8['wall']:.1f} s vs {plain8['wall']:.1f} s), "
+            f"{cpu:+.1f}% CPU time (goal < 5%)"
+        )
     if any(len(r.get("round_walls", ())) > 1 for r in results.values()):
-        lines.append("- wall s per round (the table shows each configuration's median): "
-                     + "; ".join(f"`{n}` " + ", ".join(f"{w:.1f}" for w in r["round_walls"])
-                                 for n, r in results.items()))
+        lines.append(
+            "- wall s per round (the table shows each configuration's median): "
+            + "; ".join(
+                f"`{n}` " + ", ".join(f"{w:.1f}" for w in r["round_walls"])
+                for n, r in results.items()
+            )
+        )
         for a, b in (("pipe-b8", "ours-bauto"), ("pipe-b8", "ours-b8")):
             if a in results and b in results:
-                ratios = [x / y for x, y in zip(results[a]["round_walls"],
-                                                results[b]["round_walls"], strict=True)]
-                lines.append(f"- `{a}` / `{b}` wall per round: "
-                             + ", ".join(f"{q:.2f}x" for q in ratios))
+                ratios = [
+                    x / y
+                    for x, y in zip(
+                        results[a]["round_walls"], results[b]["round_walls"], strict=True
+                    )
+                ]
+                lines.append(
+                    f"- `{a}` / `{b}` wall per round: " + ", ".join(f"{q:.2f}x" for q in ratios)
+                )
         unstable = [n for n, r in results.items() if not r["texts_stable"]]
-        lines.append("- texts identical in every round: "
-                     + ("yes" if not unstable else "NO for " + ", ".join(unstable)))
+        lines.append(
+            "- texts identical in every round: "
+            + ("yes" if not unstable else "NO for " + ", ".join(unstable))
+        )
     for r in results.values():
         if len(r["runs"]) > 1 or r.get("attempts", 1) > 1:
-            lines.append(f"- `{r['config']}`: {r.get('attempts', 1)} attempt(s); walls of the "
-                         "kept one: " + ", ".join(f"{x['wall']:.1f}" for x in r["runs"]))
+            lines.append(
+                f"- `{r['config']}`: {r.get('attempts', 1)} attempt(s); walls of the "
+                "kept one: " + ", ".join(f"{x['wall']:.1f}" for x in r["runs"])
+            )
     return "\n".join(lines) + "\n"
 
 
@@ -836,9 +918,13 @@ def write_section(path: Path, section: str, body: str) -> None:
     """Replace (or append) the ``section`` block of ``path``, keeping everything else."""
     start, end = f"<!-- bench:{section} start -->", f"<!-- bench:{section} end -->"
     block = f"{start}\n## {section}\n\n{body}{end}\n"
-    text = path.read_text() if path.is_file() else (
-        "# Benchmark results\n\nWritten by `benchmarks/bench_transcribe.py --write`; "
-        "see its docstring for what is measured.\n\n"
+    text = (
+        path.read_text()
+        if path.is_file()
+        else (
+            "# Benchmark results\n\nWritten by `benchmarks/bench_transcribe.py --write`; "
+            "see its docstring for what is measured.\n\n"
+        )
     )
     pattern = re.compile(re.escape(start) + r".*?" + re.escape(end) + r"\n?", re.S)
     if pattern.search(text):
@@ -849,35 +935,73 @@ def write_section(path: Path, section: str, body: str) -> None:
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--quick", action="store_true", help="~3.5 min of audio instead of ~21")
-    p.add_argument("--configs", nargs="+", default=list(CONFIGS),
-                   help="configurations to run, (ours|ov|ov8|ov8w|ov8f|ovbf16|pipe)[-pad|-plain]"
-                        "-b(N|auto)[+mmap|+notrim] "
-                   f"(default: {' '.join(CONFIGS)}); +mmap: a fixed 4 MiB glibc mmap threshold")
+    p.add_argument(
+        "--configs",
+        nargs="+",
+        default=list(CONFIGS),
+        help="configurations to run, (ours|ov|ov8|ov8w|ov8f|ovbf16|pipe)[-pad|-plain]"
+        "-b(N|auto)[+mmap|+notrim] "
+        f"(default: {' '.join(CONFIGS)}); +mmap: a fixed 4 MiB glibc mmap threshold",
+    )
     p.add_argument("--chunk-length", type=float, default=20.0, help="seconds (default 20)")
-    p.add_argument("--stride", type=float, nargs=2, default=[3.0, 3.0], metavar=("LEFT", "RIGHT"),
-                   help="stride seconds on each side (default 3 3)")
+    p.add_argument(
+        "--stride",
+        type=float,
+        nargs=2,
+        default=[3.0, 3.0],
+        metavar=("LEFT", "RIGHT"),
+        help="stride seconds on each side (default 3 3)",
+    )
     p.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's)")
-    p.add_argument("--repeat", type=int, default=1,
-                   help="timed runs per configuration in one process; the fastest is kept")
-    p.add_argument("--rounds", type=int, default=1,
-                   help="run the whole list of configurations N times, one after another, "
-                   "and keep each one's median (default 1)")
-    p.add_argument("--retries", type=int, default=2,
-                   help="re-runs of a configuration disturbed by other processes (default 2)")
-    p.add_argument("--max-wait", type=float, default=900.0,
-                   help="seconds to wait for other processes to finish before a run (default 900)")
+    p.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        help="timed runs per configuration in one process; the fastest is kept",
+    )
+    p.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="run the whole list of configurations N times, one after another, "
+        "and keep each one's median (default 1)",
+    )
+    p.add_argument(
+        "--retries",
+        type=int,
+        default=2,
+        help="re-runs of a configuration disturbed by other processes (default 2)",
+    )
+    p.add_argument(
+        "--max-wait",
+        type=float,
+        default=900.0,
+        help="seconds to wait for other processes to finish before a run (default 900)",
+    )
     p.add_argument("--seed", type=int, default=0, help="model seed (default 0)")
-    p.add_argument("--profile", action="store_true",
-                   help="cProfile the first timed run; stats go to stderr and _data/profiles/")
-    p.add_argument("--mmap-threshold", type=int, default=0, metavar="BYTES",
-                   help="call glibc mallopt(M_MMAP_THRESHOLD, BYTES) in each run first "
-                   "(an experiment against heap growth; default: glibc's dynamic threshold)")
+    p.add_argument(
+        "--profile",
+        action="store_true",
+        help="cProfile the first timed run; stats go to stderr and _data/profiles/",
+    )
+    p.add_argument(
+        "--mmap-threshold",
+        type=int,
+        default=0,
+        metavar="BYTES",
+        help="call glibc mallopt(M_MMAP_THRESHOLD, BYTES) in each run first "
+        "(an experiment against heap growth; default: glibc's dynamic threshold)",
+    )
     p.add_argument("--write", action="store_true", help="write the report into RESULTS.md")
-    p.add_argument("--section", default=None,
-                   help="RESULTS.md section name (default: 'full run' or 'quick run')")
+    p.add_argument(
+        "--section",
+        default=None,
+        help="RESULTS.md section name (default: 'full run' or 'quick run')",
+    )
     p.add_argument("--results-file", type=Path, default=RESULTS, help=argparse.SUPPRESS)
     p.add_argument("--only", default=None, help="run one configuration in this process")
     p.add_argument("--result-json", type=Path, default=None, help=argparse.SUPPRESS)

@@ -81,8 +81,9 @@ def build(files: int, minutes: float) -> list[tuple[Path, str]]:
     for text in SENTENCES:
         for voice in ("en-us", "en"):
             path = folder / "sentence.wav"
-            subprocess.run(["espeak-ng", "-v", voice, "-s", "150", "-w", str(path), text],
-                           check=True)  # fmt: skip
+            subprocess.run(
+                ["espeak-ng", "-v", voice, "-s", "150", "-w", str(path), text], check=True
+            )
             audio, rate = sf.read(path, dtype="float32")
             spoken.append((soxr.resample(audio, rate, RATE).astype(np.float32), text))
             path.unlink()
@@ -102,8 +103,10 @@ def build(files: int, minutes: float) -> list[tuple[Path, str]]:
         path = folder / f"paused{f:02d}.wav"
         sf.write(path, signal, RATE)
         out.append((path, " ".join(words)))
-        print(f"{path.name}: {len(signal) / RATE:.0f} s, speech {speech / len(signal):.0%}",
-              file=sys.stderr)
+        print(
+            f"{path.name}: {len(signal) / RATE:.0f} s, speech {speech / len(signal):.0%}",
+            file=sys.stderr,
+        )
     manifest.write_text("path\ttext\n" + "".join(f"{p.name}\t{t}\n" for p, t in out))
     return out
 
@@ -134,8 +137,9 @@ def main() -> int:
     transcribers = {}
     sent: dict[str, float] = {}
     for name, vad in configs.items():
-        t = Transcriber(RunOptions(model=ModelOptions(model, backend="torch"), batch_size=1,
-                                   vad=vad))  # fmt: skip
+        t = Transcriber(
+            RunOptions(model=ModelOptions(model, backend="torch"), batch_size=1, vad=vad)
+        )
         t.transcribe_files(paths[:1])  # warm-up (and the VAD model loaded)
         transcribers[name] = t
         runner = t.engine.runner
@@ -150,7 +154,7 @@ def main() -> int:
     cpus: dict[str, list[float]] = {n: [] for n in configs}
     texts: dict[str, list[str]] = {}
     for r in range(args.rounds):
-        for name in (list(configs) if r % 2 == 0 else list(configs)[::-1]):
+        for name in list(configs) if r % 2 == 0 else list(configs)[::-1]:
             sent[name] = 0.0
             started, cpu = time.perf_counter(), time.process_time()
             out = transcribers[name].transcribe_files(paths)
@@ -184,8 +188,10 @@ def main() -> int:
         "| --- | ---: | ---: | ---: | ---: | ---: |",
     ]
     for name in configs:
-        lines.append(f"| {name} | {wall[name]:.1f} | {cpu[name]:.1f} | "
-                     f"{audio_s / wall[name]:.1f} | {sent[name]:.0f} | {100 * wer[name]:.1f}% |")
+        lines.append(
+            f"| {name} | {wall[name]:.1f} | {cpu[name]:.1f} | "
+            f"{audio_s / wall[name]:.1f} | {sent[name]:.0f} | {100 * wer[name]:.1f}% |"
+        )
     lines += [
         "",
         f"- speed: `--vad` is **{wall['fixed'] / wall['vad']:.2f}x** the fixed chunks "

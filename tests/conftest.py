@@ -43,6 +43,7 @@ def gpu_env() -> dict[str, str]:
         env["CUDA_VISIBLE_DEVICES"] = _GPUS
     return env
 
+
 # Every test run gets its own Hugging Face cache (hence its own OpenVINO IR cache): nothing
 # is read from or written to the user's, and nothing can be downloaded into it.
 _HF_HOME = tempfile.mkdtemp(prefix="w2v2-test-hf-")

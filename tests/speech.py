@@ -42,8 +42,7 @@ def synthesise(folder: Path) -> Speech:
     for i, text in enumerate(SENTENCES):
         path = folder / f"s{i:02d}.wav"
         voice = "en-us" if i % 2 == 0 else "en"
-        subprocess.run(["espeak-ng", "-v", voice, "-s", "150", "-w", str(path), text],
-                       check=True)  # fmt: skip
+        subprocess.run(["espeak-ng", "-v", voice, "-s", "150", "-w", str(path), text], check=True)
         paths.append(path)
     pieces = []
     rate = 22050
@@ -60,13 +59,25 @@ def synthesise(folder: Path) -> Speech:
 # word-end refinement and VAD).
 
 TIMED_TEXTS = [
-    ("the quick brown fox jumps over the lazy dog a journey of a thousand miles begins "
-     "with a single step", (0.08, 0.25, 0.15, 0.4, 0.05), "en-us"),
-    ("please call stella and ask her to bring these things with her from the store six "
-     "spoons of fresh snow peas", (0.3, 0.1, 0.05, 0.2), "en"),
-    ("she sells sea shells by the sea shore never put off till tomorrow what you can do "
-     "today all that glitters is not gold", (0.12, 0.35, 0.06), "en-us"),
-]  # fmt: skip
+    (
+        "the quick brown fox jumps over the lazy dog a journey of a thousand miles begins "
+        "with a single step",
+        (0.08, 0.25, 0.15, 0.4, 0.05),
+        "en-us",
+    ),
+    (
+        "please call stella and ask her to bring these things with her from the store six "
+        "spoons of fresh snow peas",
+        (0.3, 0.1, 0.05, 0.2),
+        "en",
+    ),
+    (
+        "she sells sea shells by the sea shore never put off till tomorrow what you can do "
+        "today all that glitters is not gold",
+        (0.12, 0.35, 0.06),
+        "en-us",
+    ),
+]
 RATE = 16000
 #: A frame of 5 ms belongs to a word's sound when its RMS is within 40 dB of the word's
 #: loudest frame; the word's times are the first and last such frame.
@@ -93,12 +104,19 @@ def spoken_word(word: str, voice: str, folder: Path) -> np.ndarray:
     n = len(audio) // win
     rms = np.sqrt(np.square(audio[: n * win].reshape(n, win)).mean(axis=1))
     loud = np.flatnonzero(rms > rms.max() * 10 ** (-TRIM_DB / 20))
-    return audio[loud[0] * win:(loud[-1] + 1) * win]
+    return audio[loud[0] * win : (loud[-1] + 1) * win]
 
 
 def timed_speech(
-    folder: Path, text: str, pauses: tuple[float, ...], voice: str, *, lead: float = 0.5,
-    noise: float = 0.001, seed: int = 0, name: str = "timed.wav",
+    folder: Path,
+    text: str,
+    pauses: tuple[float, ...],
+    voice: str,
+    *,
+    lead: float = 0.5,
+    noise: float = 0.001,
+    seed: int = 0,
+    name: str = "timed.wav",
 ) -> TimedSpeech:
     """``text`` word by word with ``pauses`` (cycled) between words, ``lead`` seconds of
     silence at both ends, and white noise of RMS ``noise`` everywhere (0.001: about 40 dB

@@ -27,8 +27,10 @@ def aligner(trained_model):
     long recordings are."""
     from w2v2cli.alignment import Aligner
 
-    options = RunOptions(model=ModelOptions(str(trained_model), backend="torch"),
-                         chunking=ChunkOptions(8.0, 1.5, 1.5))
+    options = RunOptions(
+        model=ModelOptions(str(trained_model), backend="torch"),
+        chunking=ChunkOptions(8.0, 1.5, 1.5),
+    )
     with Aligner(options) as a:
         yield a
 
@@ -124,8 +126,9 @@ def w2v2(*args):
 def test_cli_audio_and_text_to_stdout(trained_model, speech, tmp_path):
     text = tmp_path / "fox.txt"
     text.write_text("\ufeffThe quick brown fox — jumps over the lazy dog!\n", encoding="utf-8")
-    out = w2v2("align", speech.paths[0], text, "-m", trained_model, "--backend", "torch",
-               "--stdout", "-q")  # fmt: skip
+    out = w2v2(
+        "align", speech.paths[0], text, "-m", trained_model, "--backend", "torch", "--stdout", "-q"
+    )
     assert out.exit_code == 0, out.stderr
     doc = json.loads(out.stdout)
     assert doc["decoder"] == "align"
@@ -135,8 +138,21 @@ def test_cli_audio_and_text_to_stdout(trained_model, speech, tmp_path):
     assert 0 < doc["score"] <= 1
     starts = [w["start"] for w in doc["words"]]
     assert starts == sorted(starts) and doc["words"][-1]["end"] <= doc["duration"]
-    srt = w2v2("align", speech.paths[0], text, "-m", trained_model, "--backend", "torch",
-               "--stdout", "-f", "srt", "--case", "lower", "-q")  # fmt: skip
+    srt = w2v2(
+        "align",
+        speech.paths[0],
+        text,
+        "-m",
+        trained_model,
+        "--backend",
+        "torch",
+        "--stdout",
+        "-f",
+        "srt",
+        "--case",
+        "lower",
+        "-q",
+    )
     assert srt.exit_code == 0 and "the quick brown fox —" in srt.stdout
 
 
@@ -147,21 +163,39 @@ def test_cli_manifest_every_format_and_a_wrong_transcript_fails_alone(
     import webvtt
 
     manifest = tmp_path / "set.tsv"
-    rows = ["path\ttext", f"{speech.paths[0]}\t{SENTENCES[0]}",
-            f"{speech.paths[1]}\t{SENTENCES[6]}",  # the wrong text
-            f"{speech.paths[2]}\t{SENTENCES[2]}", f"{tmp_path / 'missing.wav'}\tnothing"]
+    rows = [
+        "path\ttext",
+        f"{speech.paths[0]}\t{SENTENCES[0]}",
+        f"{speech.paths[1]}\t{SENTENCES[6]}",  # the wrong text
+        f"{speech.paths[2]}\t{SENTENCES[2]}",
+        f"{tmp_path / 'missing.wav'}\tnothing",
+    ]
     manifest.write_text("\n".join(rows) + "\n")
     out_dir = tmp_path / "out"
-    run = w2v2("align", manifest, "-m", trained_model, "--backend", "torch", "-o", out_dir,
-               "-f", "all", "-q")  # fmt: skip
+    run = w2v2(
+        "align",
+        manifest,
+        "-m",
+        trained_model,
+        "--backend",
+        "torch",
+        "-o",
+        out_dir,
+        "-f",
+        "all",
+        "-q",
+    )
     assert run.exit_code == 1
     errors = run.stderr.strip().splitlines()
     assert len(errors) == 2
     assert any("missing.wav" in e for e in errors)
     assert any(str(speech.paths[1]) in e and "does not match the audio" in e for e in errors)
     written = sorted(p.name for p in out_dir.iterdir())
-    assert written == sorted(f"{p.stem}.{f}" for p in (speech.paths[0], speech.paths[2])
-                             for f in ("txt", "json", "srt", "vtt", "tsv"))  # fmt: skip
+    assert written == sorted(
+        f"{p.stem}.{f}"
+        for p in (speech.paths[0], speech.paths[2])
+        for f in ("txt", "json", "srt", "vtt", "tsv")
+    )
     doc = json.loads((out_dir / f"{speech.paths[2].stem}.json").read_text())
     assert doc["text"] == SENTENCES[2]
     cues = list(srt_lib.parse((out_dir / f"{speech.paths[2].stem}.srt").read_text()))
@@ -169,8 +203,20 @@ def test_cli_manifest_every_format_and_a_wrong_transcript_fails_alone(
     vtt = webvtt.read(str(out_dir / f"{speech.paths[2].stem}.vtt"))
     assert len(vtt.captions) == len(cues)
     # A second run skips the finished files; --min-score 0 aligns even the wrong text.
-    again = w2v2("align", manifest, "-m", trained_model, "--backend", "torch", "-o", out_dir,
-                 "-f", "json", "--min-score", "0")  # fmt: skip
+    again = w2v2(
+        "align",
+        manifest,
+        "-m",
+        trained_model,
+        "--backend",
+        "torch",
+        "-o",
+        out_dir,
+        "-f",
+        "json",
+        "--min-score",
+        "0",
+    )
     assert again.exit_code == 1  # the missing file
     assert "1 done, 2 skipped, 1 failed" in again.stderr
     assert (out_dir / f"{speech.paths[1].stem}.json").exists()

@@ -238,12 +238,32 @@ def test_transcripts_do_not_depend_on_batch_size_or_workers(
     outputs = []
     for batch, workers in (("1", "0"), ("4", "2")):
         out = tmp_path / f"b{batch}w{workers}"
-        r = CliRunner().invoke(main, [
-            "transcribe", *map(str, speech.paths[:6]), "-m", str(trained_model),
-            "--backend", "torch", "--lm", str(lms["upper"]), "--hotword", "sword",
-            "-b", batch, "--max-padding", "1", "--decode-workers", workers,
-            "-f", "json", "-o", str(out), "-q",
-        ])  # fmt: skip
+        r = CliRunner().invoke(
+            main,
+            [
+                "transcribe",
+                *map(str, speech.paths[:6]),
+                "-m",
+                str(trained_model),
+                "--backend",
+                "torch",
+                "--lm",
+                str(lms["upper"]),
+                "--hotword",
+                "sword",
+                "-b",
+                batch,
+                "--max-padding",
+                "1",
+                "--decode-workers",
+                workers,
+                "-f",
+                "json",
+                "-o",
+                str(out),
+                "-q",
+            ],
+        )
         assert r.exit_code == 0, r.output
         docs = [json.loads(p.read_text()) for p in sorted(out.glob("*.json"))]
         assert len(docs) == 6 and all(d["decoder"] == "beam" for d in docs)

@@ -26,8 +26,9 @@ class _IdentityFE:
 
 def _reference(samples, plan):
     out = []
-    for item in chunk_iter(samples, _IdentityFE(), plan.chunk_len, plan.stride_left,
-                           plan.stride_right):
+    for item in chunk_iter(
+        samples, _IdentityFE(), plan.chunk_len, plan.stride_left, plan.stride_right
+    ):
         length, left, right = item["stride"]
         out.append((length, left, right, item["is_last"], item["input_values"]))
     return out
@@ -67,8 +68,9 @@ def test_split_matches_pipeline_chunk_iter(n, chunk_s, left_s, right_s):
         assert c.file_index == 3
     # kept frame ranges equal the pipeline's rescale_stride + slice
     for c in ours:
-        (token_n, left, right), = rescale_stride([(c.length, c.stride_left, c.stride_right)],
-                                                 1 / SPF)
+        ((token_n, left, right),) = rescale_stride(
+            [(c.length, c.stride_left, c.stride_right)], 1 / SPF
+        )
         assert chunking.kept_frames(c, SPF) == (left, token_n - right)
 
 
@@ -135,7 +137,9 @@ def test_a_tail_too_short_for_a_frame_is_merged_into_the_chunk_before():
     samples = np.arange(16000 * 2 + 300, dtype=np.float32)
     chunks = chunking.split(0, samples, p)
     assert [(c.start, c.length, c.stride_right, c.is_last) for c in chunks] == [
-        (0, 16000, 0, False), (16000, 16300, 0, True)]
+        (0, 16000, 0, False),
+        (16000, 16300, 0, True),
+    ]
     np.testing.assert_array_equal(np.concatenate([c.samples for c in chunks]), samples)
     long_enough = chunking.split(0, np.zeros(32000 + 560, np.float32), p)
     assert [c.length for c in long_enough] == [16000, 16000, 560]
@@ -152,7 +156,7 @@ def _reference_merged(samples, plan):
         start += plan.step
     if len(out) > 1 and len(out[-1][1]) < plan.min_samples:
         prev = out[-2]
-        out[-2:] = [[prev[0], samples[prev[0]:], prev[2], 0, True]]
+        out[-2:] = [[prev[0], samples[prev[0] :], prev[2], 0, True]]
     return out
 
 
@@ -184,7 +188,8 @@ def test_splitter_fed_in_blocks_gives_the_chunks_of_the_whole_file(
     assert splitter.num_samples == n and splitter.count == len(got)
     ref = _reference_merged(samples, p)
     assert [(c.start, c.stride_left, c.stride_right, c.is_last) for c in got] == [
-        (s, left, right, last) for s, _, left, right, last in ref]
+        (s, left, right, last) for s, _, left, right, last in ref
+    ]
     for c, (_, values, *_rest) in zip(got, ref, strict=True):
         np.testing.assert_array_equal(c.samples, values)
         assert c.samples.base is None  # a copy: holds no block of the stream alive
@@ -202,14 +207,18 @@ def test_splitter_on_a_stream_of_tiny_blocks_holds_little():
     samples = rng.standard_normal(16000 * 30).astype(np.float32)
     chunks = []
     for a in range(0, samples.size, 1152):  # an MP3 frame at a time
-        chunks += splitter.feed(samples[a:a + 1152])
+        chunks += splitter.feed(samples[a : a + 1152])
         assert splitter.held <= p.chunk_len + p.step + 1152
     chunks += splitter.finish()
     whole = chunking.split(0, samples, p)
     assert len(chunks) == len(whole) > 30
     for c, w in zip(chunks, whole, strict=True):
         assert (c.start, c.stride_left, c.stride_right, c.is_last) == (
-            w.start, w.stride_left, w.stride_right, w.is_last)
+            w.start,
+            w.stride_left,
+            w.stride_right,
+            w.is_last,
+        )
         np.testing.assert_array_equal(c.samples, w.samples)
 
 
@@ -234,8 +243,14 @@ def test_splitter_at_the_lengths_where_a_chunk_becomes_the_last(min_samples):
     """Lengths ending exactly at a chunk's end, a step further, and one sample either side:
     where "is this chunk the last?" and "is the next one a tail to merge?" change."""
     p = chunking.plan(ChunkOptions(2.0, 0.4, 0.4), SR, SPF, min_samples=min_samples)
-    lengths = sorted({p.chunk_len + k * p.step + d + e
-                      for k in range(3) for d in (-1, 0, 1) for e in (0, min_samples)})
+    lengths = sorted(
+        {
+            p.chunk_len + k * p.step + d + e
+            for k in range(3)
+            for d in (-1, 0, 1)
+            for e in (0, min_samples)
+        }
+    )
     for n in lengths:
         samples = np.arange(n, dtype=np.float32)
         ref = _reference_merged(samples, p)
@@ -243,10 +258,11 @@ def test_splitter_at_the_lengths_where_a_chunk_becomes_the_last(min_samples):
             splitter = chunking.Splitter(0, p)
             got = []
             for a in range(0, n, block):
-                got += splitter.feed(samples[a:a + block])
+                got += splitter.feed(samples[a : a + block])
             got += splitter.finish()
             assert [(c.start, c.length, c.stride_right, c.is_last) for c in got] == [
-                (s0, len(v), right, last) for s0, v, _, right, last in ref], (n, block)
+                (s0, len(v), right, last) for s0, v, _, right, last in ref
+            ], (n, block)
 
 
 def test_splitter_refuses_blocks_that_are_not_1d():

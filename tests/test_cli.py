@@ -20,10 +20,7 @@ def invoke(*args: str, input: str | None = None):
 
 
 def outputs(root: Path, ext: str) -> dict[str, str]:
-    return {
-        str(p.relative_to(root)): p.read_text()
-        for p in sorted(root.rglob(f"*.{ext}"))
-    }
+    return {str(p.relative_to(root)): p.read_text() for p in sorted(root.rglob(f"*.{ext}"))}
 
 
 def test_folder_to_mirrored_outputs(group_model, audio_folder, tmp_path):
@@ -31,7 +28,12 @@ def test_folder_to_mirrored_outputs(group_model, audio_folder, tmp_path):
     result = invoke("transcribe", audio_folder, "-m", group_model, "-o", out, "-q")
     assert result.exit_code == 0, result.output
     assert sorted(outputs(out, "txt")) == [
-        "clip0.txt", "clip1.txt", "clip2.txt", "clip3.txt", "sub/deep.txt"]
+        "clip0.txt",
+        "clip1.txt",
+        "clip2.txt",
+        "clip3.txt",
+        "sub/deep.txt",
+    ]
     data = json.loads((out / "clip2.json").read_text())
     assert data["schema"] == "w2v2cli.transcript/1"
     assert data["model"] == str(group_model)
@@ -55,9 +57,23 @@ def test_outputs_next_to_inputs_by_default(group_model, tmp_path):
 
 def test_same_text_at_batch_size_1_and_8(group_model, audio_folder, tmp_path):
     for bs in ("1", "8"):
-        r = invoke("transcribe", audio_folder, "-m", group_model, "-o", tmp_path / bs,
-                   "-b", bs, "--chunk-length", "4", "--stride-length", "1", "-q",
-                   "--max-padding", "1")  # padded batches even on CPU
+        r = invoke(
+            "transcribe",
+            audio_folder,
+            "-m",
+            group_model,
+            "-o",
+            tmp_path / bs,
+            "-b",
+            bs,
+            "--chunk-length",
+            "4",
+            "--stride-length",
+            "1",
+            "-q",
+            "--max-padding",
+            "1",
+        )  # padded batches even on CPU
         assert r.exit_code == 0
     assert outputs(tmp_path / "1", "txt") == outputs(tmp_path / "8", "txt")
 
@@ -85,8 +101,7 @@ def test_bad_files_are_reported_and_the_run_goes_on(group_model, audio_folder, t
     truncated = audio_folder / "cut.wav"
     truncated.write_bytes(good.read_bytes()[:30])
     out = tmp_path / "out"
-    r = invoke("transcribe", audio_folder, tmp_path / "missing.wav", "-m", group_model,
-               "-o", out)
+    r = invoke("transcribe", audio_folder, tmp_path / "missing.wav", "-m", group_model, "-o", out)
     assert r.exit_code == 1
     err_lines = [ln for ln in r.stderr.splitlines() if ln.startswith("error:")]
     for name in ("empty.wav", "notes.wav", "cut.wav", "missing.wav"):
@@ -103,16 +118,35 @@ def test_stdout_for_pipes(group_model, tmp_path):
     assert r.stdout.startswith("1\n00:00:")
     assert not list(tmp_path.glob("*.srt"))
     sf.write(tmp_path / "b.wav", noise_audio(1.0, 2), 16000)
-    r = invoke("transcribe", tmp_path / "a.wav", tmp_path / "b.wav", "-m", group_model,
-               "-f", "json", "-o", "-", "-q")
+    r = invoke(
+        "transcribe",
+        tmp_path / "a.wav",
+        tmp_path / "b.wav",
+        "-m",
+        group_model,
+        "-f",
+        "json",
+        "-o",
+        "-",
+        "-q",
+    )
     lines = r.stdout.splitlines()
     assert [Path(json.loads(x)["file"]).name for x in lines] == ["a.wav", "b.wav"]
 
 
 def test_from_list_on_stdin(group_model, audio_folder, tmp_path):
     listing = f"{audio_folder / 'clip0.wav'}\n# a comment\n{audio_folder / 'sub/deep.flac'}\n"
-    r = invoke("transcribe", "--from-list", "-", "-m", group_model, "-o", tmp_path / "o",
-               "-q", input=listing)
+    r = invoke(
+        "transcribe",
+        "--from-list",
+        "-",
+        "-m",
+        group_model,
+        "-o",
+        tmp_path / "o",
+        "-q",
+        input=listing,
+    )
     assert r.exit_code == 0
     assert sorted(outputs(tmp_path / "o", "txt")) == ["clip0.txt", "sub/deep.txt"]
 
@@ -160,8 +194,9 @@ def test_interrupt_leaves_no_partial_file(group_model, audio_folder, tmp_path, m
 
     monkeypatch.setattr(writers.JsonWriter, "format", boom)
     out = tmp_path / "out"
-    r = CliRunner().invoke(main, ["transcribe", str(audio_folder), "-m", str(group_model),
-                                  "-o", str(out), "-q"])
+    r = CliRunner().invoke(
+        main, ["transcribe", str(audio_folder), "-m", str(group_model), "-o", str(out), "-q"]
+    )
     assert r.exit_code == 130
     names = sorted(p.name for p in out.rglob("*") if p.is_file())
     assert names == ["clip0.json", "clip0.txt", "clip1.txt"]  # finished outputs are kept

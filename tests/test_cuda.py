@@ -29,8 +29,9 @@ DEVICE = os.environ.get("W2V2_TEST_CUDA_DEVICE", "cuda")
 @functools.cache
 def _has_gpu() -> bool:
     probe = "import torch; print(torch.cuda.is_available())"
-    out = subprocess.run([sys.executable, "-c", probe], env=gpu_env(), capture_output=True,
-                         text=True, timeout=300)  # fmt: skip
+    out = subprocess.run(
+        [sys.executable, "-c", probe], env=gpu_env(), capture_output=True, text=True, timeout=300
+    )
     return out.stdout.strip() == "True"
 
 
@@ -43,10 +44,18 @@ def _gpu() -> None:
 def on_gpu(script: str, **inputs: object) -> dict:
     """Run ``script`` in a child that sees the GPUs; ``inputs`` arrive as the dict ``IN``
     (and ``DEVICE``); the script prints its result as one JSON line, last."""
-    code = (f"import json, sys\nIN = json.loads(sys.stdin.readline())\nDEVICE = {DEVICE!r}\n"
-            + textwrap.dedent(script))  # fmt: skip
-    out = subprocess.run([sys.executable, "-c", code], input=json.dumps(inputs) + "\n",
-                         env=gpu_env(), capture_output=True, text=True, timeout=600)  # fmt: skip
+    code = (
+        f"import json, sys\nIN = json.loads(sys.stdin.readline())\nDEVICE = {DEVICE!r}\n"
+        + textwrap.dedent(script)
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        input=json.dumps(inputs) + "\n",
+        env=gpu_env(),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -62,7 +71,8 @@ def _wer(refs: list[str], hyps: list[str]) -> float:
 def test_same_text_as_the_pipeline_on_the_same_gpu(trained_model: Path, speech) -> None:
     """float32 at batch 1 on the GPU: our text is the transformers pipeline's, run on the
     same GPU with the same chunking (13 files, one of them 40 s, chunked with stride)."""
-    got = on_gpu("""
+    got = on_gpu(
+        """
         import numpy as np, torch
         from transformers import pipeline
         from w2v2cli.audio import load_audio
@@ -78,7 +88,10 @@ def test_same_text_as_the_pipeline_on_the_same_gpu(trained_model: Path, speech) 
         ref = [" ".join(asr(load_audio(p, 16000), chunk_length_s=10.0,
                             stride_length_s=2.0)["text"].split()) for p in IN["files"]]
         print(json.dumps({"ours": ours, "ref": ref, "device": str(t.loaded.device)}))
-    """, model=str(trained_model), files=_files(speech))
+    """,
+        model=str(trained_model),
+        files=_files(speech),
+    )
     assert got["device"].startswith(DEVICE)
     assert sum(len(r.split()) for r in got["ref"]) > 60  # the model really says things
     assert got["ours"] == got["ref"]
@@ -87,7 +100,8 @@ def test_same_text_as_the_pipeline_on_the_same_gpu(trained_model: Path, speech) 
 def test_float16_by_default_and_batches_keep_the_text(trained_model: Path, speech) -> None:
     """``--dtype auto`` is float16 on CUDA; its WER is within 1 point of float32's, and
     padded batches of 8 (files of 2-40 s together) give the text of one file at a time."""
-    got = on_gpu("""
+    got = on_gpu(
+        """
         from w2v2cli.options import ChunkOptions, ModelOptions, RunOptions
         from w2v2cli.run import Transcriber
         def texts(dtype, batch):
@@ -101,7 +115,10 @@ def test_float16_by_default_and_batches_keep_the_text(trained_model: Path, speec
         fp16 = texts("float16", 1)
         fp32 = texts("float32", 1)
         print(json.dumps({"auto": auto, "fp16": fp16, "fp32": fp32}))
-    """, model=str(trained_model), files=_files(speech))
+    """,
+        model=str(trained_model),
+        files=_files(speech),
+    )
     dtype, max_padding, batched = got["auto"]
     if DEVICE == "cuda":
         assert dtype == "float16" and max_padding == 1.0  # padded batches on CUDA
@@ -116,7 +133,8 @@ def test_a_batch_is_started_without_the_host_waiting(trained_model: Path, speech
     """``TorchBackend.start`` queues a padded batch and returns: nothing in our code makes
     the host wait for the GPU (``torch.cuda.set_sync_debug_mode``); the result is what
     ``log_probs`` gives. Waits inside transformers' own model code are listed, not failed."""
-    got = on_gpu("""
+    got = on_gpu(
+        """
         import os, traceback, warnings
         import numpy as np, torch
         from w2v2cli.audio import load_audio
@@ -150,15 +168,19 @@ def test_a_batch_is_started_without_the_host_waiting(trained_model: Path, speech
         again = pending.result()
         print(json.dumps({"sites": sites, "diff": float(np.abs(again - first).max()),
                           "shape": list(again.shape)}))
-    """, model=str(trained_model), files=[str(p) for p in speech.paths])
+    """,
+        model=str(trained_model),
+        files=[str(p) for p in speech.paths],
+    )
     ours = [s for s in got["sites"] if "w2v2cli" in s]
     assert ours == [], f"the host waits for the GPU at {ours}"
     print("waits inside transformers:", sorted(set(got["sites"])))
     assert got["shape"][0] == 3 and got["diff"] < 1e-3
 
 
-def test_command_line_on_the_gpu_with_a_broken_file(trained_model: Path, speech,
-                                                    tmp_path: Path) -> None:  # fmt: skip
+def test_command_line_on_the_gpu_with_a_broken_file(
+    trained_model: Path, speech, tmp_path: Path
+) -> None:
     """``w2v2 transcribe --device cuda`` writes every good file's JSON, fails the broken
     one alone in one line, and exits 1."""
     folder = tmp_path / "in"
@@ -168,9 +190,26 @@ def test_command_line_on_the_gpu_with_a_broken_file(trained_model: Path, speech,
         sf.write(folder / f"{p.stem}.flac", data, rate)
     (folder / "broken.wav").write_bytes(b"RIFF\x00\x00\x00\x00WAVEjunk" * 10)
     out = subprocess.run(
-        [sys.executable, "-m", "w2v2cli", "transcribe", str(folder), "-m", str(trained_model),
-         "--device", DEVICE, "-f", "json", "-o", str(tmp_path / "out")],
-        env=gpu_env(), capture_output=True, text=True, timeout=600)  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "w2v2cli",
+            "transcribe",
+            str(folder),
+            "-m",
+            str(trained_model),
+            "--device",
+            DEVICE,
+            "-f",
+            "json",
+            "-o",
+            str(tmp_path / "out"),
+        ],
+        env=gpu_env(),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert out.returncode == 1, out.stderr[-2000:]
     errors = [line for line in out.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and "broken.wav" in errors[0]

@@ -158,8 +158,13 @@ def test_the_same_file_reached_twice_appears_once_where_first_found(tree: Path) 
 def test_mirror_one_folder(tree: Path) -> None:
     d = discover(["data"], output_dir=Path("out"))
     bases = [i.out_base for i in d.items]
-    assert bases == [Path("out/a"), Path("out/b"), Path("out/sub/c"), Path("out/sub/deeper/d"),
-                     Path("out/video/talk")]  # fmt: skip
+    assert bases == [
+        Path("out/a"),
+        Path("out/b"),
+        Path("out/sub/c"),
+        Path("out/sub/deeper/d"),
+        Path("out/video/talk"),
+    ]
 
 
 def test_mirror_two_folders_and_a_file_under_their_common_ancestor(tree: Path) -> None:
@@ -167,7 +172,11 @@ def test_mirror_two_folders_and_a_file_under_their_common_ancestor(tree: Path) -
     d = discover(["dir1", "dir2", "data/b.wav"], output_dir=tree / "out")
     out = tree / "out"
     assert [i.out_base for i in d.items] == [
-        out / "dir1/x", out / "dir2/deep/y", out / "dir2/z", out / "data/b"]  # fmt: skip
+        out / "dir1/x",
+        out / "dir2/deep/y",
+        out / "dir2/z",
+        out / "data/b",
+    ]
 
 
 def test_mirror_named_file_alone_goes_straight_into_output_dir(tree: Path) -> None:

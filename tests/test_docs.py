@@ -37,8 +37,7 @@ OPTIONS = [
 ]
 
 
-@pytest.mark.parametrize(("name", "opt"), OPTIONS,
-                         ids=[f"{n}:{o.opts[0]}" for n, o in OPTIONS])
+@pytest.mark.parametrize(("name", "opt"), OPTIONS, ids=[f"{n}:{o.opts[0]}" for n, o in OPTIONS])
 def test_option_has_help_and_is_in_readme(name, opt):
     assert opt.help, f"{name} {opt.opts[0]} has no help text"
     longest = max(opt.opts, key=len)
@@ -56,9 +55,9 @@ def test_main_help_lists_commands():
 
 
 def readme_python_example() -> str:
-    section = README[README.index("## Python API"):]
+    section = README[README.index("## Python API") :]
     start = section.index("```python\n") + len("```python\n")
-    return section[start:section.index("```", start)]
+    return section[start : section.index("```", start)]
 
 
 def test_readme_python_example_runs(group_model, tmp_path, monkeypatch, capsys):
@@ -79,11 +78,23 @@ def test_readme_python_example_runs(group_model, tmp_path, monkeypatch, capsys):
     code = readme_python_example()
     assert '"facebook/wav2vec2-base-960h"' in code
     monkeypatch.chdir(tmp_path)
-    exec(compile(code.replace('"facebook/wav2vec2-base-960h"', repr(str(group_model))),
-                 "README.md", "exec"), {})  # fmt: skip
+    exec(
+        compile(
+            code.replace('"facebook/wav2vec2-base-960h"', repr(str(group_model))),
+            "README.md",
+            "exec",
+        ),
+        {},
+    )
     lines = capsys.readouterr().out.splitlines()
     assert "3 0" in lines  # three files done, none failed
     assert lines[-1].startswith("WER ") and lines[-1].endswith("%")
     written = sorted(p.name for p in (tmp_path / "out").iterdir())
-    assert written == ["fox.json", "fox.srt", "journey.json", "journey.srt", "stella.json",
-                       "stella.srt"]  # fmt: skip
+    assert written == [
+        "fox.json",
+        "fox.srt",
+        "journey.json",
+        "journey.srt",
+        "stella.json",
+        "stella.srt",
+    ]

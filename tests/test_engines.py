@@ -136,10 +136,25 @@ def test_case_map_is_one_to_one() -> None:
 def _transcribe(args: list[str], tmp_path: Path, env: dict[str, str] | None = None):
     sf.write(tmp_path / "a.wav", noise_audio(2.0, 5), 16000)
     return subprocess.run(
-        [sys.executable, "-m", "w2v2cli", "-v", "transcribe", str(tmp_path / "a.wav"),
-         "--stdout", "--decoder", "beam", "--decode-workers", "0", *args],
-        capture_output=True, text=True, env=env, timeout=300,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "w2v2cli",
+            "-v",
+            "transcribe",
+            str(tmp_path / "a.wav"),
+            "--stdout",
+            "--decoder",
+            "beam",
+            "--decode-workers",
+            "0",
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
 
 
 @pytest.mark.slow
@@ -157,8 +172,19 @@ def test_cli_logs_the_engine_the_variable_forces(engine: str, group_model, tmp_p
 def test_cli_bad_engine_variable_is_one_line(group_model, tmp_path, monkeypatch) -> None:
     monkeypatch.setenv(engines.ENGINE_ENV, "fast")
     sf.write(tmp_path / "a.wav", noise_audio(1.0, 5), 16000)
-    r = CliRunner().invoke(main, ["transcribe", str(tmp_path / "a.wav"), "-m", str(group_model),
-                                  "--decoder", "beam", "--stdout", "-q"])  # fmt: skip
+    r = CliRunner().invoke(
+        main,
+        [
+            "transcribe",
+            str(tmp_path / "a.wav"),
+            "-m",
+            str(group_model),
+            "--decoder",
+            "beam",
+            "--stdout",
+            "-q",
+        ],
+    )
     assert r.exit_code == 2, r.output
     (line,) = r.stderr.strip().splitlines()
     assert line.startswith("error: ") and "W2V2_BEAM_ENGINE" in line

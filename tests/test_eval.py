@@ -30,8 +30,12 @@ def labelled(tmp_path, group_model):
         p = root / "wav" / f"u{i}.wav"
         sf.write(p, noise_audio(secs, seed=20 + i), 16000)
         paths.append(p)
-    hyps = [t.text for t in Transcriber(
-        RunOptions(model=ModelOptions(model=str(group_model)))).transcribe_files(paths)]
+    hyps = [
+        t.text
+        for t in Transcriber(
+            RunOptions(model=ModelOptions(model=str(group_model)))
+        ).transcribe_files(paths)
+    ]
     assert all(h.split() for h in hyps)
     refs = list(hyps)
     words = refs[1].split()
@@ -50,8 +54,7 @@ def labelled(tmp_path, group_model):
 def test_eval_scores_known_errors(labelled, group_model, tmp_path):
     manifest, total_words = labelled
     report = tmp_path / "report.jsonl"
-    r = invoke("eval", manifest, "-m", group_model, "--report", report, "--show-worst", "1",
-               "-q")
+    r = invoke("eval", manifest, "-m", group_model, "--report", report, "--show-worst", "1", "-q")
     assert r.exit_code == 1  # the missing audio file is a failure
     assert "missing.wav: no such file" in r.stderr
     expected = f"{100 / total_words:.2f}%"
@@ -68,10 +71,15 @@ def test_fail_above(labelled, group_model):
     wer = 100 / total_words
     r = invoke("eval", manifest, "-m", group_model, "--fail-above", f"{wer / 2:.4f}", "-q")
     assert r.exit_code == 1 and "is above" in r.stderr
-    manifest.write_text("\n".join(
-        ln for ln in manifest.read_text().splitlines() if "missing" not in ln) + "\n")
-    assert invoke("eval", manifest, "-m", group_model, "--fail-above", f"{wer * 2:.4f}",
-                  "-q").exit_code == 0
+    manifest.write_text(
+        "\n".join(ln for ln in manifest.read_text().splitlines() if "missing" not in ln) + "\n"
+    )
+    assert (
+        invoke(
+            "eval", manifest, "-m", group_model, "--fail-above", f"{wer * 2:.4f}", "-q"
+        ).exit_code
+        == 0
+    )
 
 
 def test_saved_logits_decode_again_without_model(labelled, group_model, tmp_path):
@@ -79,8 +87,10 @@ def test_saved_logits_decode_again_without_model(labelled, group_model, tmp_path
     logits = tmp_path / "logits"
     first = invoke("eval", manifest, "-m", group_model, "--save-logits", logits, "-q")
     assert len(list(logits.glob("*.npz"))) == 3
-    again = invoke("eval", manifest, "-m", tmp_path / "no-model-here", "--load-logits", logits,
-                   "-q")
+    again = invoke(
+        "eval", manifest, "-m", tmp_path / "no-model-here", "--load-logits", logits, "-q"
+    )
+
     def scores(out: str) -> list[list[str]]:  # every column but the speed
         return [ln.split()[:-1] for ln in out.splitlines() if "greedy" in ln]
 
@@ -99,11 +109,37 @@ def test_eval_hypotheses_equal_transcribe_output(labelled, group_model, tmp_path
     """One shared code path: eval's hypothesis for a file is what transcribe writes."""
     manifest, _ = labelled
     report = tmp_path / "r.csv"
-    invoke("eval", manifest, "-m", group_model, "--report", report, "-q",
-           "--chunk-length", "2", "--stride-length", "0.5", "-b", "3")
+    invoke(
+        "eval",
+        manifest,
+        "-m",
+        group_model,
+        "--report",
+        report,
+        "-q",
+        "--chunk-length",
+        "2",
+        "--stride-length",
+        "0.5",
+        "-b",
+        "3",
+    )
     out = tmp_path / "out"
-    invoke("transcribe", manifest.parent / "wav", "-m", group_model, "-o", out, "-f", "txt",
-           "--chunk-length", "2", "--stride-length", "0.5", "-q")
+    invoke(
+        "transcribe",
+        manifest.parent / "wav",
+        "-m",
+        group_model,
+        "-o",
+        out,
+        "-f",
+        "txt",
+        "--chunk-length",
+        "2",
+        "--stride-length",
+        "0.5",
+        "-q",
+    )
     import csv
 
     with report.open() as f:
@@ -138,8 +174,23 @@ def test_two_decoders_in_one_pass(labelled, group_model, tmp_path, monkeypatch):
     assert one_pass >= 3  # three readable clips
     chunks.clear()
     logits = tmp_path / "logits"
-    r = invoke("eval", manifest, "-m", group_model, "--decoder", "greedy", "--decoder", "beam",
-               "--lm", lm, "--decode-workers", "0", "--save-logits", logits, "-q")
+    r = invoke(
+        "eval",
+        manifest,
+        "-m",
+        group_model,
+        "--decoder",
+        "greedy",
+        "--decoder",
+        "beam",
+        "--lm",
+        lm,
+        "--decode-workers",
+        "0",
+        "--save-logits",
+        logits,
+        "-q",
+    )
     assert r.exit_code == 1, r.output  # only the missing clip fails
     names = [ln.split()[0] for ln in r.stdout.splitlines() if "%" in ln]
     assert names == ["greedy", "beam"]

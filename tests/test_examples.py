@@ -20,8 +20,13 @@ ROOT = Path(__file__).parent.parent
 def test_subtitle_workflow(group_model, tmp_path):
     env = dict(os.environ, MODEL=str(group_model), W2V2_ARGS="--max-cue-duration 2")
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
-    subprocess.run(["bash", str(ROOT / "examples" / "subtitles.sh"), "", str(tmp_path)],
-                   check=True, env=env, capture_output=True, text=True)
+    subprocess.run(
+        ["bash", str(ROOT / "examples" / "subtitles.sh"), "", str(tmp_path)],
+        check=True,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     cues = list(srt.parse((tmp_path / "demo.srt").read_text()))
     assert cues and all(c.start < c.end for c in cues)
     with av.open(str(tmp_path / "demo.subtitled.mkv")) as mkv:

@@ -39,8 +39,11 @@ def test_same_log_probs_as_the_reference(nvidia: Reference, layout: str) -> None
     from w2v2cli.run import Transcriber
 
     clips = [sf.read(p, dtype="float32")[0] for p in nvidia.clips]
-    options = RunOptions(model=ModelOptions(model=str(nvidia.fairseq[layout]), **TORCH_1),
-                         batch_size=8, max_padding=1.0)  # fmt: skip
+    options = RunOptions(
+        model=ModelOptions(model=str(nvidia.fairseq[layout]), **TORCH_1),
+        batch_size=8,
+        max_padding=1.0,
+    )
     with Transcriber(options) as t:
         ours = [em.log_probs for _, em in t.emissions([(lambda c=c: c) for c in clips])]
         texts = [t.transcribe_array(c).text for c in clips]
@@ -53,8 +56,7 @@ def test_same_log_probs_as_the_reference(nvidia: Reference, layout: str) -> None
         assert texts == [clean(s) for s in nvidia.texts["plain"]]
 
 
-def test_convert_and_transcribe_from_the_command_line(nvidia: Reference,
-                                                      tmp_path: Path) -> None:  # fmt: skip
+def test_convert_and_transcribe_from_the_command_line(nvidia: Reference, tmp_path: Path) -> None:
     """``convert`` finds dict.ltr.txt beside the checkpoint or takes --dict; ``-m`` runs
     the checkpoint with the same text at --batch-size 1 and 8, greedy and beam."""
     from transformers import AutoModelForCTC
@@ -77,9 +79,23 @@ def test_convert_and_transcribe_from_the_command_line(nvidia: Reference,
 
     texts = {}
     for bs, decoder in (("1", "greedy"), ("8", "greedy"), ("1", "beam")):
-        result = invoke("transcribe", *nvidia.clips, "-m", nvidia.fairseq["args"], "--stdout",
-                        "-b", bs, "--max-padding", "1", "--decoder", decoder, "-q",
-                        "--decode-workers", "0", *TORCH_1_ARGS)  # fmt: skip
+        result = invoke(
+            "transcribe",
+            *nvidia.clips,
+            "-m",
+            nvidia.fairseq["args"],
+            "--stdout",
+            "-b",
+            bs,
+            "--max-padding",
+            "1",
+            "--decoder",
+            decoder,
+            "-q",
+            "--decode-workers",
+            "0",
+            *TORCH_1_ARGS,
+        )
         assert result.exit_code == 0, result.output
         texts[bs, decoder] = result.stdout
     assert texts["1", "greedy"] == texts["8", "greedy"]
@@ -96,20 +112,31 @@ def _pre(state: dict) -> dict:
     return state["cfg"]["model"]["w2v_args"]["model"]
 
 
-@pytest.mark.parametrize(("change", "message"), [
-    (lambda s: _pre(s).update(layer_type="conformer"), "conformer layers are not supported"),
-    (lambda s: _pre(s).update(extractor_mode="spectrogram"), "extractor_mode 'spectrogram'"),
-    (lambda s: _pre(s).update(_name="data2vec_audio"), "'data2vec_audio' model"),
-    (lambda s: _pre(s).update(pos_conv_depth=5), "positional convolution of depth 5"),
-    (lambda s: s["cfg"]["model"].update(_name="hubert_ctc"), "'hubert_ctc' model"),
-    (lambda s: s["cfg"]["model"].update(_name="wav2vec2"), "needs CTC fine-tuning"),
-    (lambda s: s["cfg"]["model"].update(w2v_args=None), "does not hold its model configuration"),
-    (lambda s: s["cfg"]["model"].update(blank_mode="set"), "blank_mode 'set'"),
-    (lambda s: s["model"].update({"w2v_encoder.w2v_model.encoder.layers.0.conv_module.w":
-                                  torch.zeros(1)}), "has no counterpart"),
-])  # fmt: skip
-def test_what_cannot_be_mapped_is_refused(nvidia: Reference, tmp_path: Path, change,
-                                          message) -> None:  # fmt: skip
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda s: _pre(s).update(layer_type="conformer"), "conformer layers are not supported"),
+        (lambda s: _pre(s).update(extractor_mode="spectrogram"), "extractor_mode 'spectrogram'"),
+        (lambda s: _pre(s).update(_name="data2vec_audio"), "'data2vec_audio' model"),
+        (lambda s: _pre(s).update(pos_conv_depth=5), "positional convolution of depth 5"),
+        (lambda s: s["cfg"]["model"].update(_name="hubert_ctc"), "'hubert_ctc' model"),
+        (lambda s: s["cfg"]["model"].update(_name="wav2vec2"), "needs CTC fine-tuning"),
+        (
+            lambda s: s["cfg"]["model"].update(w2v_args=None),
+            "does not hold its model configuration",
+        ),
+        (lambda s: s["cfg"]["model"].update(blank_mode="set"), "blank_mode 'set'"),
+        (
+            lambda s: s["model"].update(
+                {"w2v_encoder.w2v_model.encoder.layers.0.conv_module.w": torch.zeros(1)}
+            ),
+            "has no counterpart",
+        ),
+    ],
+)
+def test_what_cannot_be_mapped_is_refused(
+    nvidia: Reference, tmp_path: Path, change, message
+) -> None:
     from w2v2cli.models.convert import build_model, read_converted
 
     path = tmp_path / "changed.pt"

@@ -65,11 +65,16 @@ def test_pipeline_text_padded_batches_and_decoders(family_model, family: str) ->
     engine = Engine(ModelOptions(model=str(model), **TORCH_1), CHUNKS, batch_size=1)
     loaders = [(lambda c=c: c) for c in [*clips(), audio]]
     alone = [em for _, em in engine.emissions(loaders)]
-    greedy, beam = make_decoders(["greedy", "beam"], engine.loaded.vocabulary,
-                                 DecodeOptions(workers=0, beam_width=4))  # fmt: skip
+    greedy, beam = make_decoders(
+        ["greedy", "beam"], engine.loaded.vocabulary, DecodeOptions(workers=0, beam_width=4)
+    )
     asr = pipeline("automatic-speech-recognition", model=str(model), device="cpu")
-    ref = asr(audio.copy(), chunk_length_s=CHUNKS.chunk_length,
-              stride_length_s=(CHUNKS.stride_left, CHUNKS.stride_right), batch_size=1)  # fmt: skip
+    ref = asr(
+        audio.copy(),
+        chunk_length_s=CHUNKS.chunk_length,
+        stride_length_s=(CHUNKS.stride_left, CHUNKS.stride_right),
+        batch_size=1,
+    )
     text = greedy.decode(alone[-1]).text
     assert len(text.split()) > 5, "the tiny model should write words"
     assert text == " ".join(SPECIALS.sub("", ref["text"]).split())
@@ -95,8 +100,7 @@ def test_pipeline_text_padded_batches_and_decoders(family_model, family: str) ->
 
 
 @pytest.mark.parametrize("family", ["conformer", "w2v-bert-adapter", "wavlm"])
-def test_command_line_formats_and_batch_sizes(family_model, family: str,
-                                              tmp_path: Path) -> None:  # fmt: skip
+def test_command_line_formats_and_batch_sizes(family_model, family: str, tmp_path: Path) -> None:
     """From the command line (the same code for every family past the model): every
     format, the same text at --batch-size 1 and 8."""
     paths = []
@@ -106,11 +110,26 @@ def test_command_line_formats_and_batch_sizes(family_model, family: str,
     texts = {}
     for bs in ("1", "8"):
         out = tmp_path / bs
-        result = CliRunner().invoke(main, ["transcribe", *map(str, paths), "-m",
-                                           str(family_model(family)), "-o", str(out), "-f",
-                                           "all", "-q", *TORCH_1_ARGS, "-b", bs,
-                                           "--max-padding", "1"],
-                                    catch_exceptions=False)  # fmt: skip
+        result = CliRunner().invoke(
+            main,
+            [
+                "transcribe",
+                *map(str, paths),
+                "-m",
+                str(family_model(family)),
+                "-o",
+                str(out),
+                "-f",
+                "all",
+                "-q",
+                *TORCH_1_ARGS,
+                "-b",
+                bs,
+                "--max-padding",
+                "1",
+            ],
+            catch_exceptions=False,
+        )
         assert result.exit_code == 0, result.output
         assert len(list(out.iterdir())) == 5 * len(paths)
         texts[bs] = [(out / f"clip{i}.txt").read_text() for i in range(len(paths))]
@@ -123,16 +142,27 @@ def test_lm_build_with_the_family_alphabet(family_model, family: str, tmp_path: 
     corpus = tmp_path / "corpus.txt"
     corpus.write_text("the cat sat on the mat\nzebras quietly jump\n" * 10)
     lm = tmp_path / "lm.arpa"
-    result = CliRunner().invoke(main, ["lm", "build", str(corpus), "-o", str(lm), "--order",
-                                       "2", "--arpa-only", "--model",
-                                       str(family_model(family))])  # fmt: skip
+    result = CliRunner().invoke(
+        main,
+        [
+            "lm",
+            "build",
+            str(corpus),
+            "-o",
+            str(lm),
+            "--order",
+            "2",
+            "--arpa-only",
+            "--model",
+            str(family_model(family)),
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert "THE CAT" in lm.read_text()
 
 
 @pytest.mark.parametrize("family", ["w2v-bert", "w2v-bert-adapter"])
-def test_w2v_bert_frames_masks_and_short_tails(family_model, family: str,
-                                                tmp_path: Path) -> None:  # fmt: skip
+def test_w2v_bert_frames_masks_and_short_tails(family_model, family: str, tmp_path: Path) -> None:
     """W2V-BERT's frame count (filterbank frames, padded to pairs, the adapter) matches the
     model for every length; inputs too short for the filterbank's two frames give none;
     a last chunk that short is merged into the one before instead of crashing; OpenVINO is
@@ -147,8 +177,9 @@ def test_w2v_bert_frames_masks_and_short_tails(family_model, family: str,
     model = AutoModelForCTC.from_pretrained(model_dir).eval()
     rng = np.random.default_rng(0)
     for n in (560, 561, 719, 720, 880, 1039, 1040, 1200, 3333, 4000, 16000, 16161):
-        inputs = fe(rng.standard_normal(n).astype(np.float32), sampling_rate=16000,
-                    return_tensors="pt")  # fmt: skip
+        inputs = fe(
+            rng.standard_normal(n).astype(np.float32), sampling_rate=16000, return_tensors="pt"
+        )
         with torch.no_grad():
             frames = model(**inputs).logits.shape[1]
         assert output_frames(model.config, n) == frames, n
@@ -156,8 +187,11 @@ def test_w2v_bert_frames_masks_and_short_tails(family_model, family: str,
 
     audio = noise_audio(2.0, seed=7)
     tail = np.concatenate([audio, noise_audio(0.02, seed=8)])  # 320 samples past a chunk
-    options = RunOptions(model=ModelOptions(model=str(model_dir), **TORCH_1),
-                         chunking=ChunkOptions(1.0, 0.0, 0.0), batch_size=1)  # fmt: skip
+    options = RunOptions(
+        model=ModelOptions(model=str(model_dir), **TORCH_1),
+        chunking=ChunkOptions(1.0, 0.0, 0.0),
+        batch_size=1,
+    )
     with Transcriber(options) as t:
         ((_, em),) = list(t.emissions([lambda: tail]))
     spf = 320 * (2 if "adapter" in family else 1)
@@ -165,7 +199,8 @@ def test_w2v_bert_frames_masks_and_short_tails(family_model, family: str,
     assert em.frame_starts[-1] >= 1.0 and em.log_probs.shape[0] >= 2 * (16000 // spf) - 1
 
     sf.write(tmp_path / "a.wav", audio, 16000)
-    result = CliRunner().invoke(main, ["transcribe", str(tmp_path / "a.wav"), "-m",
-                                       str(model_dir), "--backend", "openvino"])  # fmt: skip
+    result = CliRunner().invoke(
+        main, ["transcribe", str(tmp_path / "a.wav"), "-m", str(model_dir), "--backend", "openvino"]
+    )
     assert result.exit_code == 2
     assert "OpenVINO backend does not run W2V-BERT 2.0 models" in result.stderr

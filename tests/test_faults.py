@@ -118,8 +118,9 @@ def test_unwritable_eval_outputs_fail_before_the_model_runs(
 def test_output_dir_that_is_a_file_fails_before_the_model_loads(tmp_path: Path) -> None:
     sf.write(tmp_path / "a.wav", noise_audio(1.0, 2), 16000)
     (tmp_path / "out").write_text("not a folder")
-    r = invoke("transcribe", tmp_path / "a.wav", "-m", tmp_path / "no-model", "-o",
-               tmp_path / "out")  # fmt: skip
+    r = invoke(
+        "transcribe", tmp_path / "a.wav", "-m", tmp_path / "no-model", "-o", tmp_path / "out"
+    )
     assert r.exit_code == 2
     assert "is a file, not a folder" in one_error_line(r)
 
@@ -147,9 +148,14 @@ def saved(group_model: Path, tmp_path: Path) -> tuple[Path, Path]:
 
 
 @pytest.mark.parametrize(
-    "content", ["{not json", "[]", '{"model": "m"}', '{"model": "m", "tokens": [1, 2], '
-                '"blank_id": 0, "delimiter_id": null, "special_ids": []}'],
-)  # fmt: skip
+    "content",
+    [
+        "{not json",
+        "[]",
+        '{"model": "m"}',
+        '{"model": "m", "tokens": [1, 2], "blank_id": 0, "delimiter_id": null, "special_ids": []}',
+    ],
+)
 def test_corrupt_logits_metadata_is_one_line_naming_it(saved, content: str) -> None:
     manifest, logits = saved
     (logits / "w2v2cli-logits.json").write_text(content)
@@ -190,13 +196,29 @@ def test_outputs_follow_the_umask(tmp_path_factory, tmp_path: Path, group_model:
     old = os.umask(0o022)
     try:
         (tmp_path / "t.txt").write_text("the cat sat\n")
-        r = invoke("lm", "build", tmp_path / "t.txt", "-o", tmp_path / "lm" / "x.bin",
-                   "--save-model-dir", tmp_path / "m")  # fmt: skip
+        r = invoke(
+            "lm",
+            "build",
+            tmp_path / "t.txt",
+            "-o",
+            tmp_path / "lm" / "x.bin",
+            "--save-model-dir",
+            tmp_path / "m",
+        )
         assert r.exit_code == 0, r.output
         sf.write(tmp_path / "a.wav", noise_audio(1.0, 2), 16000)
         (tmp_path / "m.tsv").write_text("path\ttext\na.wav\tHELLO\n")
-        r = invoke("eval", tmp_path / "m.tsv", "-m", group_model, "--report",
-                   tmp_path / "r.jsonl", "--save-logits", tmp_path / "logits", "-q")  # fmt: skip
+        r = invoke(
+            "eval",
+            tmp_path / "m.tsv",
+            "-m",
+            group_model,
+            "--report",
+            tmp_path / "r.jsonl",
+            "--save-logits",
+            tmp_path / "logits",
+            "-q",
+        )
         assert r.exit_code == 0, r.output
     finally:
         os.umask(old)
@@ -287,11 +309,13 @@ def test_eval_counts_a_decoder_failure_as_that_utterances_failure(tmp_path: Path
     a = vocab.tokens.index("A")
     entries = [ManifestEntry(1, tmp_path / "x.wav", "A"), ManifestEntry(2, tmp_path / "y.wav", "A")]
     items = [(entries[0], em([a])), (entries[1], em([a, 0, a, 0, a]))]
-    (fragile,) = score_decoders(Manifest(tuple(entries), tmp_path), items,
-                                [FailsOnLongInput(vocab)])  # fmt: skip
+    (fragile,) = score_decoders(
+        Manifest(tuple(entries), tmp_path), items, [FailsOnLongInput(vocab)]
+    )
     assert [u.id for u in fragile.utterances] == ["x.wav"] and fragile.score.wer == 0.0
-    assert [(e.line, why) for e, why in fragile.failed] == [(2, "beam search failed: "
-                                                                "RuntimeError: boom")]
+    assert [(e.line, why) for e, why in fragile.failed] == [
+        (2, "beam search failed: RuntimeError: boom")
+    ]
 
 
 def test_eval_cli_goes_on_when_one_utterance_cannot_be_decoded(saved, tmp_path) -> None:
@@ -302,10 +326,27 @@ def test_eval_cli_goes_on_when_one_utterance_cannot_be_decoded(saved, tmp_path) 
     manifest.write_text("path\ttext\na.wav\tHELLO\nb.wav\tHELLO\n")
     with np.load(logits / "000000.npz") as z:
         fields = dict(z)
-    np.savez(logits / "000001.npz", **{**fields, "audio": np.str_(str(manifest.parent / "b.wav")),
-                                       "frame_starts": fields["frame_starts"][:1]})  # fmt: skip
-    r = invoke("eval", manifest, "--load-logits", logits, "--decoder", "greedy",
-               "--decoder", "beam", "--decode-workers", "0", "-q")  # fmt: skip
+    np.savez(
+        logits / "000001.npz",
+        **{
+            **fields,
+            "audio": np.str_(str(manifest.parent / "b.wav")),
+            "frame_starts": fields["frame_starts"][:1],
+        },
+    )
+    r = invoke(
+        "eval",
+        manifest,
+        "--load-logits",
+        logits,
+        "--decoder",
+        "greedy",
+        "--decoder",
+        "beam",
+        "--decode-workers",
+        "0",
+        "-q",
+    )
     assert r.exit_code == 1, r.output
     errors = [ln for ln in r.stderr.splitlines() if ln.startswith("error:")]
     assert len(errors) == 2 and all("b.wav" in ln for ln in errors), r.stderr

@@ -61,8 +61,11 @@ def test_a_doubled_letter_needs_a_blank_between():
     # The model hears one long L: the text's two Ls still get a frame each, with a blank.
     out = labels_of("_ A L L L L _", "ALL").split()
     assert out[:2] == ["_", "A"] and out.count("_") >= 2
-    assert [t for i, t in enumerate(out) if t != "_" and (i == 0 or out[i - 1] != t)] == \
-        ["A", "L", "L"]
+    assert [t for i, t in enumerate(out) if t != "_" and (i == 0 or out[i - 1] != t)] == [
+        "A",
+        "L",
+        "L",
+    ]
 
 
 def test_too_much_text_for_the_frames_is_impossible():
@@ -74,9 +77,13 @@ def test_too_much_text_for_the_frames_is_impossible():
 
 def test_the_garbage_token_takes_speech_no_word_explains():
     path = "_ H I _ _ N I N E _ _ T O _"
-    toks = [AlignToken(TOKENS.index("H")), AlignToken(TOKENS.index("I")),
-            AlignToken(GARBAGE, optional=True),
-            AlignToken(TOKENS.index("T")), AlignToken(TOKENS.index("O"))]  # fmt: skip
+    toks = [
+        AlignToken(TOKENS.index("H")),
+        AlignToken(TOKENS.index("I")),
+        AlignToken(GARBAGE, optional=True),
+        AlignToken(TOKENS.index("T")),
+        AlignToken(TOKENS.index("O")),
+    ]
     graph = build_graph(toks, 0, len(TOKENS))
     states = forced_states(lp_for(path), graph)
     garbage_frames = np.flatnonzero(states == 5)
@@ -87,8 +94,7 @@ def test_the_garbage_token_takes_speech_no_word_explains():
 @pytest.mark.parametrize(("window", "commit"), [(40, 20), (25, 5), (64, 40)])
 def test_the_windowed_search_finds_the_single_window_path(window, commit):
     rng = np.random.default_rng(3)
-    words = " ".join("".join(rng.choice(list("ETAONIHSRD"), rng.integers(2, 7)))
-                     for _ in range(40))  # fmt: skip
+    words = " ".join("".join(rng.choice(list("ETAONIHSRD"), rng.integers(2, 7))) for _ in range(40))
     path: list[str] = ["_"] * 5
     for i, word in enumerate(words.split()):
         for k, c in enumerate(word):
@@ -103,8 +109,7 @@ def test_the_windowed_search_finds_the_single_window_path(window, commit):
 
 def test_split_text_keeps_the_writing_and_spells_for_the_model():
     words = split_text("“Well-known” café, — 1984 & R2-D2 naïve! …", VOCAB)
-    assert [w.text for w in words] == ["“Well-known”", "café, —", "1984", "&", "R2-D2",
-                                       "naïve! …"]  # fmt: skip
+    assert [w.text for w in words] == ["“Well-known”", "café, —", "1984", "&", "R2-D2", "naïve! …"]
     spelled = [["".join(TOKENS[i] for i in part) for part in w.parts] for w in words]
     assert spelled == [["WELL", "KNOWN"], ["CAFE"], [], [], [], ["NAIVE"]]
     assert [w.alignable for w in words] == [True, True, False, False, False, True]

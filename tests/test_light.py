@@ -28,7 +28,10 @@ def test_same_vocabulary_frames_and_features(fixture: str, request) -> None:
     light, full = both(request.getfixturevalue(fixture))
     assert light.vocabulary == full.vocabulary
     assert (light.sampling_rate, light.samples_per_frame, light.wants_attention_mask) == (
-        full.sampling_rate, full.samples_per_frame, full.wants_attention_mask)  # fmt: skip
+        full.sampling_rate,
+        full.samples_per_frame,
+        full.wants_attention_mask,
+    )
     for n in (0, 399, 400, 401, 16000, 16000 * 20 + 123):
         assert light.output_frames(n) == full.output_frames(n)
     audio = noise_audio(3.3, 7)
@@ -64,20 +67,36 @@ def test_unusual_folders_go_to_transformers(tmp_path: Path, group_model: Path) -
     assert load_processor_light(ModelOptions(model=str(tmp_path / "absent"))) is None
 
 
-def test_cached_openvino_run_imports_neither_torch_nor_transformers(trained_model, speech,
-                                                                    tmp_path):  # fmt: skip
+def test_cached_openvino_run_imports_neither_torch_nor_transformers(
+    trained_model, speech, tmp_path
+):
     """After the first run converted the model, a run loads the IR alone."""
     cache = tmp_path / "cache"
-    base = [sys.executable, "-m", "w2v2cli", "transcribe", str(speech.paths[0]), "-m",
-            str(trained_model), "--backend", "openvino", "--cache-dir", str(cache), "--stdout",
-            "-q"]  # fmt: skip
+    base = [
+        sys.executable,
+        "-m",
+        "w2v2cli",
+        "transcribe",
+        str(speech.paths[0]),
+        "-m",
+        str(trained_model),
+        "--backend",
+        "openvino",
+        "--cache-dir",
+        str(cache),
+        "--stdout",
+        "-q",
+    ]
     first = subprocess.run(base, capture_output=True, text=True, timeout=300)
     assert first.returncode == 0, first.stderr
-    probe = ("import sys, runpy; sys.argv = " + repr(["w2v2", *base[3:]]) + "\n"
-             "try:\n    runpy.run_module('w2v2cli', run_name='__main__')\n"
-             "except SystemExit:\n    pass\n"
-             "print('LOADED', 'torch' in sys.modules, 'transformers' in sys.modules)")  # fmt: skip
-    second = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
-                            timeout=300)  # fmt: skip
+    probe = (
+        "import sys, runpy; sys.argv = " + repr(["w2v2", *base[3:]]) + "\n"
+        "try:\n    runpy.run_module('w2v2cli', run_name='__main__')\n"
+        "except SystemExit:\n    pass\n"
+        "print('LOADED', 'torch' in sys.modules, 'transformers' in sys.modules)"
+    )
+    second = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=300
+    )
     assert second.stdout.splitlines()[-1] == "LOADED False False", second.stderr
     assert second.stdout.splitlines()[0] == first.stdout.strip()

@@ -244,7 +244,8 @@ def test_build_arpa_only_with_pruning_and_no_model(tmp_path: Path) -> None:
         {"the", "cat", "sat", "ran", "dog", "a", "bird", "flew"}
     )
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
-        "lm.arpa", "lm.arpa.unigrams.txt"
+        "lm.arpa",
+        "lm.arpa.unigrams.txt",
     ]  # nothing temporary left
 
 

@@ -37,10 +37,13 @@ def test_languages_and_refusals(mms: Path, group_model: Path, tmp_path: Path) ->
     assert "2 languages" in result.stderr
     sf.write(tmp_path / "a.wav", noise_audio(1.0, 1), 16000)
     cases = [
-        ([], r"one vocabulary and adapter per language \(MMS\): choose one with --language "
-             r"CODE; `w2v2 languages .*mms` lists its 2 codes"),
+        (
+            [],
+            r"one vocabulary and adapter per language \(MMS\): choose one with --language "
+            r"CODE; `w2v2 languages .*mms` lists its 2 codes",
+        ),
         (["--language", "deu"], r"has no language 'deu'; `w2v2 languages .*` lists its 2"),
-    ]  # fmt: skip
+    ]
     for extra, message in cases:
         result = invoke("transcribe", tmp_path / "a.wav", "-m", mms, "--stdout", *extra)
         assert result.exit_code == 2
@@ -64,8 +67,12 @@ def test_language_adapter_matches_transformers_and_the_pipeline(mms: Path) -> No
     model.load_adapter("fra")
     fe = AutoFeatureExtractor.from_pretrained(mms)
     clips = [noise_audio(s, seed=80 + i) for i, s in enumerate([1.3, 2.2, 0.7])]
-    engine = Engine(ModelOptions(model=str(mms), language="fra", **TORCH_1),
-                    ChunkOptions(20, 3, 3), batch_size=8, max_padding=1.0)  # fmt: skip
+    engine = Engine(
+        ModelOptions(model=str(mms), language="fra", **TORCH_1),
+        ChunkOptions(20, 3, 3),
+        batch_size=8,
+        max_padding=1.0,
+    )
     ours = [em.log_probs for _, em in engine.emissions([(lambda c=c: c) for c in clips])]
     assert engine.loaded.vocabulary.tokens == tuple(MMS_VOCABS["fra"])
     engine.close()
@@ -77,12 +84,20 @@ def test_language_adapter_matches_transformers_and_the_pipeline(mms: Path) -> No
         assert float(np.abs(lp - ref).max()) < 1e-4
 
     tokenizer = AutoTokenizer.from_pretrained(mms, target_lang="fra")
-    asr = pipeline("automatic-speech-recognition", model=model, tokenizer=tokenizer,
-                   feature_extractor=fe, device="cpu")  # fmt: skip
+    asr = pipeline(
+        "automatic-speech-recognition",
+        model=model,
+        tokenizer=tokenizer,
+        feature_extractor=fe,
+        device="cpu",
+    )
     audio = noise_audio(9.7, seed=4)
     ref = asr(audio.copy(), chunk_length_s=2.0, stride_length_s=(0.4, 0.4), batch_size=1)
-    options = RunOptions(model=ModelOptions(model=str(mms), language="fra", **TORCH_1),
-                         chunking=ChunkOptions(2.0, 0.4, 0.4), batch_size=1)  # fmt: skip
+    options = RunOptions(
+        model=ModelOptions(model=str(mms), language="fra", **TORCH_1),
+        chunking=ChunkOptions(2.0, 0.4, 0.4),
+        batch_size=1,
+    )
     with Transcriber(options) as t:
         text = t.transcribe_array(audio).text
     assert len(text.split()) > 5 and text == text.lower()
@@ -95,12 +110,27 @@ def test_command_line_batch_sizes_beam_and_lm_build(mms: Path, tmp_path: Path) -
         paths.append(tmp_path / f"clip{i}.wav")
         sf.write(paths[-1], noise_audio(seconds, seed=90 + i), 16000)
     texts = {}
-    for name, extra in (("b1", ["-b", "1"]), ("b8", ["-b", "8", "--max-padding", "1"]),
-                        ("beam", ["--decoder", "beam", "--beam-width", "8",
-                                  "--decode-workers", "0"])):  # fmt: skip
+    for name, extra in (
+        ("b1", ["-b", "1"]),
+        ("b8", ["-b", "8", "--max-padding", "1"]),
+        ("beam", ["--decoder", "beam", "--beam-width", "8", "--decode-workers", "0"]),
+    ):
         out = tmp_path / name
-        result = invoke("transcribe", *paths, "-m", mms, "--language", "fra", "-o", out, "-f",
-                        "all", "-q", *TORCH_1_ARGS, *extra)  # fmt: skip
+        result = invoke(
+            "transcribe",
+            *paths,
+            "-m",
+            mms,
+            "--language",
+            "fra",
+            "-o",
+            out,
+            "-f",
+            "all",
+            "-q",
+            *TORCH_1_ARGS,
+            *extra,
+        )
         assert result.exit_code == 0, result.output
         assert len(list(out.iterdir())) == 5 * len(paths)
         texts[name] = [(out / f"clip{i}.txt").read_text() for i in range(len(paths))]
@@ -110,7 +140,19 @@ def test_command_line_batch_sizes_beam_and_lm_build(mms: Path, tmp_path: Path) -
     corpus = tmp_path / "corpus.txt"
     corpus.write_text("Le Café était fermé\nça va très bien\n" * 10, encoding="utf-8")
     lm = tmp_path / "fr.arpa"
-    result = invoke("lm", "build", corpus, "-o", lm, "--order", "2", "--arpa-only", "--model",
-                    mms, "--language", "fra")  # fmt: skip
+    result = invoke(
+        "lm",
+        "build",
+        corpus,
+        "-o",
+        lm,
+        "--order",
+        "2",
+        "--arpa-only",
+        "--model",
+        mms,
+        "--language",
+        "fra",
+    )
     assert result.exit_code == 0, result.output
     assert "le café" in lm.read_text(encoding="utf-8")  # the French alphabet and case

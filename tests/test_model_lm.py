@@ -28,8 +28,20 @@ def model_with_lm(tmp_path, group_model, tmp_path_factory):
 
 def _decoder_used(args, tmp_path):
     sf.write(tmp_path / "a.wav", noise_audio(2.0, 5), 16000)
-    r = CliRunner().invoke(main, ["transcribe", str(tmp_path / "a.wav"), "-f", "json",
-                                  "--stdout", "-q", "--decode-workers", "0", *args])
+    r = CliRunner().invoke(
+        main,
+        [
+            "transcribe",
+            str(tmp_path / "a.wav"),
+            "-f",
+            "json",
+            "--stdout",
+            "-q",
+            "--decode-workers",
+            "0",
+            *args,
+        ],
+    )
     assert r.exit_code == 0, r.output
     return json.loads(r.stdout)["decoder"]
 
@@ -77,8 +89,17 @@ def test_uncached_hub_model_fails_at_once_in_one_line(tmp_path, monkeypatch):
     sf.write(tmp_path / "a.wav", noise_audio(1.0, 1), 16000)
     for offline in ("1", "0"):
         monkeypatch.setenv("HF_HUB_OFFLINE", offline)
-        r = CliRunner().invoke(main, ["transcribe", str(tmp_path / "a.wav"), "-m", "org/absent",
-                                      "--cache-dir", str(tmp_path / "empty-cache")])
+        r = CliRunner().invoke(
+            main,
+            [
+                "transcribe",
+                str(tmp_path / "a.wav"),
+                "-m",
+                "org/absent",
+                "--cache-dir",
+                str(tmp_path / "empty-cache"),
+            ],
+        )
         assert r.exit_code == 2, r.output
         lines = r.stderr.strip().splitlines()
         assert len(lines) == 1 and "org/absent" in lines[0], r.stderr

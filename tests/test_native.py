@@ -30,10 +30,17 @@ def _save(folder: Path, **config: object) -> Path:
     from transformers import Wav2Vec2Config, Wav2Vec2ForCTC
 
     torch.manual_seed(3)
-    base = dict(vocab_size=len(VOCAB), hidden_size=32, num_hidden_layers=2,
-                num_attention_heads=2, intermediate_size=64, conv_dim=(32,) * 7,
-                num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=4,
-                pad_token_id=0)  # fmt: skip
+    base = dict(
+        vocab_size=len(VOCAB),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        conv_dim=(32,) * 7,
+        num_conv_pos_embeddings=16,
+        num_conv_pos_embedding_groups=4,
+        pad_token_id=0,
+    )
     model = Wav2Vec2ForCTC(Wav2Vec2Config(**{**base, **config}))
     with torch.no_grad():
         model.lm_head.weight.mul_(8.0)
@@ -89,10 +96,20 @@ def test_layer_norm_model_gives_transformers_logits(layer_model: Path) -> None:
     "config",
     [
         {"conv_bias": True, "num_conv_pos_embeddings": 15, "hidden_act": "relu"},
-        {"feat_extract_norm": "layer", "do_stable_layer_norm": True, "conv_bias": True,
-         "conv_dim": (48, 40, 32, 32, 32, 32, 24), "layer_norm_eps": 1e-6},
-        {"conv_kernel": (10, 3, 3, 2), "conv_stride": (5, 2, 2, 2), "conv_dim": (32,) * 4,
-         "num_feat_extract_layers": 4, "feat_extract_activation": "relu"},
+        {
+            "feat_extract_norm": "layer",
+            "do_stable_layer_norm": True,
+            "conv_bias": True,
+            "conv_dim": (48, 40, 32, 32, 32, 32, 24),
+            "layer_norm_eps": 1e-6,
+        },
+        {
+            "conv_kernel": (10, 3, 3, 2),
+            "conv_stride": (5, 2, 2, 2),
+            "conv_dim": (32,) * 4,
+            "num_feat_extract_layers": 4,
+            "feat_extract_activation": "relu",
+        },
     ],
     ids=["bias-oddpos-relu", "stable-uneven-dims", "short-frontend"],
 )
@@ -105,8 +122,14 @@ def test_one_frame_items_with_an_unaligned_vocabulary(tmp_path: Path) -> None:
     according to its weight's alignment; a 45-token head puts every later tensor of the
     file off 16-byte alignment, so the native weights must sit where transformers' memory
     map puts them (``read_safetensors``)."""
-    folder = _save(tmp_path / "v45", vocab_size=45, conv_dim=(64,) * 7, hidden_size=64,
-                   intermediate_size=256, num_attention_heads=4)  # fmt: skip
+    folder = _save(
+        tmp_path / "v45",
+        vocab_size=45,
+        conv_dim=(64,) * 7,
+        hidden_size=64,
+        intermediate_size=256,
+        num_attention_heads=4,
+    )
     native, reference = load_native(folder), _reference(folder)
     with torch.inference_mode():
         for n in (400, 560, 719):
@@ -115,8 +138,9 @@ def test_one_frame_items_with_an_unaligned_vocabulary(tmp_path: Path) -> None:
         lengths = [16_000, 560]
         x, mask = _batch(lengths)
         make_batch_exact(reference)
-        assert torch.equal(native(x, lengths=lengths).logits,
-                           reference(x, attention_mask=mask).logits)  # fmt: skip
+        assert torch.equal(
+            native(x, lengths=lengths).logits, reference(x, attention_mask=mask).logits
+        )
 
 
 def test_bfloat16_gives_transformers_logits(group_model: Path) -> None:
@@ -145,11 +169,25 @@ def test_legacy_weight_norm_names_in_a_bin_file(tmp_path: Path, group_model: Pat
 
 @pytest.mark.parametrize(
     "change",
-    ["extra-key", "missing-head", "shape", "adapter", "mms", "activation", "eager", "sharded",
-     "family", "two-names", "spec-embed-shape", "quantized", "bin-beside-shards"],
+    [
+        "extra-key",
+        "missing-head",
+        "shape",
+        "adapter",
+        "mms",
+        "activation",
+        "eager",
+        "sharded",
+        "family",
+        "two-names",
+        "spec-embed-shape",
+        "quantized",
+        "bin-beside-shards",
+    ],
 )
-def test_anything_else_is_left_to_transformers(tmp_path: Path, group_model: Path,
-                                               change: str) -> None:  # fmt: skip
+def test_anything_else_is_left_to_transformers(
+    tmp_path: Path, group_model: Path, change: str
+) -> None:
     """``load_native`` returns None (and transformers loads the model) for anything it
     does not run exactly as transformers does."""
     from safetensors.torch import load_file, save_file
@@ -199,12 +237,15 @@ def test_anything_else_is_left_to_transformers(tmp_path: Path, group_model: Path
 def _run(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:
     """The CLI in a fresh interpreter; the last stdout line says whether transformers was
     imported."""
-    code = ("import sys\nfrom w2v2cli.cli import main\n"
-            "try:\n    main(sys.argv[1:])\nexcept SystemExit as e:\n    code = e.code\n"
-            "print('transformers imported:', 'transformers' in sys.modules)\n"
-            "sys.exit(code)\n")  # fmt: skip
-    return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True,
-                          env=env, timeout=300)  # fmt: skip
+    code = (
+        "import sys\nfrom w2v2cli.cli import main\n"
+        "try:\n    main(sys.argv[1:])\nexcept SystemExit as e:\n    code = e.code\n"
+        "print('transformers imported:', 'transformers' in sys.modules)\n"
+        "sys.exit(code)\n"
+    )
+    return subprocess.run(
+        [sys.executable, "-c", code, *args], capture_output=True, text=True, env=env, timeout=300
+    )
 
 
 def test_cli_runs_without_transformers_and_writes_the_same_files(
@@ -222,8 +263,21 @@ def test_cli_runs_without_transformers_and_writes_the_same_files(
     for choice in ("auto", "transformers"):
         out = tmp_path / choice
         env = {**os.environ, TORCH_MODEL_ENV: choice}
-        result = _run(["transcribe", str(audio), "-m", str(trained_model), *TORCH_1_ARGS,
-                       "-o", str(out), "-f", "json", "-q"], env)  # fmt: skip
+        result = _run(
+            [
+                "transcribe",
+                str(audio),
+                "-m",
+                str(trained_model),
+                *TORCH_1_ARGS,
+                "-o",
+                str(out),
+                "-f",
+                "json",
+                "-q",
+            ],
+            env,
+        )
         assert result.returncode == 0, result.stderr
         imported = result.stdout.strip().splitlines()[-1]
         assert imported == f"transformers imported: {choice == 'transformers'}"
@@ -237,8 +291,19 @@ def test_cli_runs_without_transformers_and_writes_the_same_files(
 def test_a_bad_choice_is_one_line(tmp_path: Path, group_model: Path) -> None:
     sf.write(tmp_path / "a.wav", noise_audio(1.0, seed=1), 16000)
     env = {**os.environ, TORCH_MODEL_ENV: "fast"}
-    result = _run(["transcribe", str(tmp_path / "a.wav"), "-m", str(group_model),
-                   *TORCH_1_ARGS, "-o", str(tmp_path / "out"), "-q"], env)  # fmt: skip
+    result = _run(
+        [
+            "transcribe",
+            str(tmp_path / "a.wav"),
+            "-m",
+            str(group_model),
+            *TORCH_1_ARGS,
+            "-o",
+            str(tmp_path / "out"),
+            "-q",
+        ],
+        env,
+    )
     assert result.returncode != 0
     errors = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(errors) == 1 and TORCH_MODEL_ENV in errors[0], result.stderr
@@ -248,8 +313,7 @@ def test_native_model_is_what_the_torch_backend_runs(group_model: Path) -> None:
     from w2v2cli.inference.backends import open_backend
     from w2v2cli.options import ModelOptions
 
-    loaded, backend = open_backend(ModelOptions(model=str(group_model), backend="torch",
-                                                threads=1))  # fmt: skip
+    loaded, backend = open_backend(ModelOptions(model=str(group_model), backend="torch", threads=1))
     assert isinstance(loaded.model, NativeWav2Vec2ForCTC) and backend.native
     x, _ = _batch(LENGTHS)
     log_probs = backend.log_probs(x.numpy(), LENGTHS)
@@ -279,8 +343,9 @@ def test_same_logits_at_each_thread_count(layer_model: Path) -> None:
 
 
 @pytest.mark.parametrize("damage", ["truncated", "random"])
-def test_damaged_weights_are_one_line_from_transformers(tmp_path: Path, group_model: Path,
-                                                        damage: str) -> None:  # fmt: skip
+def test_damaged_weights_are_one_line_from_transformers(
+    tmp_path: Path, group_model: Path, damage: str
+) -> None:
     """A damaged ``model.safetensors`` is not half-read by the native loader: it returns
     None, and transformers' loading fails with the usual one line."""
     folder = tmp_path / "model"
@@ -292,8 +357,19 @@ def test_damaged_weights_are_one_line_from_transformers(tmp_path: Path, group_mo
     weights.write_bytes(data[: len(data) // 2] if damage == "truncated" else os.urandom(4096))
     assert load_native(folder) is None
     sf.write(tmp_path / "a.wav", noise_audio(1.0, seed=1), 16000)
-    result = _run(["transcribe", str(tmp_path / "a.wav"), "-m", str(folder), *TORCH_1_ARGS,
-                   "-o", str(tmp_path / "out"), "-q"], dict(os.environ))  # fmt: skip
+    result = _run(
+        [
+            "transcribe",
+            str(tmp_path / "a.wav"),
+            "-m",
+            str(folder),
+            *TORCH_1_ARGS,
+            "-o",
+            str(tmp_path / "out"),
+            "-q",
+        ],
+        dict(os.environ),
+    )
     assert result.returncode == 2
     (line,) = [x for x in result.stderr.splitlines() if x.strip()]
     assert "cannot load the weights of" in line and str(folder) in line
@@ -330,8 +406,13 @@ def test_unusual_tokenizer_folder_runs_native_weights_behind_transformers_proces
     for choice in ("auto", "transformers"):
         env = {**os.environ, TORCH_MODEL_ENV: choice}
         path = tmp_path / f"{choice}.npy"
-        result = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True,
-                                text=True, env=env, timeout=300)  # fmt: skip
+        result = subprocess.run(
+            [sys.executable, "-c", code, str(path)],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=300,
+        )
         assert result.returncode == 0, result.stderr
         out[choice] = (result.stdout.split(), np.load(path))
     assert out["auto"][0] == ["NativeWav2Vec2ForCTC", "True", "False"]

@@ -45,9 +45,11 @@ def test_same_log_probs_and_text_as_nvidia_code(nvidia: Reference, name: str) ->
     from w2v2cli.run import Transcriber
 
     clips = [sf.read(p, dtype="float32")[0] for p in nvidia.clips]
-    options = RunOptions(model=ModelOptions(model=str(nvidia.checkpoints[name]),
-                                            **TORCH_1),
-                         batch_size=8, max_padding=1.0)  # fmt: skip
+    options = RunOptions(
+        model=ModelOptions(model=str(nvidia.checkpoints[name]), **TORCH_1),
+        batch_size=8,
+        max_padding=1.0,
+    )
     with Transcriber(options) as t:
         ours = [em.log_probs for _, em in t.emissions([(lambda c=c: c) for c in clips])]
         texts = [t.transcribe_array(c).text for c in clips]
@@ -60,8 +62,7 @@ def test_same_log_probs_and_text_as_nvidia_code(nvidia: Reference, name: str) ->
     assert len(" ".join(texts).split()) >= 5, "the random model should write words"
 
 
-def test_transcribe_a_checkpoint_from_the_command_line(nvidia: Reference,
-                                                       tmp_path: Path) -> None:  # fmt: skip
+def test_transcribe_a_checkpoint_from_the_command_line(nvidia: Reference, tmp_path: Path) -> None:
     """``-m checkpoint.pt``: converted once (and said so), cached, every format, the same
     text at --batch-size 1 and 8."""
     checkpoint = nvidia.checkpoints["hourglass"]
@@ -69,15 +70,30 @@ def test_transcribe_a_checkpoint_from_the_command_line(nvidia: Reference,
     runs = {}
     for bs in ("1", "8"):
         out = tmp_path / f"b{bs}"
-        result = invoke("transcribe", *nvidia.clips, "-m", checkpoint, "-o", out, "-f", "all",
-                        "-b", bs, "--max-padding", "1", *TORCH_1_ARGS,
-                        "--cache-dir", cache)  # fmt: skip
+        result = invoke(
+            "transcribe",
+            *nvidia.clips,
+            "-m",
+            checkpoint,
+            "-o",
+            out,
+            "-f",
+            "all",
+            "-b",
+            bs,
+            "--max-padding",
+            "1",
+            *TORCH_1_ARGS,
+            "--cache-dir",
+            cache,
+        )
         assert result.exit_code == 0, result.output
         runs[bs] = {p.name: p.read_text() for p in sorted(out.iterdir())}
         converting = "converting" in result.stderr
         assert converting == (bs == "1"), result.stderr  # converted once, then cached
-    assert sorted(runs["1"]) == sorted(f"clip{i}.{ext}" for i in range(4)
-                                       for ext in ("json", "srt", "tsv", "txt", "vtt"))  # fmt: skip
+    assert sorted(runs["1"]) == sorted(
+        f"clip{i}.{ext}" for i in range(4) for ext in ("json", "srt", "tsv", "txt", "vtt")
+    )
     texts_1 = {k: v for k, v in runs["1"].items() if not k.endswith(".json")}
     texts_8 = {k: v for k, v in runs["8"].items() if not k.endswith(".json")}
     assert texts_1 == texts_8
@@ -86,8 +102,9 @@ def test_transcribe_a_checkpoint_from_the_command_line(nvidia: Reference,
     assert json.loads(runs["1"]["clip0.json"])["model"] == str(checkpoint)
 
 
-def test_convert_writes_folders_transformers_and_w2v2_load(nvidia: Reference,
-                                                            tmp_path: Path) -> None:  # fmt: skip
+def test_convert_writes_folders_transformers_and_w2v2_load(
+    nvidia: Reference, tmp_path: Path
+) -> None:
     from transformers import AutoModelForCTC
     from transformers.models.auto.configuration_auto import CONFIG_MAPPING_NAMES
 
@@ -111,8 +128,9 @@ def test_convert_writes_folders_transformers_and_w2v2_load(nvidia: Reference,
     model_type = json.loads((hourglass / "config.json").read_text())["model_type"]
     assert model_type not in CONFIG_MAPPING_NAMES  # transformers alone refuses it
     clips = [sf.read(p, dtype="float32")[0] for p in nvidia.clips[:2]]
-    for a, b in zip(engine_log_probs(str(hourglass), clips), nvidia.log_probs["hourglass"],
-                    strict=False):  # fmt: skip
+    for a, b in zip(
+        engine_log_probs(str(hourglass), clips), nvidia.log_probs["hourglass"], strict=False
+    ):
         assert float(np.abs(a - b).max()) < 2e-4
     again = invoke("convert", nvidia.checkpoints["hourglass"], "-o", hourglass)
     assert again.exit_code == 2 and "already exists" in again.stderr
@@ -131,11 +149,13 @@ def test_openvino_runs_the_hourglass_as_torch_does(nvidia: Reference, tmp_path: 
     clips = [tiny] + [noise_audio(1.0 + 0.02 * k, seed=50 + k) for k in range(3)] + [tiny]
     results = {}
     for backend in ("torch", "openvino"):
-        options = ModelOptions(model=str(nvidia.checkpoints["linear"]), backend=backend,
-                               threads=1, cache_dir=tmp_path)  # fmt: skip
+        options = ModelOptions(
+            model=str(nvidia.checkpoints["linear"]), backend=backend, threads=1, cache_dir=tmp_path
+        )
         engine = Engine(options, ChunkOptions(20, 3, 3), batch_size=8)
-        results[backend] = [em.log_probs for _, em in engine.emissions([(lambda c=c: c)
-                                                                         for c in clips])]
+        results[backend] = [
+            em.log_probs for _, em in engine.emissions([(lambda c=c: c) for c in clips])
+        ]
         engine.close()
     assert [len(a) for a in results["torch"]] == [2, 49, 50, 51, 2]
     for a, b in zip(results["torch"], results["openvino"], strict=True):
@@ -144,8 +164,9 @@ def test_openvino_runs_the_hourglass_as_torch_does(nvidia: Reference, tmp_path: 
 
 
 @pytest.mark.slow
-def test_long_files_same_text_as_the_transformers_pipeline(nvidia: Reference,
-                                                           tmp_path: Path) -> None:  # fmt: skip
+def test_long_files_same_text_as_the_transformers_pipeline(
+    nvidia: Reference, tmp_path: Path
+) -> None:
     """A file several chunks long, chunked with stride: at batch size 1 the text equals
     the transformers pipeline's on the converted hourglass model (registered with
     transformers' Auto classes, as w2v2 does; plain wav2vec2 is test_pipeline.py's)."""
@@ -161,28 +182,48 @@ def test_long_files_same_text_as_the_transformers_pipeline(nvidia: Reference,
     audio = noise_audio(9.7, seed=4)
     asr = pipeline("automatic-speech-recognition", model=str(folder), device="cpu")
     ref = asr(audio.copy(), chunk_length_s=2.0, stride_length_s=(0.4, 0.4), batch_size=1)
-    options = RunOptions(model=ModelOptions(model=str(folder), **TORCH_1),
-                         chunking=ChunkOptions(2.0, 0.4, 0.4), batch_size=1)  # fmt: skip
+    options = RunOptions(
+        model=ModelOptions(model=str(folder), **TORCH_1),
+        chunking=ChunkOptions(2.0, 0.4, 0.4),
+        batch_size=1,
+    )
     with Transcriber(options) as t:
         ours = t.transcribe_array(audio).text
     assert len(ours.split()) > 5
     assert ours == clean(ref["text"])
 
 
-def test_beam_search_and_lm_build_with_the_checkpoint_alphabet(nvidia: Reference,
-                                                               tmp_path: Path) -> None:  # fmt: skip
+def test_beam_search_and_lm_build_with_the_checkpoint_alphabet(
+    nvidia: Reference, tmp_path: Path
+) -> None:
     checkpoint = nvidia.checkpoints["hourglass"]
     corpus = tmp_path / "corpus.txt"
     corpus.write_text("the cat sat on the mat\nthe dog ran to the house\n" * 20)
     lm = tmp_path / "lm.arpa"
-    result = invoke("lm", "build", corpus, "-o", lm, "--order", "2", "--arpa-only",
-                    "--model", checkpoint)
+    result = invoke(
+        "lm", "build", corpus, "-o", lm, "--order", "2", "--arpa-only", "--model", checkpoint
+    )
     assert result.exit_code == 0, result.output
     assert "THE CAT" in lm.read_text()  # folded to the checkpoint's upper-case alphabet
     out = tmp_path / "beam"
-    result = invoke("transcribe", *nvidia.clips[:2], "-m", checkpoint, "-o", out, "-f", "txt",
-                    "--lm", lm, "--decode-workers", "0", *TORCH_1_ARGS,
-                    "--cache-dir", tmp_path / "cache", "-q")  # fmt: skip
+    result = invoke(
+        "transcribe",
+        *nvidia.clips[:2],
+        "-m",
+        checkpoint,
+        "-o",
+        out,
+        "-f",
+        "txt",
+        "--lm",
+        lm,
+        "--decode-workers",
+        "0",
+        *TORCH_1_ARGS,
+        "--cache-dir",
+        tmp_path / "cache",
+        "-q",
+    )
     assert result.exit_code == 0, result.output
     assert (out / "clip0.txt").read_text().strip()
 
@@ -200,23 +241,37 @@ class Evil:
         return (os.system, ("touch pwned",))
 
 
-@pytest.mark.parametrize(("change", "message"), [
-    (lambda s: s["args"].update(mode="pretrain"), "needs CTC fine-tuning"),
-    (lambda s: s["args"].update(rotary_embeddings=True), "rotary embeddings"),
-    (lambda s: s["args"].update(hourglass_transformer="[1,(2,2)]"),
-     "cannot read hourglass_transformer"),
-    (lambda s: s["args"].update(conv_feature_layers="__import__('os')"),
-     "cannot read conv_feature_layers"),
-    (lambda s: s.update(output_labels="| 5\nA 3\n"), "head has 32 outputs but output_labels"),
-    (lambda s: s["model"].update({"w2v_encoder.w2v_model.encoder.extra.weight":
-                                  torch.zeros(1)}), "has no counterpart"),
-    (lambda s: s["model"].pop("w2v_encoder.proj.weight"), "no CTC head"),
-    (lambda s: s["model"].pop("w2v_encoder.w2v_model.encoder.layers.0.fc1.bias"),
-     "lacks 1 weight"),
-    (lambda s: [s.clear(), s.update(weight=torch.zeros(2))], "not an NVIDIA"),
-])  # fmt: skip
-def test_what_cannot_be_mapped_is_refused(nvidia: Reference, tmp_path: Path, change,
-                                          message) -> None:  # fmt: skip
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda s: s["args"].update(mode="pretrain"), "needs CTC fine-tuning"),
+        (lambda s: s["args"].update(rotary_embeddings=True), "rotary embeddings"),
+        (
+            lambda s: s["args"].update(hourglass_transformer="[1,(2,2)]"),
+            "cannot read hourglass_transformer",
+        ),
+        (
+            lambda s: s["args"].update(conv_feature_layers="__import__('os')"),
+            "cannot read conv_feature_layers",
+        ),
+        (lambda s: s.update(output_labels="| 5\nA 3\n"), "head has 32 outputs but output_labels"),
+        (
+            lambda s: s["model"].update(
+                {"w2v_encoder.w2v_model.encoder.extra.weight": torch.zeros(1)}
+            ),
+            "has no counterpart",
+        ),
+        (lambda s: s["model"].pop("w2v_encoder.proj.weight"), "no CTC head"),
+        (
+            lambda s: s["model"].pop("w2v_encoder.w2v_model.encoder.layers.0.fc1.bias"),
+            "lacks 1 weight",
+        ),
+        (lambda s: [s.clear(), s.update(weight=torch.zeros(2))], "not an NVIDIA"),
+    ],
+)
+def test_what_cannot_be_mapped_is_refused(
+    nvidia: Reference, tmp_path: Path, change, message
+) -> None:
     from w2v2cli.models.convert import build_model, read_converted
 
     path = _save_modified(nvidia, tmp_path, change)
@@ -225,13 +280,22 @@ def test_what_cannot_be_mapped_is_refused(nvidia: Reference, tmp_path: Path, cha
     assert "\n" not in str(info.value)
 
 
-def test_pickled_code_is_refused_in_one_line(nvidia: Reference, tmp_path: Path,
-                                             monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+def test_pickled_code_is_refused_in_one_line(
+    nvidia: Reference, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A checkpoint whose unpickling would call os.system: refused, nothing run."""
     monkeypatch.chdir(tmp_path)
     path = _save_modified(nvidia, tmp_path, lambda s: s.update(extra=Evil()))
-    result = invoke("transcribe", nvidia.clips[0], "-m", path, *TORCH_1_ARGS,
-                    "--cache-dir", tmp_path / "cache", "--stdout")  # fmt: skip
+    result = invoke(
+        "transcribe",
+        nvidia.clips[0],
+        "-m",
+        path,
+        *TORCH_1_ARGS,
+        "--cache-dir",
+        tmp_path / "cache",
+        "--stdout",
+    )
     assert result.exit_code == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
@@ -254,7 +318,8 @@ def test_conv_layer_specs_are_read_without_eval() -> None:
     from w2v2cli.models.checkpoints import conv_layers
 
     assert conv_layers("[(512,10,5)]+[(512,3,2)]*4+[(512,2,2)]+[(512,2,2)]", "x") == (
-        [(512, 10, 5)] + [(512, 3, 2)] * 4 + [(512, 2, 2)] * 2)
+        [(512, 10, 5)] + [(512, 3, 2)] * 4 + [(512, 2, 2)] * 2
+    )
     assert conv_layers("2 * [(8, 3, 2)]", "x") == [(8, 3, 2)] * 2
     for bad in ("__import__('os').system('x')", "[(1,2)]", "[]", "[(1,2,3)] * 10**9", "x"):
         with pytest.raises(ModelError):

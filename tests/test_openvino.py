@@ -25,11 +25,16 @@ from w2v2cli.run import Transcriber
 
 def transcriber(model: Path, backend: str, cache: Path, **kw) -> Transcriber:
     options = RunOptions(
-        model=ModelOptions(model=str(model), backend=backend, cache_dir=cache,
-                           dtype=kw.pop("dtype", "auto"), int8=kw.pop("int8", "auto")),
+        model=ModelOptions(
+            model=str(model),
+            backend=backend,
+            cache_dir=cache,
+            dtype=kw.pop("dtype", "auto"),
+            int8=kw.pop("int8", "auto"),
+        ),
         chunking=kw.pop("chunking", ChunkOptions()),
         **kw,
-    )  # fmt: skip
+    )
     return Transcriber(options)
 
 
@@ -58,8 +63,9 @@ def test_float32_same_text_as_the_pipeline_with_stride(trained_model, speech: Sp
 
     audio, rate = sf.read(speech.long, dtype="float32")
     audio = soxr.resample(audio, rate, 16000).astype(np.float32)
-    t = transcriber(trained_model, "openvino", tmp_path, chunking=ChunkOptions(10.0, 2.0, 2.0),
-                    batch_size=1)  # fmt: skip
+    t = transcriber(
+        trained_model, "openvino", tmp_path, chunking=ChunkOptions(10.0, 2.0, 2.0), batch_size=1
+    )
     asr = pipeline("automatic-speech-recognition", model=str(trained_model), device="cpu")
     ref = asr(audio.copy(), chunk_length_s=10.0, stride_length_s=(2.0, 2.0), batch_size=1)
     assert t.transcribe_array(audio).text == " ".join(ref["text"].split())
@@ -69,8 +75,14 @@ def test_batch_size_does_not_change_the_output(trained_model, speech: Speech, tm
     paths = [*speech.paths[:6], speech.long]
     argmaxes = {}
     for bs, pad in ((1, None), (4, 1.0), (8, 1.0)):
-        t = transcriber(trained_model, "openvino", tmp_path, batch_size=bs, max_padding=pad,
-                        chunking=ChunkOptions(8.0, 1.0, 1.0))  # fmt: skip
+        t = transcriber(
+            trained_model,
+            "openvino",
+            tmp_path,
+            batch_size=bs,
+            max_padding=pad,
+            chunking=ChunkOptions(8.0, 1.0, 1.0),
+        )
         from w2v2cli.inference import file_loader
 
         loaders = [file_loader(p, 16000) for p in paths]
@@ -91,27 +103,45 @@ def test_character_error_rate_against_torch_on_a_random_model(group_model, tmp_p
 
 def test_converted_once_then_cached(trained_model: Path, tmp_path: Path) -> None:
     notes: list[str] = []
-    first = Transcriber(RunOptions(model=ModelOptions(str(trained_model), backend="openvino",
-                                                      cache_dir=tmp_path)), notify=notes.append)
+    first = Transcriber(
+        RunOptions(model=ModelOptions(str(trained_model), backend="openvino", cache_dir=tmp_path)),
+        notify=notes.append,
+    )
     assert any(n.startswith("converting") for n in notes)
     entries = list((tmp_path / "w2v2cli-openvino").iterdir())
     assert len(entries) == 1 and (entries[0] / "model.xml").is_file()
     stamp = (entries[0] / "model.xml").stat().st_mtime_ns
     first.close()
     notes.clear()
-    again = Transcriber(RunOptions(model=ModelOptions(str(trained_model), backend="openvino",
-                                                      cache_dir=tmp_path)), notify=notes.append)
+    again = Transcriber(
+        RunOptions(model=ModelOptions(str(trained_model), backend="openvino", cache_dir=tmp_path)),
+        notify=notes.append,
+    )
     assert notes == [] and again.loaded.model is None  # no conversion, no torch weights
     assert (entries[0] / "model.xml").stat().st_mtime_ns == stamp
     assert sorted(p.name for p in (tmp_path / "w2v2cli-openvino").iterdir()) == [entries[0].name]
 
 
 def test_two_runs_converting_at_once_share_one_entry(trained_model, speech: Speech, tmp_path):
-    cmd = [sys.executable, "-m", "w2v2cli", "transcribe", str(speech.paths[0]), "-m",
-           str(trained_model), "--backend", "openvino", "--cache-dir", str(tmp_path / "cache"),
-           "--stdout", "-q"]  # fmt: skip
-    procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-             for _ in range(2)]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "w2v2cli",
+        "transcribe",
+        str(speech.paths[0]),
+        "-m",
+        str(trained_model),
+        "--backend",
+        "openvino",
+        "--cache-dir",
+        str(tmp_path / "cache"),
+        "--stdout",
+        "-q",
+    ]
+    procs = [
+        subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]
     outs = [p.communicate(timeout=300) for p in procs]
     assert [p.returncode for p in procs] == [0, 0], outs
     assert outs[0][0] == outs[1][0] and outs[0][0].strip()
@@ -124,19 +154,22 @@ def test_two_runs_converting_at_once_share_one_entry(trained_model, speech: Spee
 
 def test_int8_stays_within_one_wer_point(trained_model, speech: Speech, tmp_path):
     fp32 = texts(transcriber(trained_model, "openvino", tmp_path), speech.paths)
-    int8 = texts(transcriber(trained_model, "openvino", tmp_path, dtype="int8", int8="weights"),
-                 speech.paths)  # fmt: skip
+    int8 = texts(
+        transcriber(trained_model, "openvino", tmp_path, dtype="int8", int8="weights"), speech.paths
+    )
     wer32 = jiwer.wer(speech.references, fp32)
     wer8 = jiwer.wer(speech.references, int8)
     assert abs(wer8 - wer32) <= 0.01, (wer32, wer8)
     assert len(list((tmp_path / "w2v2cli-openvino").iterdir())) == 2  # its own cache entry
 
 
-def test_bfloat16_runs_where_the_cpu_has_it_and_is_refused_elsewhere(trained_model, speech,
-                                                                     tmp_path):  # fmt: skip
+def test_bfloat16_runs_where_the_cpu_has_it_and_is_refused_elsewhere(
+    trained_model, speech, tmp_path
+):
     if "BF16" in openvino_backend.cpu_capabilities():
-        bf16 = texts(transcriber(trained_model, "openvino", tmp_path, dtype="bfloat16"),
-                     speech.paths)  # fmt: skip
+        bf16 = texts(
+            transcriber(trained_model, "openvino", tmp_path, dtype="bfloat16"), speech.paths
+        )
         assert jiwer.wer(speech.references, bf16) < 0.8
     else:
         with pytest.raises(ConfigError, match="needs a CPU with native bfloat16"):
@@ -146,8 +179,19 @@ def test_bfloat16_runs_where_the_cpu_has_it_and_is_refused_elsewhere(trained_mod
 def test_float16_and_cuda_are_refused_on_openvino(trained_model: Path, tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="float16 is a CUDA precision"):
         transcriber(trained_model, "openvino", tmp_path, dtype="float16")
-    r = CliRunner().invoke(main, ["transcribe", str(trained_model / "config.json"), "-m",
-                                  str(trained_model), "--backend", "openvino", "--device", "cuda"])
+    r = CliRunner().invoke(
+        main,
+        [
+            "transcribe",
+            str(trained_model / "config.json"),
+            "-m",
+            str(trained_model),
+            "--backend",
+            "openvino",
+            "--device",
+            "cuda",
+        ],
+    )
     assert r.exit_code == 2 and r.stderr.strip() == (
         "error: the OpenVINO backend runs on the CPU; use --backend torch for --device cuda"
     )
@@ -158,16 +202,29 @@ def test_int8_on_torch_is_refused(trained_model: Path, tmp_path: Path) -> None:
         transcriber(trained_model, "torch", tmp_path, dtype="int8")
 
 
-def test_missing_extra_is_one_line_and_auto_falls_back(trained_model, speech, tmp_path,
-                                                       monkeypatch):  # fmt: skip
+def test_missing_extra_is_one_line_and_auto_falls_back(
+    trained_model, speech, tmp_path, monkeypatch
+):
     """Without the extra (simulated: the module cannot be imported)."""
     monkeypatch.setitem(sys.modules, "openvino", None)
     monkeypatch.setattr(openvino_backend, "available", lambda: False)
-    r = CliRunner().invoke(main, ["transcribe", str(speech.paths[0]), "-m", str(trained_model),
-                                  "--backend", "openvino", "--stdout"])  # fmt: skip
+    r = CliRunner().invoke(
+        main,
+        [
+            "transcribe",
+            str(speech.paths[0]),
+            "-m",
+            str(trained_model),
+            "--backend",
+            "openvino",
+            "--stdout",
+        ],
+    )
     assert r.exit_code == 2
-    assert r.stderr.strip() == ("error: the OpenVINO backend needs the openvino package; "
-                                "install it with: pip install 'w2v2cli[openvino]'")  # fmt: skip
+    assert r.stderr.strip() == (
+        "error: the OpenVINO backend needs the openvino package; "
+        "install it with: pip install 'w2v2cli[openvino]'"
+    )
     assert transcriber(trained_model, "auto", tmp_path).engine.backend == "torch"
 
 
@@ -180,8 +237,9 @@ def test_unconvertible_model_auto_falls_back_explicit_fails(trained_model, tmp_p
 
     monkeypatch.setattr(openvino, "convert_model", refuse)
     notes: list[str] = []
-    t = Transcriber(RunOptions(model=ModelOptions(str(trained_model), cache_dir=tmp_path)),
-                    notify=notes.append)  # fmt: skip
+    t = Transcriber(
+        RunOptions(model=ModelOptions(str(trained_model), cache_dir=tmp_path)), notify=notes.append
+    )
     assert t.engine.backend == "torch"
     assert any("OpenVINO cannot convert" in n and "using the torch backend" in n for n in notes)
     with pytest.raises(ConversionError, match="aten::something"):
@@ -189,8 +247,19 @@ def test_unconvertible_model_auto_falls_back_explicit_fails(trained_model, tmp_p
 
 
 def test_cli_shows_the_conversion_once(trained_model: Path, speech: Speech, tmp_path: Path):
-    args = ["transcribe", str(speech.paths[0]), "-m", str(trained_model), "--backend",
-            "openvino", "--cache-dir", str(tmp_path), "-f", "json", "--stdout"]  # fmt: skip
+    args = [
+        "transcribe",
+        str(speech.paths[0]),
+        "-m",
+        str(trained_model),
+        "--backend",
+        "openvino",
+        "--cache-dir",
+        str(tmp_path),
+        "-f",
+        "json",
+        "--stdout",
+    ]
     first = CliRunner().invoke(main, args)
     assert first.exit_code == 0 and "converting" in first.stderr
     second = CliRunner().invoke(main, args)
@@ -198,33 +267,46 @@ def test_cli_shows_the_conversion_once(trained_model: Path, speech: Speech, tmp_
     assert json.loads(first.stdout)["text"] == json.loads(second.stdout)["text"]
 
 
-def test_export_folder_runs_without_conversion_or_weights(trained_model, speech: Speech,
-                                                          tmp_path):  # fmt: skip
+def test_export_folder_runs_without_conversion_or_weights(trained_model, speech: Speech, tmp_path):
     out = tmp_path / "exported"
-    r = CliRunner().invoke(main, ["export", str(trained_model), "-o", str(out), "--cache-dir",
-                                  str(tmp_path / "cache")])  # fmt: skip
+    r = CliRunner().invoke(
+        main, ["export", str(trained_model), "-o", str(out), "--cache-dir", str(tmp_path / "cache")]
+    )
     assert r.exit_code == 0, r.output
     assert {"model.xml", "model.bin", "config.json", "vocab.json", "w2v2cli-ir.json"} <= {
         p.name for p in out.iterdir()
     }
     notes: list[str] = []
-    t = Transcriber(RunOptions(model=ModelOptions(str(out), cache_dir=tmp_path / "other")),
-                    notify=notes.append)  # fmt: skip
+    t = Transcriber(
+        RunOptions(model=ModelOptions(str(out), cache_dir=tmp_path / "other")), notify=notes.append
+    )
     assert t.engine.backend == "openvino" and t.loaded.model is None and notes == []
     assert not (tmp_path / "other").exists()  # nothing converted or cached for it
     ref = transcriber(trained_model, "torch", tmp_path)
     assert texts(t, speech.paths[:4]) == texts(ref, speech.paths[:4])
     again = CliRunner().invoke(main, ["export", str(trained_model), "-o", str(out)])
     assert again.exit_code == 2 and "already exists" in again.stderr
-    torch = CliRunner().invoke(main, ["transcribe", str(speech.paths[0]), "-m", str(out),
-                                      "--backend", "torch", "--stdout"])  # fmt: skip
+    torch = CliRunner().invoke(
+        main, ["transcribe", str(speech.paths[0]), "-m", str(out), "--backend", "torch", "--stdout"]
+    )
     assert torch.exit_code == 2 and "holds an OpenVINO model" in torch.stderr
 
 
 def test_int8_export_runs_as_int8_only(trained_model, speech: Speech, tmp_path: Path) -> None:
     out = tmp_path / "int8"
-    r = CliRunner().invoke(main, ["export", str(trained_model), "-o", str(out), "--dtype",
-                                  "int8", "--cache-dir", str(tmp_path / "cache")])  # fmt: skip
+    r = CliRunner().invoke(
+        main,
+        [
+            "export",
+            str(trained_model),
+            "-o",
+            str(out),
+            "--dtype",
+            "int8",
+            "--cache-dir",
+            str(tmp_path / "cache"),
+        ],
+    )
     assert r.exit_code == 0, r.output
     assert json.loads((out / "w2v2cli-ir.json").read_text())["precision"] == "int8"
     t = transcriber(out, "auto", tmp_path)
@@ -235,9 +317,22 @@ def test_int8_export_runs_as_int8_only(trained_model, speech: Speech, tmp_path: 
 
 def test_first_int8_conversion_keeps_stdout_for_results(trained_model, speech, tmp_path):
     """NNCF draws a progress bar on stdout; with --stdout that would corrupt the results."""
-    r = CliRunner().invoke(main, ["transcribe", str(speech.paths[0]), "-m", str(trained_model),
-                                  "--dtype", "int8", "--cache-dir", str(tmp_path), "--stdout",
-                                  "-f", "json"])  # fmt: skip
+    r = CliRunner().invoke(
+        main,
+        [
+            "transcribe",
+            str(speech.paths[0]),
+            "-m",
+            str(trained_model),
+            "--dtype",
+            "int8",
+            "--cache-dir",
+            str(tmp_path),
+            "--stdout",
+            "-f",
+            "json",
+        ],
+    )
     assert r.exit_code == 0, r.output
     assert json.loads(r.stdout)["text"]  # stdout is exactly one JSON document
     assert "compressing the weights to int8" in r.stderr
@@ -267,8 +362,7 @@ def test_release_mapped_pages_drops_residency_and_keeps_the_data(tmp_path: Path)
     np.testing.assert_array_equal(np.asarray(mapped), data)  # faulted back in from the file
 
 
-def test_compiled_model_keeps_no_resident_copy_of_the_ir_weights(trained_model, speech,
-                                                                 tmp_path):  # fmt: skip
+def test_compiled_model_keeps_no_resident_copy_of_the_ir_weights(trained_model, speech, tmp_path):
     t = transcriber(trained_model, "openvino", tmp_path)
     texts(t, speech.paths[:2])
     weights = t.engine.runner.backend.ir.with_suffix(".bin")
@@ -279,8 +373,7 @@ def test_compiled_model_keeps_no_resident_copy_of_the_ir_weights(trained_model, 
     assert _resident_kb(weights) < size_kb // 2, (_resident_kb(weights), size_kb)
 
 
-def test_inputs_of_new_lengths_do_not_bring_the_ir_weights_back(trained_model, speech,
-                                                                tmp_path):  # fmt: skip
+def test_inputs_of_new_lengths_do_not_bring_the_ir_weights_back(trained_model, speech, tmp_path):
     """The CPU plugin picks kernels by input shape, and a kernel met for the first time
     packs its weights from the IR's mapping again; the backend drops those pages after
     every new shape, so what stays resident does not grow with the lengths a run meets."""
@@ -340,7 +433,8 @@ third.close()
 signal.raise_signal(signal.SIGINT)
 print("handled", got)
 """
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                          timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=300
+    )
     assert done.returncode == 0, (done.returncode, done.stderr[-2000:])
     assert "handled ['INT', 'INT']" in done.stdout

@@ -49,13 +49,15 @@ def test_text_does_not_depend_on_batch_size(family, request):
     clips = [noise_audio(s, seed=i) for i, s in enumerate([0.6, 7.5, 2.2, 13.0, 1.1, 4.4])]
     texts = {}
     for bs in (1, 3, 8):
-        options = RunOptions(model=ModelOptions(model=str(model_dir), backend="torch"),
-                             chunking=ChunkOptions(5.0, 1.0, 1.0), batch_size=bs,
-                             max_padding=1.0)  # padded batches even on CPU
+        options = RunOptions(
+            model=ModelOptions(model=str(model_dir), backend="torch"),
+            chunking=ChunkOptions(5.0, 1.0, 1.0),
+            batch_size=bs,
+            max_padding=1.0,
+        )  # padded batches even on CPU
         t = Transcriber(options)
         texts[bs] = [
-            em.log_probs.argmax(-1)
-            for _, em in t.emissions([(lambda c=c: c) for c in clips])
+            em.log_probs.argmax(-1) for _, em in t.emissions([(lambda c=c: c) for c in clips])
         ]
     for a, b in zip(texts[1], texts[8], strict=True):
         np.testing.assert_array_equal(a, b)
@@ -71,8 +73,12 @@ def test_emissions_in_input_order_with_failures(group_model):
     def bad():
         raise AudioError("x.wav", "not audio")
 
-    loaders = [lambda: noise_audio(3.0, 1), bad, lambda: noise_audio(0.5, 2),
-               lambda: np.zeros(0, np.float32)]
+    loaders = [
+        lambda: noise_audio(3.0, 1),
+        bad,
+        lambda: noise_audio(0.5, 2),
+        lambda: np.zeros(0, np.float32),
+    ]
     got = list(t.emissions(loaders))
     assert [i for i, _ in got] == [0, 1, 2, 3]
     assert isinstance(got[1][1], AudioError)
@@ -85,8 +91,11 @@ def test_device_defaults_for_batching(group_model):
     """CPU: one chunk at a time, no padding; an explicit batch size is honoured."""
     t = Transcriber(RunOptions(model=ModelOptions(model=str(group_model), device="cpu")))
     assert (t.runner.batch_size, t.runner.max_padding) == (1, 0.0)
-    t = Transcriber(RunOptions(model=ModelOptions(model=str(group_model), device="cpu"),
-                               batch_size=8, max_padding=0.25))
+    t = Transcriber(
+        RunOptions(
+            model=ModelOptions(model=str(group_model), device="cpu"), batch_size=8, max_padding=0.25
+        )
+    )
     assert (t.runner.batch_size, t.runner.max_padding) == (8, 0.25)
 
 
@@ -97,8 +106,7 @@ def _same_emissions(a, b):
 
 
 @pytest.mark.parametrize("batch_size", [1, 4])
-def test_a_streamed_file_gives_the_emissions_of_the_whole_array(group_model, tmp_path,
-                                                                 batch_size):
+def test_a_streamed_file_gives_the_emissions_of_the_whole_array(group_model, tmp_path, batch_size):
     """Files are decoded block by block and chunked as they arrive; the result is the one
     the whole decoded array gives, whatever the blocks (44.1 kHz stereo: resampled too)."""
     import soundfile as sf
@@ -109,14 +117,17 @@ def test_a_streamed_file_gives_the_emissions_of_the_whole_array(group_model, tmp
     stereo = np.stack([noise_audio(37.3, 7, sr=44100), noise_audio(37.3, 8, sr=44100)], 1)
     path = tmp_path / "long.wav"
     sf.write(path, stereo, 44100, subtype="FLOAT")
-    options = RunOptions(model=ModelOptions(model=str(group_model), backend="torch"),
-                         chunking=ChunkOptions(5.0, 1.0, 1.0), batch_size=batch_size)
+    options = RunOptions(
+        model=ModelOptions(model=str(group_model), backend="torch"),
+        chunking=ChunkOptions(5.0, 1.0, 1.0),
+        batch_size=batch_size,
+    )
     t = Transcriber(options)
     whole = load_audio(path, 16000)
 
     def tiny_blocks():
         for a in range(0, whole.size, 1152):
-            yield whole[a:a + 1152]
+            yield whole[a : a + 1152]
 
     loaders = [file_loader(path, 16000), lambda: whole, tiny_blocks]
     (_, streamed), (_, from_array), (_, from_tiny) = list(t.emissions(loaders))
@@ -128,8 +139,10 @@ def test_a_streamed_file_gives_the_emissions_of_the_whole_array(group_model, tmp
 def test_a_stream_is_read_only_a_bounded_way_ahead_of_the_model(group_model):
     """Memory does not grow with a file's length: the reading thread stays within the
     window and its queue of the chunks the model has run, on a 10-minute stream."""
-    options = RunOptions(model=ModelOptions(model=str(group_model), backend="torch"),
-                         chunking=ChunkOptions(2.0, 0.4, 0.4))
+    options = RunOptions(
+        model=ModelOptions(model=str(group_model), backend="torch"),
+        chunking=ChunkOptions(2.0, 0.4, 0.4),
+    )
     t = Transcriber(options)
     plan = t.engine.plan
     block = 4000
@@ -164,8 +177,11 @@ def test_each_file_comes_out_as_soon_as_its_chunks_have_run(group_model, batch_s
     default) chunks run in input order, so when file k comes out the model has run no
     chunk of a later file; at batch size 2 chunks are sorted within a window of 32, so a
     short first file waits for longer ones that come after it."""
-    options = RunOptions(model=ModelOptions(model=str(group_model), backend="torch"),
-                         chunking=ChunkOptions(2.0, 0.4, 0.4), batch_size=batch_size)
+    options = RunOptions(
+        model=ModelOptions(model=str(group_model), backend="torch"),
+        chunking=ChunkOptions(2.0, 0.4, 0.4),
+        batch_size=batch_size,
+    )
     t = Transcriber(options)
     ran: list[int] = []
     submit = t.runner.submit
@@ -177,8 +193,7 @@ def test_each_file_comes_out_as_soon_as_its_chunks_have_run(group_model, batch_s
     t.runner.submit = recording_submit
     seconds = [1.0, 6.0, 1.5, 9.0, 3.0]
     later_run = []
-    for idx, em in t.emissions([lambda s=s, i=i: noise_audio(s, i) for i, s in
-                                enumerate(seconds)]):
+    for idx, em in t.emissions([lambda s=s, i=i: noise_audio(s, i) for i, s in enumerate(seconds)]):
         assert em.duration == pytest.approx(seconds[idx])
         later_run.append(sum(f > idx for f in ran))
     if batch_size == 1:
@@ -193,15 +208,17 @@ def test_a_file_failing_midway_fails_alone(group_model):
     the files around it are untouched."""
     from w2v2cli.errors import AudioError
 
-    options = RunOptions(model=ModelOptions(model=str(group_model), backend="torch"),
-                         chunking=ChunkOptions(2.0, 0.4, 0.4))
+    options = RunOptions(
+        model=ModelOptions(model=str(group_model), backend="torch"),
+        chunking=ChunkOptions(2.0, 0.4, 0.4),
+    )
     t = Transcriber(options)
     before, after = noise_audio(5.0, 1), noise_audio(3.0, 2)
 
     def breaks():
         good = noise_audio(80.0, 3)
         for a in range(0, good.size, 16000):
-            yield good[a:a + 16000]
+            yield good[a : a + 16000]
         raise AudioError("midway.flac", "corrupt or truncated audio data (test)")
 
     got = list(t.emissions([lambda: before, breaks, lambda: after]))
@@ -213,14 +230,16 @@ def test_a_file_failing_midway_fails_alone(group_model):
 
 
 def test_progress_counts_every_second_of_every_file(group_model):
-    options = RunOptions(model=ModelOptions(model=str(group_model), backend="torch"),
-                         chunking=ChunkOptions(2.0, 0.4, 0.4))
+    options = RunOptions(
+        model=ModelOptions(model=str(group_model), backend="torch"),
+        chunking=ChunkOptions(2.0, 0.4, 0.4),
+    )
     t = Transcriber(options)
     clips = [noise_audio(s, seed=i) for i, s in enumerate([0.7, 9.3, 3.0])]
 
     def stream():
         for a in range(0, clips[1].size, 5000):
-            yield clips[1][a:a + 5000]
+            yield clips[1][a : a + 5000]
 
     seen = []
     loaders = [lambda: clips[0], stream, lambda: clips[2]]
@@ -236,8 +255,10 @@ def test_a_file_the_model_fails_on_is_not_read_or_run_any_further(group_model, w
     reading stops, on a long stream; the next file is untouched. The model may fail when a
     batch is started or, on CUDA, only when its result is waited for, by which time the
     next batch is in flight: at most that one more batch of the file runs."""
-    options = RunOptions(model=ModelOptions(model=str(group_model), backend="torch"),
-                         chunking=ChunkOptions(2.0, 0.4, 0.4))
+    options = RunOptions(
+        model=ModelOptions(model=str(group_model), backend="torch"),
+        chunking=ChunkOptions(2.0, 0.4, 0.4),
+    )
     t = Transcriber(options)
     blocks = [0]
 
@@ -283,8 +304,10 @@ def test_closing_early_stops_the_reading_thread(group_model):
     import threading
     import time
 
-    options = RunOptions(model=ModelOptions(model=str(group_model), backend="torch"),
-                         chunking=ChunkOptions(2.0, 0.4, 0.4))
+    options = RunOptions(
+        model=ModelOptions(model=str(group_model), backend="torch"),
+        chunking=ChunkOptions(2.0, 0.4, 0.4),
+    )
     t = Transcriber(options)
 
     def endless():
@@ -309,8 +332,9 @@ def test_loaders_must_give_mono_samples(group_model):
     samples is one array."""
     t = Transcriber(RunOptions(model=ModelOptions(model=str(group_model), backend="torch")))
     mono = noise_audio(2.0, 3)
-    got = list(t.emissions([lambda: np.stack([mono, mono], 1), lambda: mono.tolist(),
-                            lambda: mono]))
+    got = list(
+        t.emissions([lambda: np.stack([mono, mono], 1), lambda: mono.tolist(), lambda: mono])
+    )
     assert "1-D" in str(got[0][1]) and "(32000, 2)" in str(got[0][1])
     _same_emissions(got[1][1], got[2][1])
 
@@ -327,8 +351,12 @@ def _in_flight(t):
 def test_failing_loaders_still_give_the_files_before_them(group_model):
     """When the iterable of loaders itself raises, every file before it, the one whose
     batch was still in flight included, is yielded first; then the error propagates."""
-    t = Transcriber(RunOptions(model=ModelOptions(model=str(group_model), backend="torch"),
-                               chunking=ChunkOptions(2.0, 0.4, 0.4)))
+    t = Transcriber(
+        RunOptions(
+            model=ModelOptions(model=str(group_model), backend="torch"),
+            chunking=ChunkOptions(2.0, 0.4, 0.4),
+        )
+    )
     _in_flight(t)
     clips = [noise_audio(1.5, seed=i) for i in range(5)]
 
@@ -353,8 +381,12 @@ def test_a_batch_in_flight_is_finished_before_the_engine_waits_for_audio(group_m
 
     from w2v2cli import chunking
 
-    t = Transcriber(RunOptions(model=ModelOptions(model=str(group_model), backend="torch"),
-                               chunking=ChunkOptions(2.0, 0.4, 0.4)))
+    t = Transcriber(
+        RunOptions(
+            model=ModelOptions(model=str(group_model), backend="torch"),
+            chunking=ChunkOptions(2.0, 0.4, 0.4),
+        )
+    )
     _in_flight(t)
     plan, n = t.engine.plan, 16000
     while len(chunking.split(0, np.zeros(n, np.float32), plan)) != 32:  # one whole window

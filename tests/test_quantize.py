@@ -36,8 +36,9 @@ def calibration(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("calibration")
     for i, text in enumerate(CALIBRATION_SENTENCES):
         voice = "en" if i % 2 else "en-us"
-        subprocess.run(["espeak-ng", "-v", voice, "-w", str(folder / f"c{i}.wav"), text],
-                       check=True)  # fmt: skip
+        subprocess.run(
+            ["espeak-ng", "-v", voice, "-w", str(folder / f"c{i}.wav"), text], check=True
+        )
     return folder
 
 
@@ -66,21 +67,30 @@ def test_method_choice() -> None:
     assert quantize.choose_method(ModelOptions(int8="full")) == "full"
     with_files = ModelOptions(calibration=(Path("a.wav"),))
     assert quantize.choose_method(with_files) == "full"
-    expected = "full" if quantize.cpu_flags() & {"avx512f", "avx512_vnni", "avx_vnni",
-                                                  "amx_int8"} else "weights"  # fmt: skip
+    expected = (
+        "full"
+        if quantize.cpu_flags() & {"avx512f", "avx512_vnni", "avx_vnni", "amx_int8"}
+        else "weights"
+    )
     assert quantize.choose_method(ModelOptions()) == expected
     with pytest.raises(ConfigError, match="int8 must be one of"):
         ModelOptions(int8="int4")
 
 
-def test_full_int8_stays_within_one_wer_point(trained_model, speech: Speech, calibration,
-                                              cache):  # fmt: skip
+def test_full_int8_stays_within_one_wer_point(trained_model, speech: Speech, calibration, cache):
     fp32 = texts(transcriber(trained_model, cache), speech.paths)
     notes: list[str] = []
-    t = transcriber(trained_model, cache, notes, dtype="int8", int8="full",
-                    calibration=calibration_files(calibration))  # fmt: skip
-    assert any("calibrating int8 quantization" in n and "--calibration audio" in n
-               for n in notes), notes  # fmt: skip
+    t = transcriber(
+        trained_model,
+        cache,
+        notes,
+        dtype="int8",
+        int8="full",
+        calibration=calibration_files(calibration),
+    )
+    assert any(
+        "calibrating int8 quantization" in n and "--calibration audio" in n for n in notes
+    ), notes
     int8 = texts(t, speech.paths)
     info = json.loads((t.engine.runner.backend.ir.parent / "w2v2cli-ir.json").read_text())
     assert info["precision"] == "int8-full" and info["calibration"] != "input"
@@ -89,8 +99,14 @@ def test_full_int8_stays_within_one_wer_point(trained_model, speech: Speech, cal
     assert int8 != fp32 or wer8 == wer32  # it ran a different model, or exactly as well
     # A second run finds it in the cache and does not calibrate again.
     again: list[str] = []
-    t2 = transcriber(trained_model, cache, again, dtype="int8", int8="full",
-                     calibration=calibration_files(calibration))  # fmt: skip
+    t2 = transcriber(
+        trained_model,
+        cache,
+        again,
+        dtype="int8",
+        int8="full",
+        calibration=calibration_files(calibration),
+    )
     assert again == [] and texts(t2, speech.paths[:3]) == int8[:3]
 
 
@@ -102,8 +118,9 @@ def test_calibrates_on_the_input_once_or_falls_back_when_it_is_too_short(
     t = transcriber(trained_model, tmp_path, short, dtype="int8", int8="full")
     texts(t, speech.paths[:2])
     assert any("too little to calibrate" in n for n in short), short
-    assert t.engine.runner.backend.ir.parent.name in {p.name for p in (
-        tmp_path / "w2v2cli-openvino").iterdir()}  # fmt: skip
+    assert t.engine.runner.backend.ir.parent.name in {
+        p.name for p in (tmp_path / "w2v2cli-openvino").iterdir()
+    }
     weights_only = json.loads((t.engine.runner.backend.ir.parent / "w2v2cli-ir.json").read_text())
     assert weights_only["precision"] == "int8"
 
@@ -114,33 +131,79 @@ def test_calibrates_on_the_input_once_or_falls_back_when_it_is_too_short(
     info = json.loads((t.engine.runner.backend.ir.parent / "w2v2cli-ir.json").read_text())
     assert info == {**info, "precision": "int8-full", "calibration": "input"}
     later: list[str] = []
-    texts(transcriber(trained_model, tmp_path, later, dtype="int8", int8="full"),
-          speech.paths[:1])  # fmt: skip
+    texts(transcriber(trained_model, tmp_path, later, dtype="int8", int8="full"), speech.paths[:1])
     assert later == []  # the calibrated IR is reused, even for a short input
 
 
-def test_cli_full_int8_export_and_errors(trained_model, speech: Speech, calibration, cache,
-                                         tmp_path):  # fmt: skip
+def test_cli_full_int8_export_and_errors(
+    trained_model, speech: Speech, calibration, cache, tmp_path
+):
     out = tmp_path / "int8-full"
-    r = CliRunner().invoke(main, ["export", str(trained_model), "-o", str(out), "--dtype",
-                                  "int8", "--calibration", str(calibration), "--cache-dir",
-                                  str(cache)])  # fmt: skip
+    r = CliRunner().invoke(
+        main,
+        [
+            "export",
+            str(trained_model),
+            "-o",
+            str(out),
+            "--dtype",
+            "int8",
+            "--calibration",
+            str(calibration),
+            "--cache-dir",
+            str(cache),
+        ],
+    )
     assert r.exit_code == 0, r.output
     assert json.loads((out / "w2v2cli-ir.json").read_text())["precision"] == "int8-full"
-    run = CliRunner().invoke(main, ["transcribe", str(speech.paths[0]), "-m", str(out),
-                                    "--stdout", "--cache-dir", str(tmp_path / "c")])  # fmt: skip
+    run = CliRunner().invoke(
+        main,
+        [
+            "transcribe",
+            str(speech.paths[0]),
+            "-m",
+            str(out),
+            "--stdout",
+            "--cache-dir",
+            str(tmp_path / "c"),
+        ],
+    )
     assert run.exit_code == 0 and run.stdout.strip(), run.output
     assert not (tmp_path / "c").exists()  # nothing converted for an exported folder
 
-    no_audio = CliRunner().invoke(main, ["export", str(trained_model), "-o", str(tmp_path / "x"),
-                                         "--dtype", "int8", "--int8", "full"])  # fmt: skip
+    no_audio = CliRunner().invoke(
+        main,
+        [
+            "export",
+            str(trained_model),
+            "-o",
+            str(tmp_path / "x"),
+            "--dtype",
+            "int8",
+            "--int8",
+            "full",
+        ],
+    )
     assert no_audio.exit_code == 2 and "needs --calibration" in no_audio.stderr
     bad = tmp_path / "bad"
     bad.mkdir()
     (bad / "broken.wav").write_bytes(b"RIFF0000WAVEjunk")
-    r = CliRunner().invoke(main, ["transcribe", str(speech.paths[0]), "-m", str(trained_model),
-                                  "--dtype", "int8", "--calibration", str(bad), "--stdout",
-                                  "--cache-dir", str(cache)])  # fmt: skip
+    r = CliRunner().invoke(
+        main,
+        [
+            "transcribe",
+            str(speech.paths[0]),
+            "-m",
+            str(trained_model),
+            "--dtype",
+            "int8",
+            "--calibration",
+            str(bad),
+            "--stdout",
+            "--cache-dir",
+            str(cache),
+        ],
+    )
     assert r.exit_code == 2, r.output
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and "--calibration" in lines[0] and "broken.wav" in lines[0], lines

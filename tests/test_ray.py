@@ -19,8 +19,9 @@ from w2v2cli.cli import main
 try:
     import ray
 except ImportError:  # CI installs every extra: a missing one fails, saying how to get it
-    pytest.fail("Ray Data is not installed: pip install -e '.[ray]' (install.sh does)",
-                pytrace=False)  # fmt: skip
+    pytest.fail(
+        "Ray Data is not installed: pip install -e '.[ray]' (install.sh does)", pytrace=False
+    )
 
 pytestmark = pytest.mark.slow
 
@@ -30,8 +31,9 @@ def invoke(*args: object):
 
 
 def tree(root: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*"))
-            if p.is_file()}  # fmt: skip
+    return {
+        str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()
+    }
 
 
 @pytest.fixture(scope="module")
@@ -56,31 +58,55 @@ def inputs(speech, tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.mark.parametrize("decoder", ["greedy", "beam"])
-def test_same_bytes_as_a_local_run_in_every_format(local_ray, inputs: Path, trained_model: Path,
-                                                   tmp_path: Path, tmp_path_factory,
-                                                   decoder: str) -> None:  # fmt: skip
-    args = ["-m", trained_model, "-f", "all", "--chunk-length", "6", "--stride-length", "1",
-            "--decoder", decoder, "-q"]  # fmt: skip
+def test_same_bytes_as_a_local_run_in_every_format(
+    local_ray, inputs: Path, trained_model: Path, tmp_path: Path, tmp_path_factory, decoder: str
+) -> None:
+    args = [
+        "-m",
+        trained_model,
+        "-f",
+        "all",
+        "--chunk-length",
+        "6",
+        "--stride-length",
+        "1",
+        "--decoder",
+        decoder,
+        "-q",
+    ]
     if decoder == "beam":
         from lm_fixtures import built_lms
 
         args += ["--lm", built_lms(tmp_path_factory).upper_bin, "--beam-width", "16"]
     local = invoke("transcribe", inputs, "-o", tmp_path / "local", *args)
     assert local.exit_code == 1 and "broken.wav" in local.output
-    on_ray = invoke("transcribe", inputs, "-o", tmp_path / "ray", "--ray", *args,
-                    "--manifest-out", tmp_path / "run.jsonl")  # fmt: skip
+    on_ray = invoke(
+        "transcribe",
+        inputs,
+        "-o",
+        tmp_path / "ray",
+        "--ray",
+        *args,
+        "--manifest-out",
+        tmp_path / "run.jsonl",
+    )
     assert on_ray.exit_code == 1, on_ray.output
     assert on_ray.output.count("error:") == 1 and "broken.wav" in on_ray.output
     want, got = tree(tmp_path / "local"), tree(tmp_path / "ray")
     assert len(want) == 5 * 5 and got == want
     lines = [json.loads(x) for x in (tmp_path / "run.jsonl").read_text().splitlines()]
     assert sorted(x["status"] for x in lines) == ["done"] * 5 + ["failed"]
-    assert all(json.loads(want[str(Path(o).relative_to(tmp_path / "ray"))])["text"] == x["text"]
-               for x in lines for o in x["outputs"] if o.endswith(".json"))  # fmt: skip
+    assert all(
+        json.loads(want[str(Path(o).relative_to(tmp_path / "ray"))])["text"] == x["text"]
+        for x in lines
+        for o in x["outputs"]
+        if o.endswith(".json")
+    )
 
 
-def test_vad_on_ray_gives_the_local_runs_bytes(local_ray, inputs: Path, trained_model: Path,
-                                               tmp_path: Path) -> None:  # fmt: skip
+def test_vad_on_ray_gives_the_local_runs_bytes(
+    local_ray, inputs: Path, trained_model: Path, tmp_path: Path
+) -> None:
     """--vad runs in the model actors' engine: the same cuts, times and text as locally."""
     from test_vad import require_silero
 
@@ -92,8 +118,9 @@ def test_vad_on_ray_gives_the_local_runs_bytes(local_ray, inputs: Path, trained_
     assert len(want) == 10 and tree(tmp_path / "ray") == want
 
 
-def test_stdout_carries_only_results_in_input_order(local_ray, inputs: Path,
-                                                    trained_model: Path) -> None:  # fmt: skip
+def test_stdout_carries_only_results_in_input_order(
+    local_ray, inputs: Path, trained_model: Path
+) -> None:
     args = ["transcribe", inputs, "-m", trained_model, "-f", "json", "--stdout"]
     local = invoke(*args, "-q")
     on_ray = invoke(*args, "--ray")
@@ -103,8 +130,9 @@ def test_stdout_carries_only_results_in_input_order(local_ray, inputs: Path,
     assert "Running" not in on_ray.stderr and "Dataset" not in on_ray.stderr  # Ray's own bars
 
 
-def test_existing_outputs_are_skipped_as_locally(local_ray, inputs: Path, trained_model: Path,
-                                                 tmp_path: Path) -> None:  # fmt: skip
+def test_existing_outputs_are_skipped_as_locally(
+    local_ray, inputs: Path, trained_model: Path, tmp_path: Path
+) -> None:
     out = tmp_path / "out"
     args = ["transcribe", inputs, "-m", trained_model, "-o", out, "--ray"]
     assert invoke(*args).exit_code == 1
@@ -146,8 +174,9 @@ def test_transcribe_dataset_of_paths_and_of_arrays(local_ray, speech, trained_mo
     assert row["text"] == "" and "no such file" in row["error"]
 
 
-def test_a_bad_model_or_lm_ends_the_run_in_one_line(local_ray, inputs: Path, trained_model: Path,
-                                                    tmp_path: Path) -> None:  # fmt: skip
+def test_a_bad_model_or_lm_ends_the_run_in_one_line(
+    local_ray, inputs: Path, trained_model: Path, tmp_path: Path
+) -> None:
     """Faults of the whole run end it as locally: a model that cannot load (found in the
     driver, before Ray does any work), an LM that cannot load (found in a decoding actor)."""
     broken = tmp_path / "model"
@@ -158,8 +187,9 @@ def test_a_bad_model_or_lm_ends_the_run_in_one_line(local_ray, inputs: Path, tra
     assert len(r.output.strip().splitlines()) == 1
     lm = tmp_path / "lm.arpa"
     lm.write_text("this is not an ARPA file\n")
-    r = invoke("transcribe", inputs, "-m", trained_model, "--ray", "--lm", lm, "-o",
-               tmp_path / "o2", "-q")  # fmt: skip
+    r = invoke(
+        "transcribe", inputs, "-m", trained_model, "--ray", "--lm", lm, "-o", tmp_path / "o2", "-q"
+    )
     assert r.exit_code == 2, r.output
     assert "lm.arpa" in r.output and len(r.output.strip().splitlines()) == 1
     assert not (tmp_path / "o2").exists() or not list((tmp_path / "o2").rglob("*.json"))
@@ -175,18 +205,39 @@ def test_a_dead_worker_is_retried_without_duplicates_or_partial_files(
     if ray.is_initialized():
         ray.shutdown()
     marker = tmp_path / "crashed"
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path),
-           "W2V2_RAY_TEST_CRASH_ONCE": str(marker)}  # fmt: skip
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(sys.path),
+        "W2V2_RAY_TEST_CRASH_ONCE": str(marker),
+    }
     out = tmp_path / "ray"
     run = subprocess.run(
-        [sys.executable, "-m", "w2v2cli", "transcribe", str(inputs), "-m", str(trained_model),
-         "-o", str(out), "-f", "all", "--ray", "--manifest-out", str(tmp_path / "run.jsonl")],
-        env=env, capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "w2v2cli",
+            "transcribe",
+            str(inputs),
+            "-m",
+            str(trained_model),
+            "-o",
+            str(out),
+            "-f",
+            "all",
+            "--ray",
+            "--manifest-out",
+            str(tmp_path / "run.jsonl"),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert run.returncode == 1, run.stderr
     assert marker.is_file()  # it did die
-    local = invoke("transcribe", inputs, "-m", trained_model, "-o", tmp_path / "local", "-f",
-                   "all", "-q")  # fmt: skip
+    local = invoke(
+        "transcribe", inputs, "-m", trained_model, "-o", tmp_path / "local", "-f", "all", "-q"
+    )
     assert local.exit_code == 1
     assert tree(out) == tree(tmp_path / "local")
     lines = (tmp_path / "run.jsonl").read_text().splitlines()
@@ -194,12 +245,12 @@ def test_a_dead_worker_is_retried_without_duplicates_or_partial_files(
     assert run.stdout == ""
 
 
-def test_missing_extra_and_bad_address_are_one_line(inputs: Path, trained_model: Path,
-                                                    monkeypatch) -> None:  # fmt: skip
+def test_missing_extra_and_bad_address_are_one_line(
+    inputs: Path, trained_model: Path, monkeypatch
+) -> None:
     if ray.is_initialized():
         ray.shutdown()
-    r = invoke("transcribe", inputs / "long.wav", "-m", trained_model, "--ray",
-               "127.0.0.1:1", "-q")  # fmt: skip
+    r = invoke("transcribe", inputs / "long.wav", "-m", trained_model, "--ray", "127.0.0.1:1", "-q")
     assert r.exit_code == 2 and "cannot start or reach Ray" in r.output
     assert len(r.output.strip().splitlines()) == 1
     monkeypatch.setitem(sys.modules, "ray", None)  # as if the extra were not installed

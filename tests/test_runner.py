@@ -21,8 +21,7 @@ LENGTHS = [16000 * 6 + 77, 3100, 16000 * 2, 900, 16000 * 4 + 5000]
 
 def _chunks(seed: int = 0) -> list[Chunk]:
     return [
-        Chunk(i, 0, 0, noise_audio(n / 16000, seed + i), 0, 0, True)
-        for i, n in enumerate(LENGTHS)
+        Chunk(i, 0, 0, noise_audio(n / 16000, seed + i), 0, 0, True) for i, n in enumerate(LENGTHS)
     ]
 
 
@@ -91,8 +90,11 @@ def test_ctc_config_without_head_weights(tmp_path, group_model):
     from safetensors.torch import load_file, save_file
 
     weights = load_file(folder / "model.safetensors")
-    save_file({k: v for k, v in weights.items() if not k.startswith("lm_head")},
-              folder / "model.safetensors", metadata={"format": "pt"})
+    save_file(
+        {k: v for k, v in weights.items() if not k.startswith("lm_head")},
+        folder / "model.safetensors",
+        metadata={"format": "pt"},
+    )
     with pytest.raises(ModelError, match="no trained CTC head"):
         load_model(ModelOptions(model=str(folder)))
 
@@ -100,8 +102,12 @@ def test_ctc_config_without_head_weights(tmp_path, group_model):
 def test_checkpoint_without_tokenizer(tmp_path, group_model):
     folder = tmp_path / "notok"
     shutil.copytree(group_model, folder)
-    for name in ("vocab.json", "tokenizer_config.json", "special_tokens_map.json",
-                 "added_tokens.json"):
+    for name in (
+        "vocab.json",
+        "tokenizer_config.json",
+        "special_tokens_map.json",
+        "added_tokens.json",
+    ):
         (folder / name).unlink(missing_ok=True)
     with pytest.raises(ModelError, match="no tokenizer"):
         load_model(ModelOptions(model=str(folder)))

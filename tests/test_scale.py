@@ -84,8 +84,10 @@ def test_a_missing_input_does_not_move_the_other_files_between_shards(tmp_path: 
     missing folder in one shard only."""
     a = corpus(tmp_path / "data" / "a-set")
     b = corpus(tmp_path / "data" / "b-set", n=5)
-    on_x = [{x.path for x in discover([a, b], shard=Shard(i, 3)).items if a in x.path.parents}
-            for i in (1, 2, 3)]  # fmt: skip
+    on_x = [
+        {x.path for x in discover([a, b], shard=Shard(i, 3)).items if a in x.path.parents}
+        for i in (1, 2, 3)
+    ]
     assert sum(map(len, on_x)) == 13  # 12 clips and broken.wav
     shutil.rmtree(b)  # machine y: the same command, b-set missing
     on_y = [discover([a, b], shard=Shard(i, 3)) for i in (1, 2, 3)]
@@ -120,9 +122,15 @@ def test_ray_address_is_told_apart_from_an_input(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("cpus", "gpus", "device", "decoder"),
-    [(2, 0, "auto", "greedy"), (2, 0, "cpu", "beam"), (16, 0, "auto", "beam"),
-     (64, 8, "auto", "beam"), (8, 1, "cuda", "greedy"), (1, 0, "auto", "beam")],
-)  # fmt: skip
+    [
+        (2, 0, "auto", "greedy"),
+        (2, 0, "cpu", "beam"),
+        (16, 0, "auto", "beam"),
+        (64, 8, "auto", "beam"),
+        (8, 1, "cuda", "greedy"),
+        (1, 0, "auto", "beam"),
+    ],
+)
 def test_stage_plans_fit_the_cluster(cpus: int, gpus: int, device: str, decoder: str) -> None:
     options = RunOptions(model=ModelOptions(device=device), decoding=DecodeOptions(decoder))
     plan = plan_stages(options, RayOptions(), cpus, gpus)
@@ -155,8 +163,9 @@ def test_stage_plans_fit_small_nodes_and_name_the_actors_gpu() -> None:
 
 
 @pytest.mark.slow
-def test_shards_as_parallel_processes_cover_every_file_once(group_model: Path,
-                                                            tmp_path: Path) -> None:  # fmt: skip
+def test_shards_as_parallel_processes_cover_every_file_once(
+    group_model: Path, tmp_path: Path
+) -> None:
     """Three shards run as three processes at once (as a Slurm array would), all
     appending to one manifest: every file is done exactly once, by one shard, with the
     names a single run gives; every manifest line is whole."""
@@ -166,11 +175,34 @@ def test_shards_as_parallel_processes_cover_every_file_once(group_model: Path,
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
     procs = [
         subprocess.Popen(
-            [sys.executable, "-m", "w2v2cli", "transcribe", str(data), str(missing),
-             "-m", str(group_model), "-o", str(out), "-f", "txt", "-f", "json",
-             "--shard", f"{i}/3", "--manifest-out", str(manifest), "-q", "--backend", "torch"],
-            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        )  # fmt: skip
+            [
+                sys.executable,
+                "-m",
+                "w2v2cli",
+                "transcribe",
+                str(data),
+                str(missing),
+                "-m",
+                str(group_model),
+                "-o",
+                str(out),
+                "-f",
+                "txt",
+                "-f",
+                "json",
+                "--shard",
+                f"{i}/3",
+                "--manifest-out",
+                str(manifest),
+                "-q",
+                "--backend",
+                "torch",
+            ],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         for i in (1, 2, 3)
     ]
     finished = [p.communicate(timeout=600) + (p.returncode,) for p in procs]
@@ -189,12 +221,25 @@ def test_shards_as_parallel_processes_cover_every_file_once(group_model: Path,
         assert code == (1 if f"{i}/3" in failing_shards else 0), stderr
     assert sum(stderr.count("error:") for _, stderr, _ in finished) == 2
     # Same names and texts as one unsharded run.
-    whole = invoke("transcribe", data, "-m", group_model, "-o", tmp_path / "whole", "-f", "txt",
-                   "-q", "--backend", "torch")  # fmt: skip
+    whole = invoke(
+        "transcribe",
+        data,
+        "-m",
+        group_model,
+        "-o",
+        tmp_path / "whole",
+        "-f",
+        "txt",
+        "-q",
+        "--backend",
+        "torch",
+    )
     assert whole.exit_code == 1
     got = {p.relative_to(out): p.read_text() for p in out.rglob("*.txt")}
-    want = {p.relative_to(tmp_path / "whole"): p.read_text()
-            for p in (tmp_path / "whole").rglob("*.txt")}  # fmt: skip
+    want = {
+        p.relative_to(tmp_path / "whole"): p.read_text()
+        for p in (tmp_path / "whole").rglob("*.txt")
+    }
     assert got == want and len(got) == 12
     for x in lines:
         if x["status"] == "done":
@@ -203,13 +248,27 @@ def test_shards_as_parallel_processes_cover_every_file_once(group_model: Path,
 
 
 @pytest.mark.slow
-def test_a_rerun_of_one_shard_redoes_only_its_missing_files(group_model: Path,
-                                                            tmp_path: Path) -> None:  # fmt: skip
+def test_a_rerun_of_one_shard_redoes_only_its_missing_files(
+    group_model: Path, tmp_path: Path
+) -> None:
     data = corpus(tmp_path / "data")
     (data / "b" / "broken.wav").unlink()
     out = tmp_path / "out"
-    args = ["transcribe", data, "-m", group_model, "-o", out, "-f", "txt", "-q",
-            "--backend", "torch", "--shard", "2/3"]  # fmt: skip
+    args = [
+        "transcribe",
+        data,
+        "-m",
+        group_model,
+        "-o",
+        out,
+        "-f",
+        "txt",
+        "-q",
+        "--backend",
+        "torch",
+        "--shard",
+        "2/3",
+    ]
     assert invoke(*args, "--manifest-out", tmp_path / "first.jsonl").exit_code == 0
     first = manifest_lines(tmp_path / "first.jsonl")
     assert first and all(x["status"] == "done" and x["shard"] == "2/3" for x in first)
@@ -228,20 +287,39 @@ def test_an_empty_shard_is_not_a_failure(group_model: Path, tmp_path: Path) -> N
     sf.write(tmp_path / "only.wav", noise_audio(0.5, seed=3), 16000)
     owner = shard_index("only.wav", 5)
     other = 1 + owner % 5
-    result = invoke("transcribe", tmp_path / "only.wav", "-m", group_model,
-                    "--shard", f"{other}/5", "-o", tmp_path / "o")  # fmt: skip
+    result = invoke(
+        "transcribe",
+        tmp_path / "only.wav",
+        "-m",
+        group_model,
+        "--shard",
+        f"{other}/5",
+        "-o",
+        tmp_path / "o",
+    )
     assert result.exit_code == 0 and f"no audio files in shard {other}/5" in result.output
     assert not (tmp_path / "o").exists() or not any((tmp_path / "o").iterdir())
 
 
-def test_eval_reads_a_run_manifest_as_the_reference(trained_model: Path, speech,
-                                                    tmp_path: Path) -> None:  # fmt: skip
+def test_eval_reads_a_run_manifest_as_the_reference(
+    trained_model: Path, speech, tmp_path: Path
+) -> None:
     """A run manifest scores another run against it: the same model and decoder agree
     exactly; failed inputs are left out."""
     manifest = tmp_path / "run.jsonl"
     paths = speech.paths[:3]
-    r = invoke("transcribe", *paths, tmp_path / "missing.wav", "-m", trained_model, "-o",
-               tmp_path / "o", "--manifest-out", manifest, "-q")  # fmt: skip
+    r = invoke(
+        "transcribe",
+        *paths,
+        tmp_path / "missing.wav",
+        "-m",
+        trained_model,
+        "-o",
+        tmp_path / "o",
+        "--manifest-out",
+        manifest,
+        "-q",
+    )
     assert r.exit_code == 1
     lines = manifest_lines(manifest)
     assert [x["status"] for x in lines].count("done") == 3
@@ -258,7 +336,8 @@ def test_manifest_errors_are_one_line(group_model: Path, tmp_path: Path) -> None
     sf.write(tmp_path / "a.wav", np.zeros(8000, np.float32), 16000)
     blocked = tmp_path / "file"
     blocked.write_text("x")
-    r = invoke("transcribe", tmp_path / "a.wav", "-m", group_model, "--manifest-out",
-               blocked / "run.jsonl")  # fmt: skip
+    r = invoke(
+        "transcribe", tmp_path / "a.wav", "-m", group_model, "--manifest-out", blocked / "run.jsonl"
+    )
     assert r.exit_code == 2
     assert "run manifest" in r.output and len(r.output.strip().splitlines()) == 1

@@ -40,8 +40,12 @@ def _can_mount() -> bool:
     if os.geteuid() != 0 or shutil.which("mount") is None:
         return False
     with tempfile.TemporaryDirectory() as folder:
-        ok = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16k", "tmpfs", folder],
-                            capture_output=True).returncode == 0  # fmt: skip
+        ok = (
+            subprocess.run(
+                ["mount", "-t", "tmpfs", "-o", "size=16k", "tmpfs", folder], capture_output=True
+            ).returncode
+            == 0
+        )
         if ok:
             subprocess.run(["umount", folder], check=False)
     return ok
@@ -93,8 +97,9 @@ def assert_complete(out: Path, reference: Path) -> int:
 @contextmanager
 def mounted_tmpfs(path: Path, size_kb: int) -> Iterator[Path]:
     path.mkdir(parents=True, exist_ok=True)
-    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size_kb}k,mode=755", "tmpfs",
-                    str(path)], check=True)  # fmt: skip
+    subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size_kb}k,mode=755", "tmpfs", str(path)], check=True
+    )
     try:
         yield path
     finally:
@@ -136,8 +141,9 @@ def small_disk(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, room_kb: int) ->
 # --- disks --------------------------------------------------------------------------------
 
 
-def test_disk_full_fails_the_files_that_do_not_fit(group_model, clips, reference, tmp_path,
-                                                   monkeypatch):  # fmt: skip
+def test_disk_full_fails_the_files_that_do_not_fit(
+    group_model, clips, reference, tmp_path, monkeypatch
+):
     with small_disk(tmp_path, monkeypatch, room_kb=28) as disk:
         out = disk / "out"
         r = invoke("transcribe", clips, "-m", group_model, "-o", out, "-f", "json", "-f", "srt")
@@ -198,8 +204,20 @@ def w2v2(*args: object) -> list[str]:
 
 def test_two_runs_writing_one_folder_at_once(group_model, clips, reference, tmp_path):
     out = tmp_path / "shared"
-    cmd = w2v2("transcribe", clips, "-m", group_model, "-o", out, "-f", "json", "-f", "srt",
-               "--overwrite", "-q")  # fmt: skip
+    cmd = w2v2(
+        "transcribe",
+        clips,
+        "-m",
+        group_model,
+        "-o",
+        out,
+        "-f",
+        "json",
+        "-f",
+        "srt",
+        "--overwrite",
+        "-q",
+    )
     procs = [subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True) for _ in range(2)]
     for p in procs:
         _, err = p.communicate(timeout=300)
@@ -237,8 +255,12 @@ def test_a_run_started_with_sigint_ignored_keeps_ignoring_it(group_model, many_c
     the run goes on to write every file (only an inherited default is made an interrupt)."""
     out = tmp_path / "out"
     cmd = w2v2("transcribe", many_clips, "-m", group_model, "-o", out, "-f", "json", "-q")
-    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True,
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+    proc = subprocess.Popen(
+        cmd,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
+    )
     wait_for_outputs(out, 3, proc)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=300)
@@ -251,8 +273,9 @@ def test_a_run_started_with_sigint_ignored_keeps_ignoring_it(group_model, many_c
 @pytest.mark.parametrize(("sig", "status"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_signal_mid_run_then_resume(group_model, many_clips, tmp_path, sig, status):
     out = tmp_path / "out"
-    cmd = w2v2("transcribe", many_clips, "-m", group_model, "-o", out, "-f", "json", "-f", "txt",
-               "-q")  # fmt: skip
+    cmd = w2v2(
+        "transcribe", many_clips, "-m", group_model, "-o", out, "-f", "json", "-f", "txt", "-q"
+    )
     proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
     wait_for_outputs(out, 3, proc)
     proc.send_signal(sig)
@@ -280,8 +303,11 @@ def test_sigterm_during_eval_keeps_finished_logits(group_model, many_clips, tmp_
     manifest = tmp_path / "m.tsv"
     manifest.write_text("path\ttext\n" + "".join(f"many/m{i:03d}.wav\tX\n" for i in range(MANY)))
     logits = tmp_path / "logits"
-    proc = subprocess.Popen(w2v2("eval", manifest, "-m", group_model, "--save-logits", logits,
-                                 "-q"), stderr=subprocess.PIPE, text=True)  # fmt: skip
+    proc = subprocess.Popen(
+        w2v2("eval", manifest, "-m", group_model, "--save-logits", logits, "-q"),
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.monotonic() + 120
     while len(list(logits.glob("*.npz"))) < 3 and time.monotonic() < deadline:
         assert proc.poll() is None
@@ -299,8 +325,11 @@ def test_sigterm_during_eval_keeps_finished_logits(group_model, many_clips, tmp_
 def test_stdout_reader_that_stops_reading_ends_the_run_quietly(group_model, many_clips):
     """``w2v2 transcribe ... --stdout | head -c 20``: no error line per remaining file, no
     traceback; the run stops with 141, as a shell tool killed by SIGPIPE would."""
-    proc = subprocess.Popen(w2v2("transcribe", many_clips, "-m", group_model, "--stdout", "-q"),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+    proc = subprocess.Popen(
+        w2v2("transcribe", many_clips, "-m", group_model, "--stdout", "-q"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     assert proc.stdout is not None and proc.stdout.read(20).startswith(b"==> ")
     proc.stdout.close()
     err = proc.stderr.read().decode() if proc.stderr else ""
@@ -341,8 +370,19 @@ def test_garbage_lm_is_one_line(group_model, clips, tmp_path, kind, workers):
         lm.write_text("\\data\\\nngram 1=3\n\n\\1-grams:\n-1.0\tA\nnonsense here\n\\end\\\n")
     (tmp_path / "lm.arpa.unigrams.txt").write_text("A\nB\n")
     out = tmp_path / "out"
-    r = invoke("transcribe", clips, "-m", group_model, "--lm", lm, "--decode-workers", workers,
-               "-o", out, "-q")  # fmt: skip
+    r = invoke(
+        "transcribe",
+        clips,
+        "-m",
+        group_model,
+        "--lm",
+        lm,
+        "--decode-workers",
+        workers,
+        "-o",
+        out,
+        "-q",
+    )
     assert r.exit_code == 2, r.output
     (line,) = r.stderr.strip().splitlines()
     assert line.startswith(f"error: {lm}: ")
@@ -369,8 +409,9 @@ def test_odd_audio_is_transcribed(group_model, tmp_path, caplog):
     assert r.exit_code == 0, r.output
     assert "4 done, 0 skipped, 0 failed" in r.stderr
     docs = {p.name: json.loads(p.read_text()) for p in out.glob("*.json")}
-    assert sorted(docs) == sorted(["few samples.json", "nan.json", "silence.json",
-                                   "8-bit 384 kHz stéréo ünï.json"])  # fmt: skip
+    assert sorted(docs) == sorted(
+        ["few samples.json", "nan.json", "silence.json", "8-bit 384 kHz stéréo ünï.json"]
+    )
     assert docs["few samples.json"]["text"] == "" and docs["few samples.json"]["duration"] == 0.0
     assert docs["silence.json"]["duration"] == 600.0
     assert docs["8-bit 384 kHz stéréo ünï.json"]["duration"] == 1.5
@@ -390,8 +431,22 @@ def test_a_file_damaged_midway_fails_alone(group_model, clips, reference, tmp_pa
     half = len(data) // 2
     (folder / "damaged.flac").write_bytes(data[:half] + b"\x00garbage" * 4000 + data[half:])
     out = tmp_path / "out"
-    r = invoke("transcribe", folder, "-m", group_model, "-o", out, "-f", "json", "-f", "srt",
-               "--chunk-length", "5", "--stride-length", "1")
+    r = invoke(
+        "transcribe",
+        folder,
+        "-m",
+        group_model,
+        "-o",
+        out,
+        "-f",
+        "json",
+        "-f",
+        "srt",
+        "--chunk-length",
+        "5",
+        "--stride-length",
+        "1",
+    )
     assert r.exit_code == 1, r.output
     (line,) = error_lines(r.stderr)
     assert "damaged.flac: corrupt or truncated audio data" in line
@@ -442,8 +497,7 @@ def test_a_segmenting_failure_fails_that_file(group_model, clips, tmp_path, monk
     assert len(list(out.glob("*.srt"))) == 7 and "7 done" in r.stderr
 
 
-def test_a_model_failure_fails_the_files_of_that_batch(group_model, clips, tmp_path,
-                                                       monkeypatch):  # fmt: skip
+def test_a_model_failure_fails_the_files_of_that_batch(group_model, clips, tmp_path, monkeypatch):
     from w2v2cli.inference import Runner
 
     real = Runner.submit
@@ -508,8 +562,9 @@ def test_same_option_fault_same_status_and_line_in_every_command(
 
 
 @pytest.mark.parametrize("command", ["transcribe", "eval", "lm tune", "lm build"])
-def test_ctrl_c_exits_130_in_every_command(manifest, group_model, tmp_path, tmp_path_factory,
-                                           monkeypatch, command):  # fmt: skip
+def test_ctrl_c_exits_130_in_every_command(
+    manifest, group_model, tmp_path, tmp_path_factory, monkeypatch, command
+):
     """Ctrl-C at the first audio file read (or lmplz run, for lm build)."""
     from w2v2cli import audio
     from w2v2cli.lm import build as lm_build
@@ -526,8 +581,9 @@ def test_ctrl_c_exits_130_in_every_command(manifest, group_model, tmp_path, tmp_
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
-def test_a_signal_just_after_the_temporary_file_is_created_leaves_nothing(tmp_path, monkeypatch,
-                                                                          sig):  # fmt: skip
+def test_a_signal_just_after_the_temporary_file_is_created_leaves_nothing(
+    tmp_path, monkeypatch, sig
+):
     """The narrowest window: the signal arrives as ``os.open`` returns the temporary file,
     before its name is recorded (CI once caught SIGTERM there and a ``.NAME.tmp`` stayed).
     The CLI's handlers hold the interruption until the cleanup can see the file."""
@@ -566,9 +622,11 @@ def test_render_workers_write_what_one_process_writes(group_model, clips, refere
     from w2v2cli.run import Transcriber
 
     out = tmp_path / "out"
-    options = RunOptions(model=ModelOptions(model=str(group_model)),
-                         decoding=DecodeOptions(decoder="greedy", workers=2),
-                         output=OutputOptions(output_dir=out, formats=("json", "srt")))  # fmt: skip
+    options = RunOptions(
+        model=ModelOptions(model=str(group_model)),
+        decoding=DecodeOptions(decoder="greedy", workers=2),
+        output=OutputOptions(output_dir=out, formats=("json", "srt")),
+    )
     with Transcriber(options) as t:
         assert t.render_workers == 2 and t.workers == 2
         summary = run(discover([str(clips)], output_dir=out).items, transcriber=t)
@@ -578,8 +636,24 @@ def test_render_workers_write_what_one_process_writes(group_model, clips, refere
 
     blocked = tmp_path / "blocked"
     (blocked / "c3.json").mkdir(parents=True)  # a folder where c3's JSON must go
-    r = invoke("transcribe", clips, "-m", group_model, "-o", blocked, "-f", "json", "-f", "srt",
-               "--decoder", "greedy", "--decode-workers", "2", "--overwrite", "-q")
+    r = invoke(
+        "transcribe",
+        clips,
+        "-m",
+        group_model,
+        "-o",
+        blocked,
+        "-f",
+        "json",
+        "-f",
+        "srt",
+        "--decoder",
+        "greedy",
+        "--decode-workers",
+        "2",
+        "--overwrite",
+        "-q",
+    )
     assert r.exit_code == 1
     (line,) = error_lines(r.stderr)
     assert "c3.wav" in line and "cannot write" in line
@@ -593,8 +667,11 @@ def test_render_workers_by_device(group_model):
     from w2v2cli.run import Transcriber
 
     def workers(**decoding):
-        with Transcriber(RunOptions(model=ModelOptions(model=str(group_model)),
-                                    decoding=DecodeOptions(**decoding))) as t:  # fmt: skip
+        with Transcriber(
+            RunOptions(
+                model=ModelOptions(model=str(group_model)), decoding=DecodeOptions(**decoding)
+            )
+        ) as t:
             return t.render_workers
 
     assert workers(decoder="greedy") == 0

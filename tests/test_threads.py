@@ -47,8 +47,9 @@ def test_threads_reach_both_backends(group_model) -> None:
     before = torch.get_num_threads()
     try:
         for backend in ("torch", "openvino"):
-            t = Transcriber(RunOptions(model=ModelOptions(str(group_model), backend=backend,
-                                                          threads=1)))  # fmt: skip
+            t = Transcriber(
+                RunOptions(model=ModelOptions(str(group_model), backend=backend, threads=1))
+            )
             assert t.runner.backend.threads == 1
     finally:
         torch.set_num_threads(before)

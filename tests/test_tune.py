@@ -149,9 +149,7 @@ def test_grid_finds_the_known_best_pair(grid_result: TuneResult) -> None:
     assert perfect[0] == BEST and len(perfect) > 1  # a region, of which the tie-break chose
 
 
-def test_switching_weights_equals_a_fresh_decoder(
-    grid_result: TuneResult, lm_dir: Path
-) -> None:
+def test_switching_weights_equals_a_fresh_decoder(grid_result: TuneResult, lm_dir: Path) -> None:
     """Switching weights on one decoder (``BeamCore.set_weights``) gives exactly what a
     decoder built with those weights (what ``w2v2 eval --alpha A --beta B`` uses) gives."""
     rows = by_pair(grid_result.rows)

@@ -22,7 +22,9 @@ PLAN = plan(ChunkOptions(2.0, 0.25, 0.25), SR, 320)  # 2 s chunks, 0.25 s stride
 
 def test_merge_spans_pads_clips_and_merges():
     assert merge_spans([(100, 200), (5000, 6000), (250, 400)], 5500, padding=50) == [
-        (50, 450), (4950, 5500)]  # fmt: skip
+        (50, 450),
+        (4950, 5500),
+    ]
     assert merge_spans([], 100) == []
     assert merge_spans([(10, 10)], 100) == []
 
@@ -40,16 +42,17 @@ def test_speech_chunks_send_exactly_the_speech_and_map_it_back(raw):
     for c in chunks:
         where = file_positions(c, np.arange(c.length))
         assert np.array_equal(c.samples, where.astype(np.float32))  # the map is exact
-        kept.append(where[c.stride_left:c.length - c.stride_right])
+        kept.append(where[c.stride_left : c.length - c.stride_right])
     covered = np.concatenate(kept) if kept else np.zeros(0, np.int64)
-    expected = (np.concatenate([np.arange(a, b) for a, b in spans]) if spans
-                else np.zeros(0, np.int64))  # fmt: skip
+    expected = (
+        np.concatenate([np.arange(a, b) for a, b in spans]) if spans else np.zeros(0, np.int64)
+    )
     assert np.array_equal(np.sort(covered), expected)  # every speech sample once, nothing else
 
 
 def test_stitch_puts_a_boundary_frame_in_every_gap():
     samples = np.zeros(4 * SR, np.float32)
-    samples[SR:2 * SR] = 0.1
+    samples[SR : 2 * SR] = 0.1
     spans = [(0, SR // 2), (SR, SR + SR // 2)]  # 0.5 s each, 0.5 s left out between
     (chunk,) = speech_chunks(0, samples, spans, PLAN)
     assert chunk.pieces == ((0, 0), (SR // 2, SR))
@@ -78,8 +81,10 @@ def require_silero() -> None:
         pytest.fail("silero-vad is not installed: pip install -e '.[vad]'")
 
 
-PAUSED_TEXT = ("the quick brown fox jumps over the lazy dog please call stella and ask her "
-               "to bring these things with her from the store")  # fmt: skip
+PAUSED_TEXT = (
+    "the quick brown fox jumps over the lazy dog please call stella and ask her "
+    "to bring these things with her from the store"
+)
 PAUSES = (0.12, 0.2, 2.5, 0.08, 0.15, 3.5)  # phrases of three words, long pauses between
 
 
@@ -125,15 +130,23 @@ def test_parallel_streams_find_what_one_sequential_pass_finds(paused):
     threads = torch.get_num_threads()
     try:
         one = get_speech_timestamps(
-            torch.from_numpy(audio), vad._model, threshold=o.threshold, sampling_rate=rate,
-            min_speech_duration_ms=100, min_silence_duration_ms=500, speech_pad_ms=200)
+            torch.from_numpy(audio),
+            vad._model,
+            threshold=o.threshold,
+            sampling_rate=rate,
+            min_speech_duration_ms=100,
+            min_silence_duration_ms=500,
+            speech_pad_ms=200,
+        )
         vad._model.reset_states()
-        sequential = [vad._model(torch.from_numpy(audio[i:i + 512]), rate).item()
-                      for i in range(0, len(audio) - 511, 512)]  # fmt: skip
+        sequential = [
+            vad._model(torch.from_numpy(audio[i : i + 512]), rate).item()
+            for i in range(0, len(audio) - 511, 512)
+        ]
     finally:
         torch.set_num_threads(threads)
     assert len(audio) // 512 > 3 * 256  # several streams
-    assert np.abs(probs[:len(sequential)] - np.array(sequential)).mean() < 0.05
+    assert np.abs(probs[: len(sequential)] - np.array(sequential)).mean() < 0.05
     assert len(streams_found) == len(one)
     for (a, b), ref in zip(streams_found, one, strict=True):
         assert abs(a - ref["start"]) <= 2 * 512 and abs(b - ref["end"]) <= 2 * 512
@@ -147,8 +160,11 @@ def both(trained_model, paused):
 
     out = {}
     for vad in (None, VadOptions()):
-        options = RunOptions(model=ModelOptions(str(trained_model), backend="torch"), vad=vad,
-                             chunking=ChunkOptions(8.0, 1.5, 1.5))  # fmt: skip
+        options = RunOptions(
+            model=ModelOptions(str(trained_model), backend="torch"),
+            vad=vad,
+            chunking=ChunkOptions(8.0, 1.5, 1.5),
+        )
         with Transcriber(options) as t:
             ((_, em),) = list(t.emissions([file_loader(paused.path, t.sampling_rate)]))
             out[vad is not None] = (em, t.decoder.decode(em))
@@ -180,8 +196,11 @@ def test_vad_sends_less_audio_and_the_words_and_times_hold(both, paused):
 
 def test_no_word_spans_a_cut_pause(both, paused):
     _, vad = both[True]
-    long_pauses = [(e0, s1) for (_, e0), (s1, _) in zip(paused.times, paused.times[1:],
-                                                        strict=False) if s1 - e0 >= 2.0]
+    long_pauses = [
+        (e0, s1)
+        for (_, e0), (s1, _) in zip(paused.times, paused.times[1:], strict=False)
+        if s1 - e0 >= 2.0
+    ]
     for w in vad.words:
         assert not any(w.start < a + 0.3 and w.end > b - 0.3 for a, b in long_pauses), w
 
@@ -189,8 +208,7 @@ def test_no_word_spans_a_cut_pause(both, paused):
 def test_forced_alignment_with_vad_meets_the_targets(trained_model, paused):
     from w2v2cli.alignment import Aligner
 
-    options = RunOptions(model=ModelOptions(str(trained_model), backend="torch"),
-                         vad=VadOptions())  # fmt: skip
+    options = RunOptions(model=ModelOptions(str(trained_model), backend="torch"), vad=VadOptions())
     with Aligner(options) as a:
         result = a.align_file(paused.path, PAUSED_TEXT)
     starts = np.abs([w.start - s for w, (s, _) in zip(result.words, paused.times, strict=True)])
@@ -217,9 +235,26 @@ def test_cli_vad_same_text_at_any_batch_size_and_subtitles_break_at_pauses(
     texts = {}
     for batch in ("1", "8"):
         out = tmp_path / f"b{batch}"
-        r = invoke("transcribe", *inputs, "-m", trained_model, "--backend", "torch", "--vad",
-                   "-b", batch, "--max-padding", "1", "-o", out, "-f", "json", "-f", "srt",
-                   "-q")  # fmt: skip
+        r = invoke(
+            "transcribe",
+            *inputs,
+            "-m",
+            trained_model,
+            "--backend",
+            "torch",
+            "--vad",
+            "-b",
+            batch,
+            "--max-padding",
+            "1",
+            "-o",
+            out,
+            "-f",
+            "json",
+            "-f",
+            "srt",
+            "-q",
+        )
         assert r.exit_code == 0, r.stderr
         texts[batch] = {p.name: json.loads(p.read_text())["text"] for p in out.rglob("*.json")}
     assert texts["1"] == texts["8"] and len(texts["1"]) == 3
@@ -231,10 +266,22 @@ def test_cli_vad_same_text_at_any_batch_size_and_subtitles_break_at_pauses(
 
 def test_cli_eval_takes_vad(trained_model, speech, tmp_path):
     manifest = tmp_path / "m.tsv"
-    manifest.write_text("path\ttext\n" + "".join(
-        f"{p}\t{t}\n" for p, t in zip(speech.paths[:3], speech.references, strict=False)))
-    r = invoke("eval", manifest, "-m", trained_model, "--backend", "torch", "--vad",
-               "--decoder", "greedy", "-q")  # fmt: skip
+    manifest.write_text(
+        "path\ttext\n"
+        + "".join(f"{p}\t{t}\n" for p, t in zip(speech.paths[:3], speech.references, strict=False))
+    )
+    r = invoke(
+        "eval",
+        manifest,
+        "-m",
+        trained_model,
+        "--backend",
+        "torch",
+        "--vad",
+        "--decoder",
+        "greedy",
+        "-q",
+    )
     assert r.exit_code == 0, r.stderr
     assert "greedy" in r.stdout and "%" in r.stdout
 
@@ -256,11 +303,20 @@ def test_missing_silero_is_one_line_naming_the_install(
     import sys
 
     monkeypatch.setitem(sys.modules, "silero_vad", None)  # import fails as if not installed
-    r = invoke("transcribe", speech.paths[0], "-m", trained_model, "--backend", "torch",
-               "--vad", "--stdout")  # fmt: skip
+    r = invoke(
+        "transcribe",
+        speech.paths[0],
+        "-m",
+        trained_model,
+        "--backend",
+        "torch",
+        "--vad",
+        "--stdout",
+    )
     assert r.exit_code == 2
-    assert r.stderr.strip() == "error: --vad needs the silero-vad package: " \
-        "pip install 'w2v2cli[vad]'"
+    assert (
+        r.stderr.strip() == "error: --vad needs the silero-vad package: pip install 'w2v2cli[vad]'"
+    )
     assert r.stdout == ""
     manifest = tmp_path / "m.tsv"  # eval (and so lm tune, which shares its engine) too
     manifest.write_text(f"path\ttext\n{speech.paths[0]}\tX\n")
@@ -297,12 +353,25 @@ def test_cli_lm_tune_takes_vad_and_its_saved_logits_replay(
 
     lm = built_lms(tmp_path_factory).upper_bin
     manifest = tmp_path / "m.tsv"
-    manifest.write_text("path\ttext\n" + "".join(
-        f"{p}\t{t}\n" for p, t in zip(speech.paths[:3], speech.references, strict=False)))
+    manifest.write_text(
+        "path\ttext\n"
+        + "".join(f"{p}\t{t}\n" for p, t in zip(speech.paths[:3], speech.references, strict=False))
+    )
     logits = tmp_path / "logits"
     common = ["--lm", lm, "--alphas", "0,0.5", "--betas", "0", "--decode-workers", "0", "-q"]
-    first = invoke("lm", "tune", manifest, "-m", trained_model, "--backend", "torch", "--vad",
-                   "--save-logits", logits, *common)  # fmt: skip
+    first = invoke(
+        "lm",
+        "tune",
+        manifest,
+        "-m",
+        trained_model,
+        "--backend",
+        "torch",
+        "--vad",
+        "--save-logits",
+        logits,
+        *common,
+    )
     assert first.exit_code == 0, first.stderr
     assert "best: --alpha" in first.stdout
     again = invoke("lm", "tune", manifest, "--load-logits", logits, *common)

@@ -146,8 +146,16 @@ def test_srt_and_vtt_differ_only_in_a_few_attributes(item: AudioItem) -> None:
 
 
 def test_subtitle_escaping(item: AudioItem) -> None:
-    t = Transcript("A --> B&C <D>", (Word("A", 0, 0.5, 1), Word("-->", 0.5, 1, 1),
-                   Word("B&C", 1, 1.5, 1), Word("<D>", 1.5, 2, 1)), 3.0)  # fmt: skip
+    t = Transcript(
+        "A --> B&C <D>",
+        (
+            Word("A", 0, 0.5, 1),
+            Word("-->", 0.5, 1, 1),
+            Word("B&C", 1, 1.5, 1),
+            Word("<D>", 1.5, 2, 1),
+        ),
+        3.0,
+    )
     assert "-->" not in SrtWriter().format(t, item).split("\n", 2)[2]
     vtt = VttWriter().format(t, item)
     assert "A -&gt; B&amp;C &lt;D&gt;" in vtt
@@ -167,8 +175,16 @@ def test_json_schema(item: AudioItem) -> None:
     path = JsonWriter(OPTS).write(t, item)
     doc = json.loads(path.read_text(encoding="utf-8"))
     assert set(doc) == {
-        "schema", "file", "text", "duration", "model", "decoder", "confidence", "words", "cues",
-    }  # fmt: skip
+        "schema",
+        "file",
+        "text",
+        "duration",
+        "model",
+        "decoder",
+        "confidence",
+        "words",
+        "cues",
+    }
     assert doc["schema"] == JSON_SCHEMA == "w2v2cli.transcript/1"
     assert doc["file"] == str(item.path)
     assert doc["text"] == t.text and doc["model"] == "tiny-model" and doc["decoder"] == "greedy"
@@ -301,8 +317,14 @@ def test_a_file_is_segmented_once_for_all_its_formats(item: AudioItem, monkeypat
     monkeypatch.setattr(writers_module, "segment", counting)
     monkeypatch.setattr(writers_module, "_LAST_CUES", None)
     a = transcript()
-    b = Transcript(text="ONE MORE", words=(Word("ONE", 0.1, 0.4, 0.9), Word("MORE", 0.5, 0.9, 0.9)),
-                   duration=9.0, confidence=0.9, model="m", decoder="greedy")  # fmt: skip
+    b = Transcript(
+        text="ONE MORE",
+        words=(Word("ONE", 0.1, 0.4, 0.9), Word("MORE", 0.5, 0.9, 0.9)),
+        duration=9.0,
+        confidence=0.9,
+        model="m",
+        decoder="greedy",
+    )
     formats = [JsonWriter(OPTS), SrtWriter(OPTS), VttWriter(OPTS), TsvWriter(OPTS)]
     first = [w.render(a, item) for w in formats]
     assert len(calls) == 1

@@ -106,7 +106,7 @@ class Splitter:
             self._blocks = []
 
     def _piece(self, start: int, end: int) -> np.ndarray:
-        piece = self._buf[start - self._buf_start:end - self._buf_start]
+        piece = self._buf[start - self._buf_start : end - self._buf_start]
         return piece.copy() if self.copy else piece
 
     def _ready(self) -> bool:
@@ -131,9 +131,17 @@ class Splitter:
         while self._ready():
             start = self._next
             left = 0 if start == 0 else p.stride_left
-            out.append(Chunk(self.file_index, self.count, start,
-                             self._piece(start, start + p.chunk_len),
-                             left, p.stride_right, False))  # fmt: skip
+            out.append(
+                Chunk(
+                    self.file_index,
+                    self.count,
+                    start,
+                    self._piece(start, start + p.chunk_len),
+                    left,
+                    p.stride_right,
+                    False,
+                )
+            )
             self.count += 1
             self._next = start + p.step
         drop = self._next - self._buf_start
@@ -162,8 +170,17 @@ class Splitter:
                 break
         if len(out) > 1 and out[-1].length < p.min_samples:
             prev = out[-2]
-            out[-2:] = [Chunk(self.file_index, prev.index, prev.start, self._piece(prev.start, n),
-                              prev.stride_left, 0, True)]  # fmt: skip
+            out[-2:] = [
+                Chunk(
+                    self.file_index,
+                    prev.index,
+                    prev.start,
+                    self._piece(prev.start, n),
+                    prev.stride_left,
+                    0,
+                    True,
+                )
+            ]
         self.count += len(out)
         self._buf = np.zeros(0, dtype=np.float32)
         self._buf_start = self._next = n
@@ -301,13 +318,13 @@ def frame_energy(samples: np.ndarray, first: int, stop: int, samples_per_frame: 
     short). Used to find where words really end (``decoding.alignment.refine_spans``)."""
     n = max(stop - first, 0)
     out = np.full(n, SILENCE_DB, dtype=np.float32)
-    piece = np.asarray(samples[first * samples_per_frame:stop * samples_per_frame], np.float64)
+    piece = np.asarray(samples[first * samples_per_frame : stop * samples_per_frame], np.float64)
     full = min(n, piece.shape[0] // samples_per_frame)
     if full:
         power = np.square(piece[: full * samples_per_frame]).reshape(full, -1).mean(axis=1)
         out[:full] = 10.0 * np.log10(np.maximum(power, 10 ** (SILENCE_DB / 10)))
     if full < n and piece.shape[0] > full * samples_per_frame:
-        power = float(np.square(piece[full * samples_per_frame:]).mean())
+        power = float(np.square(piece[full * samples_per_frame :]).mean())
         out[full] = 10.0 * np.log10(max(power, 10 ** (SILENCE_DB / 10)))
     return out
 

@@ -59,9 +59,7 @@ class ModelOptions:
         if self.dtype not in DTYPES:
             raise ConfigError(f"dtype must be one of {', '.join(DTYPES)}, not {self.dtype!r}")
         if self.backend not in BACKENDS:
-            raise ConfigError(
-                f"backend must be one of {', '.join(BACKENDS)}, not {self.backend!r}"
-            )
+            raise ConfigError(f"backend must be one of {', '.join(BACKENDS)}, not {self.backend!r}")
         if self.threads is not None and self.threads < 1:
             raise ConfigError("threads must be at least 1")
         dev = self.device

@@ -104,8 +104,12 @@ class Transcriber:
     """
 
     def __init__(
-        self, options: RunOptions | None = None, *, exact: bool = True,
-        decoder: Decoder | None = None, notify: Callable[[str], None] | None = None,
+        self,
+        options: RunOptions | None = None,
+        *,
+        exact: bool = True,
+        decoder: Decoder | None = None,
+        notify: Callable[[str], None] | None = None,
     ) -> None:
         from .inference import Engine
 
@@ -201,9 +205,14 @@ class Transcriber:
             from .decoding.pool import WorkerPool
 
             out = self.options.output
-            self._render_pool = WorkerPool(self.render_workers, _renderer, self.loaded.vocabulary,
-                                           [w.extension for w in writers], out.subtitles,
-                                           out.case)  # fmt: skip
+            self._render_pool = WorkerPool(
+                self.render_workers,
+                _renderer,
+                self.loaded.vocabulary,
+                [w.extension for w in writers],
+                out.subtitles,
+                out.case,
+            )
         return self._render_pool.submit(_decode_and_render, emissions, item, self.loaded.name)
 
     def submit(self, item: AudioItem, emissions: Emissions) -> Future[Transcript]:
@@ -305,13 +314,17 @@ def write_outputs(
         except OSError as exc:
             where = "standard output" if stream is not None else str(w.output_path(item))
             reason = exc.strerror or str(exc) or type(exc).__name__
-            return FileResult(item, "failed", transcript.duration,
-                              error=f"cannot write {where}: {reason}")  # fmt: skip
+            return FileResult(
+                item, "failed", transcript.duration, error=f"cannot write {where}: {reason}"
+            )
         except Exception as exc:  # a formatting bug must not cost the other files
             log.debug("writing %s failed", item.path, exc_info=True)
-            return FileResult(item, "failed", transcript.duration,
-                              error=f"cannot format the {w.extension} output: "
-                                    f"{type(exc).__name__}: {exc}")  # fmt: skip
+            return FileResult(
+                item,
+                "failed",
+                transcript.duration,
+                error=f"cannot format the {w.extension} output: {type(exc).__name__}: {exc}",
+            )
     return FileResult(item, "done", transcript.duration, transcript, outputs=tuple(paths))
 
 
@@ -339,8 +352,10 @@ def pending(
     todo: list[AudioItem] = []
     skipped: list[FileResult] = []
     for item in items:
-        if stream is None and not out.overwrite and all(
-            w.output_path(item).exists() for w in writers
+        if (
+            stream is None
+            and not out.overwrite
+            and all(w.output_path(item).exists() for w in writers)
         ):
             skipped.append(FileResult(item, "skipped"))
         else:
@@ -442,4 +457,3 @@ def run(
             transcriber.close()
     summary.wall_seconds = time.perf_counter() - started
     return summary
-

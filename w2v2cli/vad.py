@@ -97,9 +97,12 @@ class SileroVad:
             max_speech_duration_s=math.inf,
         )
         spans = merge_spans([(int(s["start"]), int(s["end"])) for s in found], n)
-        log.debug("VAD: %d stretches of speech, %.1f of %.1f s",
-                  len(spans), sum(b - a for a, b in spans) / self.sampling_rate,
-                  n / self.sampling_rate)  # fmt: skip
+        log.debug(
+            "VAD: %d stretches of speech, %.1f of %.1f s",
+            len(spans),
+            sum(b - a for a, b in spans) / self.sampling_rate,
+            n / self.sampling_rate,
+        )
         return spans
 
     def speech_probs(self, samples: np.ndarray) -> np.ndarray:
@@ -119,7 +122,7 @@ class SileroVad:
         skip = np.zeros(streams, dtype=np.int64)  # warm-up steps of each stream
         for k in range(streams):
             first = max(0, k * per - warm)
-            piece = audio[first * w:(k + 1) * per * w]
+            piece = audio[first * w : (k + 1) * per * w]
             batch[k, : len(piece)] = piece
             skip[k] = k * per - first
         x = torch.from_numpy(batch)
@@ -127,7 +130,10 @@ class SileroVad:
         with torch.inference_mode():
             self._model.reset_states()
             for step in range(steps):
-                out[:, step] = self._model(x[:, step * w:(step + 1) * w], self.sampling_rate
-                                           ).numpy().reshape(-1)  # fmt: skip
-        probs = np.concatenate([out[k, skip[k]:skip[k] + per] for k in range(streams)])
+                out[:, step] = (
+                    self._model(x[:, step * w : (step + 1) * w], self.sampling_rate)
+                    .numpy()
+                    .reshape(-1)
+                )
+        probs = np.concatenate([out[k, skip[k] : skip[k] + per] for k in range(streams)])
         return probs[:windows]

@@ -23,9 +23,14 @@ EXPECTED = {
         "blank_weight": 0.0,
         "blank_mode": "add",
         "w2v_args": {
-            "model": {"_name": "wav2vec2", "encoder_layers": 2, "encoder_embed_dim": 16,
-                      "conv_feature_layers": "[(16,10,5)] + [(16,3,2)] * 2",
-                      "latent_temp": [2.0, 0.5, 0.999995], "layer_type": "transformer"},
+            "model": {
+                "_name": "wav2vec2",
+                "encoder_layers": 2,
+                "encoder_embed_dim": 16,
+                "conv_feature_layers": "[(16,10,5)] + [(16,3,2)] * 2",
+                "latent_temp": [2.0, 0.5, 0.999995],
+                "layer_type": "transformer",
+            },
             "task": {"_name": "audio_pretraining", "normalize": True, "sample_rate": 16000},
         },
         "extra": {"a": 1, "b": "x"},  # an argparse.Namespace in the pickle

@@ -65,7 +65,7 @@ def _stub_imports() -> None:
     for name in ("numba", "librosa", "amp_C"):
         module = types.ModuleType(name)
         if name == "numba":
-            module.jit = lambda *a, **k: (lambda f: f)
+            module.jit = lambda *a, **k: lambda f: f
         sys.modules[name] = module
     sys.path.insert(0, str(HERE))
 
@@ -90,19 +90,53 @@ def _training_args(overrides: dict) -> argparse.Namespace:
 #: fairseq Wav2Vec2Config fields (fairseq/models/wav2vec/wav2vec2.py) that NVIDIA's
 #: pre-training parser also has, copied into the fairseq layouts' model configuration.
 FAIRSEQ_MODEL_FIELDS = (
-    "extractor_mode", "encoder_layers", "encoder_embed_dim", "encoder_ffn_embed_dim",
-    "encoder_attention_heads", "activation_fn", "dropout", "attention_dropout",
-    "activation_dropout", "encoder_layerdrop", "dropout_input", "dropout_features",
-    "final_dim", "layer_norm_first", "conv_feature_layers", "conv_bias", "logit_temp",
-    "quantize_targets", "quantize_input", "target_glu", "feature_grad_mult",
-    "quantizer_depth", "quantizer_factor", "latent_vars", "latent_groups", "latent_dim",
-    "mask_length", "mask_prob", "mask_selection", "mask_other", "no_mask_overlap",
-    "mask_min_space", "mask_channel_length", "mask_channel_prob", "mask_channel_before",
-    "mask_channel_selection", "mask_channel_other", "no_mask_channel_overlap",
-    "mask_channel_min_space", "num_negatives", "negatives_from_everywhere",
-    "cross_sample_negatives", "codebook_negatives", "conv_pos", "conv_pos_groups",
+    "extractor_mode",
+    "encoder_layers",
+    "encoder_embed_dim",
+    "encoder_ffn_embed_dim",
+    "encoder_attention_heads",
+    "activation_fn",
+    "dropout",
+    "attention_dropout",
+    "activation_dropout",
+    "encoder_layerdrop",
+    "dropout_input",
+    "dropout_features",
+    "final_dim",
+    "layer_norm_first",
+    "conv_feature_layers",
+    "conv_bias",
+    "logit_temp",
+    "quantize_targets",
+    "quantize_input",
+    "target_glu",
+    "feature_grad_mult",
+    "quantizer_depth",
+    "quantizer_factor",
+    "latent_vars",
+    "latent_groups",
+    "latent_dim",
+    "mask_length",
+    "mask_prob",
+    "mask_selection",
+    "mask_other",
+    "no_mask_overlap",
+    "mask_min_space",
+    "mask_channel_length",
+    "mask_channel_prob",
+    "mask_channel_before",
+    "mask_channel_selection",
+    "mask_channel_other",
+    "no_mask_channel_overlap",
+    "mask_channel_min_space",
+    "num_negatives",
+    "negatives_from_everywhere",
+    "cross_sample_negatives",
+    "codebook_negatives",
+    "conv_pos",
+    "conv_pos_groups",
     "latent_temp",
-)  # fmt: skip
+)
 
 
 def save_fairseq(args: argparse.Namespace, state_dict: dict, entry: dict) -> None:
@@ -111,31 +145,73 @@ def save_fairseq(args: argparse.Namespace, state_dict: dict, entry: dict) -> Non
     model = {k: getattr(args, k) for k in FAIRSEQ_MODEL_FIELDS}
     model.update(layer_type="transformer", pos_conv_depth=1, required_seq_len_multiple=2)
     common = {"_name": None, "fp16": False, "seed": 1}
-    task = {"_name": "audio_finetuning", "data": "/data", "labels": "ltr",
-            "normalize": bool(args.normalize), "sample_rate": 16000, "enable_padding": False}
+    task = {
+        "_name": "audio_finetuning",
+        "data": "/data",
+        "labels": "ltr",
+        "normalize": bool(args.normalize),
+        "sample_rate": 16000,
+        "enable_padding": False,
+    }
     trainer = {
-        "optimizer_history": [{"criterion_name": "CtcCriterion", "optimizer_name": "FairseqAdam",
-                               "lr_scheduler_state": {"best": 1.0}, "num_updates": 1}],
-        "task_state": {}, "criterion": None, "last_optimizer_state": None,
-        "extra_state": {"epoch": 1, "previous_training_time": 1.0,
-                        "train_iterator": {"epoch": 1, "iterations_in_epoch": 1, "shuffle": True}},
-    }  # fmt: skip
+        "optimizer_history": [
+            {
+                "criterion_name": "CtcCriterion",
+                "optimizer_name": "FairseqAdam",
+                "lr_scheduler_state": {"best": 1.0},
+                "num_updates": 1,
+            }
+        ],
+        "task_state": {},
+        "criterion": None,
+        "last_optimizer_state": None,
+        "extra_state": {
+            "epoch": 1,
+            "previous_training_time": 1.0,
+            "train_iterator": {"epoch": 1, "iterations_in_epoch": 1, "shuffle": True},
+        },
+    }
     if entry.get("fairseq_cfg"):
-        w2v_args = {"_name": None, "common": common, "model": {"_name": "wav2vec2", **model},
-                    "task": {**task, "_name": "audio_pretraining"}}
-        cfg = {"_name": None, "common": common, "task": task, "criterion": {"_name": "ctc"},
-               "model": {"_name": "wav2vec_ctc", "w2v_path": "/pretrained.pt",
-                         "normalize": bool(args.normalize), "apply_mask": True,
-                         "final_dropout": 0.0, "blank_weight": entry.get("blank_weight", 0.0),
-                         "blank_mode": "add", "w2v_args": w2v_args}}
+        w2v_args = {
+            "_name": None,
+            "common": common,
+            "model": {"_name": "wav2vec2", **model},
+            "task": {**task, "_name": "audio_pretraining"},
+        }
+        cfg = {
+            "_name": None,
+            "common": common,
+            "task": task,
+            "criterion": {"_name": "ctc"},
+            "model": {
+                "_name": "wav2vec_ctc",
+                "w2v_path": "/pretrained.pt",
+                "normalize": bool(args.normalize),
+                "apply_mask": True,
+                "final_dropout": 0.0,
+                "blank_weight": entry.get("blank_weight", 0.0),
+                "blank_mode": "add",
+                "w2v_args": w2v_args,
+            },
+        }
         torch.save({"cfg": cfg, "model": state_dict, **trainer}, entry["fairseq_cfg"])
     if entry.get("fairseq_args"):
-        w2v_args = argparse.Namespace(arch="wav2vec2", task="audio_pretraining",
-                                      normalize=bool(args.normalize), **model)
-        old = argparse.Namespace(arch="wav2vec_ctc", task="audio_pretraining", criterion="ctc",
-                                 data="/data", labels="ltr", normalize=bool(args.normalize),
-                                 sample_rate=16000, w2v_path="/pretrained.pt", apply_mask=True,
-                                 final_dropout=0.0, w2v_args=w2v_args)
+        w2v_args = argparse.Namespace(
+            arch="wav2vec2", task="audio_pretraining", normalize=bool(args.normalize), **model
+        )
+        old = argparse.Namespace(
+            arch="wav2vec_ctc",
+            task="audio_pretraining",
+            criterion="ctc",
+            data="/data",
+            labels="ltr",
+            normalize=bool(args.normalize),
+            sample_rate=16000,
+            w2v_path="/pretrained.pt",
+            apply_mask=True,
+            final_dropout=0.0,
+            w2v_args=w2v_args,
+        )
         torch.save({"args": old, "model": state_dict, **trainer}, entry["fairseq_args"])
     for path in entry.get("dicts", []):
         Path(path).write_text(entry["labels"], encoding="utf-8")
@@ -182,8 +258,9 @@ def infer(checkpoint: str, audio: list) -> tuple[list, list[str]]:
 
     parser = argparse.ArgumentParser(description="wav2vec2.0 inference")
     wav2vec2.arg_parser.populate_infer(parser)
-    args = parser.parse_args(["--w2v_path", checkpoint, "--output_dir", "unused", "--cpu",
-                              "--batch_size", "1"])  # fmt: skip
+    args = parser.parse_args(
+        ["--w2v_path", checkpoint, "--output_dir", "unused", "--cpu", "--batch_size", "1"]
+    )
 
     ckpt = torch.load(args.w2v_path, map_location=torch.device("cpu"))
     train_args = wav2vec2.utils.get_ckpt_args(ckpt)
@@ -201,8 +278,9 @@ def infer(checkpoint: str, audio: list) -> tuple[list, list[str]]:
     load_wrapped_state(model, ckpt["model"])
     model.w2v_encoder.w2v_model.remove_conv_wn()
     if inference_path:
-        model.w2v_encoder.w2v_model.feature_extractor.forward = \
-            model.w2v_encoder.w2v_model.feature_extractor.masked_forward  # fmt: skip
+        model.w2v_encoder.w2v_model.feature_extractor.forward = (
+            model.w2v_encoder.w2v_model.feature_extractor.masked_forward
+        )
         model.w2v_encoder.forward = model.w2v_encoder.infer
         model.w2v_encoder.w2v_model.forward = model.w2v_encoder.w2v_model.infer
     model.eval()

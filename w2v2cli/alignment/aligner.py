@@ -159,12 +159,12 @@ def align(
                 first[who] = a
             last[who] = b
             label = plan.tokens[state // 2].label
-            prob_sum[who] += float(np.exp(log_probs[a:b + 1, label].astype(np.float64)).sum())
+            prob_sum[who] += float(np.exp(log_probs[a : b + 1, label].astype(np.float64)).sum())
             frames[who] += b - a + 1
         elif who <= -2:
             # The garbage token may also take the delimiter and blank frames around the
             # speech it stands for: the span is its frames whose best label is a letter.
-            hits = np.flatnonzero(letters[log_probs[a:b + 1].argmax(axis=1)])
+            hits = np.flatnonzero(letters[log_probs[a : b + 1].argmax(axis=1)])
             garbage[-2 - who] = (a + int(hits[0]), a + int(hits[-1])) if hits.size else (a, b)
 
     # Spans to refine: aligned words and the garbage stretches, in time order.

@@ -35,16 +35,23 @@ class Aligner:
     workers = 0  # alignment runs in the calling thread
 
     def __init__(
-        self, options: RunOptions | None = None, align_options: AlignOptions | None = None,
-        *, notify: Callable[[str], None] | None = None,
+        self,
+        options: RunOptions | None = None,
+        align_options: AlignOptions | None = None,
+        *,
+        notify: Callable[[str], None] | None = None,
     ) -> None:
         from ..inference import Engine
 
         self.options = options or RunOptions()
         self.align_options = align_options or AlignOptions()
         self.engine = Engine(
-            self.options.model, self.options.chunking, batch_size=self.options.batch_size,
-            max_padding=self.options.max_padding, notify=notify, vad=self.options.vad,
+            self.options.model,
+            self.options.chunking,
+            batch_size=self.options.batch_size,
+            max_padding=self.options.max_padding,
+            notify=notify,
+            vad=self.options.vad,
         )
 
     @property

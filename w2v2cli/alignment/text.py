@@ -63,7 +63,9 @@ class Speller:
         letters = {
             t: i
             for i, t in enumerate(vocabulary.tokens)
-            if t and i != vocabulary.blank_id and i not in vocabulary.special_ids
+            if t
+            and i != vocabulary.blank_id
+            and i not in vocabulary.special_ids
             and not vocabulary.is_word_boundary(i)
         }
         self._ids = letters
@@ -75,7 +77,7 @@ class Speller:
         pos = 0
         while pos < len(spelled):
             for size in range(min(self._longest, len(spelled) - pos), 0, -1):
-                token_id = self._ids.get(spelled[pos:pos + size])
+                token_id = self._ids.get(spelled[pos : pos + size])
                 if token_id is not None:
                     out.append(token_id)
                     pos += size

@@ -108,8 +108,9 @@ def build_graph(tokens: Sequence[AlignToken], blank_id: int, vocab_size: int) ->
     repeats = sum(1 for a, b in zip(required, required[1:], strict=False) if a == b)
     last = 2 * n
     finals = (last, last - 1, last - 2, last - 3) if n and tokens[-1].optional else (last, last - 1)
-    return Graph(labels, allowed, len(required) + repeats, tuple(s for s in finals if s >= 0),
-                 len(required))
+    return Graph(
+        labels, allowed, len(required) + repeats, tuple(s for s in finals if s >= 0), len(required)
+    )
 
 
 def emission_table(log_probs: np.ndarray) -> np.ndarray:
@@ -134,8 +135,7 @@ def forced_states(
     num_frames = int(log_probs.shape[0])
     if graph.min_frames > num_frames:
         raise AlignmentImpossible(
-            f"{graph.min_frames} frames are needed for the text and the audio has "
-            f"{num_frames}"
+            f"{graph.min_frames} frames are needed for the text and the audio has {num_frames}"
         )
     if not 0 < commit <= window:
         raise ValueError("commit must be between 1 and window")
@@ -159,7 +159,7 @@ def forced_states(
             end = s0 + int(np.argmax(scores))
             keep = commit
         path = _backtrack(pointers, end - s0) + s0
-        states[t0:t0 + keep] = path[:keep]
+        states[t0 : t0 + keep] = path[:keep]
         s0 = int(path[keep - 1])
         t0 += keep
     return states
@@ -188,10 +188,10 @@ def _viterbi(
     for t in range(n):
         hi = min(num_states, _MAX_STEP * (t + 1) + 1)
         b, c, m = best[:hi], cand[:hi], better[:hi]
-        b[:] = pad[_MAX_STEP:_MAX_STEP + hi]
+        b[:] = pad[_MAX_STEP : _MAX_STEP + hi]
         step = pointers[t, :hi]
         for d in (1, 2):
-            np.add(pad[_MAX_STEP - d:_MAX_STEP - d + hi], blocked[d][:hi], out=c)
+            np.add(pad[_MAX_STEP - d : _MAX_STEP - d + hi], blocked[d][:hi], out=c)
             np.greater(c, b, out=m)
             np.maximum(b, c, out=b)
             step[m] = d
@@ -203,7 +203,7 @@ def _viterbi(
                 win = c3 > b[idx]
                 b[idx[win]] = c3[win]
                 step[idx[win]] = d
-        np.add(b, table[t].take(labels[:hi]), out=pad[_MAX_STEP:_MAX_STEP + hi])
+        np.add(b, table[t].take(labels[:hi]), out=pad[_MAX_STEP : _MAX_STEP + hi])
     return pad[_MAX_STEP:].copy(), pointers
 
 

@@ -56,13 +56,22 @@ def _pairs(inputs: tuple[Path, ...]) -> list[tuple[Path, str]]:
 
 
 @click.command("align")
-@click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path),
-                metavar="AUDIO TEXT_FILE | MANIFEST")
+@click.argument(
+    "inputs",
+    nargs=-1,
+    required=True,
+    type=click.Path(path_type=Path),
+    metavar="AUDIO TEXT_FILE | MANIFEST",
+)
 @model_options
-@click.option("--min-score", type=click.FloatRange(0, 1), default=AlignOptions.min_score,
-              show_default=True,
-              help="A file whose text matches its audio worse than this (0..1) fails instead "
-                   "of being aligned; 0 aligns whatever the text.")
+@click.option(
+    "--min-score",
+    type=click.FloatRange(0, 1),
+    default=AlignOptions.min_score,
+    show_default=True,
+    help="A file whose text matches its audio worse than this (0..1) fails instead "
+    "of being aligned; 0 aligns whatever the text.",
+)
 @output_options(ALIGN_FORMATS)
 @scale_options
 @quiet_option("No progress bar or summary; errors only.")
@@ -89,9 +98,16 @@ def align_command(inputs: tuple[Path, ...], **kw: Any) -> int:
         return _align(found, pairs, options, align_options, console, kw["quiet"], manifest, shard)
 
 
-def _align(found: Discovery, pairs: list[tuple[Path, str]], options: RunOptions,
-           align_options: AlignOptions, console: Console, quiet: bool,
-           manifest: RunManifest | None, shard: Shard | None) -> int:  # fmt: skip
+def _align(
+    found: Discovery,
+    pairs: list[tuple[Path, str]],
+    options: RunOptions,
+    align_options: AlignOptions,
+    console: Console,
+    quiet: bool,
+    manifest: RunManifest | None,
+    shard: Shard | None,
+) -> int:
     from ..alignment import Aligner, iter_align
 
     failed = report_input_errors(found, console, manifest, shard)
@@ -111,13 +127,19 @@ def _align(found: Discovery, pairs: list[tuple[Path, str]], options: RunOptions,
         work.append((item, given[0]))
     if not work:
         if not failed:
-            console.error("nothing to align" if not found.found
-                          else f"nothing to align in shard {shard}")  # fmt: skip
+            console.error(
+                "nothing to align" if not found.found else f"nothing to align in shard {shard}"
+            )
         return EXIT_FAILED if failed or not found.found else 0
 
     started = time.perf_counter()
     with Aligner(options, align_options, notify=console.info) as aligner:
         return run_files(
             lambda progress: iter_align(work, aligner, progress=progress, stream=sys.stdout),
-            console, quiet, failed, started, "aligning", manifest=manifest,
+            console,
+            quiet,
+            failed,
+            started,
+            "aligning",
+            manifest=manifest,
         )

@@ -11,17 +11,24 @@ from .errors import Console, handle_errors
 
 @click.command("convert")
 @click.argument("checkpoint", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("-o", "--output", "output", required=True,
-              type=click.Path(file_okay=False, path_type=Path),
-              help="Folder to create with the converted model, its vocabulary and its "
-                   "feature extractor.")
-@click.option("--dict", "dictionary", type=click.Path(dir_okay=False, path_type=Path),
-              help="A fairseq checkpoint's letter dictionary [default: dict.ltr.txt beside "
-                   "the checkpoint]; NVIDIA checkpoints carry theirs.")
+@click.option(
+    "-o",
+    "--output",
+    "output",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder to create with the converted model, its vocabulary and its feature extractor.",
+)
+@click.option(
+    "--dict",
+    "dictionary",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="A fairseq checkpoint's letter dictionary [default: dict.ltr.txt beside "
+    "the checkpoint]; NVIDIA checkpoints carry theirs.",
+)
 @click.option("-q", "--quiet", is_flag=True, help="No progress messages.")
 @handle_errors
-def convert_command(checkpoint: Path, output: Path, dictionary: Path | None,
-                    quiet: bool) -> int:  # fmt: skip
+def convert_command(checkpoint: Path, output: Path, dictionary: Path | None, quiet: bool) -> int:
     """Convert CHECKPOINT (NVIDIA DeepLearningExamples or fairseq .pt) to a model folder.
 
     The folder loads faster than the checkpoint (`w2v2 transcribe -m FOLDER`). Without an

@@ -32,9 +32,14 @@ def emission_source(kw: dict[str, Any], console: Console) -> Iterator[Any]:
         return
     from ..inference import Engine
 
-    engine = Engine(options.model, options.chunking, batch_size=options.batch_size,
-                    max_padding=options.max_padding, notify=console.info,
-                    vad=options.vad)  # fmt: skip
+    engine = Engine(
+        options.model,
+        options.chunking,
+        batch_size=options.batch_size,
+        max_padding=options.max_padding,
+        notify=console.info,
+        vad=options.vad,
+    )
     try:
         yield ModelSource(engine)
     finally:
@@ -56,19 +61,39 @@ def check_outputs(kw: dict[str, Any], files: tuple[str, ...] = ()) -> None:
 @click.argument("manifest", type=click.Path(exists=True, path_type=Path))
 @model_options
 @(lambda f: decode_options(f, several=True))
-@click.option("--no-normalize", is_flag=True,
-              help="Score raw text (whitespace split only): no case folding or punctuation "
-                   "removal.")
-@click.option("--report", type=click.Path(dir_okay=False, path_type=Path),
-              help="Per-utterance report: .jsonl, .csv or .tsv.")
-@click.option("--show-worst", type=click.IntRange(min=0), default=0, metavar="N",
-              help="Print the N utterances with most word errors, aligned word by word.")
-@click.option("--fail-above", type=click.FloatRange(min=0), metavar="WER%",
-              help="Exit with status 1 when a decoder's WER (in percent) is above this.")
-@click.option("--save-logits", type=click.Path(file_okay=False, path_type=Path),
-              help="Keep the model's log-probabilities in DIR for later runs.")
-@click.option("--load-logits", type=click.Path(exists=True, file_okay=False, path_type=Path),
-              help="Decode log-probabilities saved by --save-logits; the model is not run.")
+@click.option(
+    "--no-normalize",
+    is_flag=True,
+    help="Score raw text (whitespace split only): no case folding or punctuation removal.",
+)
+@click.option(
+    "--report",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Per-utterance report: .jsonl, .csv or .tsv.",
+)
+@click.option(
+    "--show-worst",
+    type=click.IntRange(min=0),
+    default=0,
+    metavar="N",
+    help="Print the N utterances with most word errors, aligned word by word.",
+)
+@click.option(
+    "--fail-above",
+    type=click.FloatRange(min=0),
+    metavar="WER%",
+    help="Exit with status 1 when a decoder's WER (in percent) is above this.",
+)
+@click.option(
+    "--save-logits",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Keep the model's log-probabilities in DIR for later runs.",
+)
+@click.option(
+    "--load-logits",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="Decode log-probabilities saved by --save-logits; the model is not run.",
+)
 @quiet_option("No progress bar; the summary still prints.")
 @handle_errors
 def eval_command(manifest: Path, **kw: Any) -> int:
@@ -97,7 +122,9 @@ def eval_command(manifest: Path, **kw: Any) -> int:
             with progress:
                 progress.start(len(loaded_manifest.entries), total)
                 result = evaluate(
-                    loaded_manifest, decoders, source,
+                    loaded_manifest,
+                    decoders,
+                    source,
                     normalize=not kw["no_normalize"],
                     save_logits=kw["save_logits"],
                     on_audio=progress.advance_audio,
@@ -113,8 +140,13 @@ def eval_command(manifest: Path, **kw: Any) -> int:
             console.error(f"{entry.audio}: {d.name}: {reason}")
     out = RichConsole()  # the summary is the result of eval: stdout
     rows = [
-        SummaryRow(d.name, d.score, result.audio_seconds, result.model_seconds + d.decode_seconds,
-                   failed=len(result.failed) + len(d.failed))
+        SummaryRow(
+            d.name,
+            d.score,
+            result.audio_seconds,
+            result.model_seconds + d.decode_seconds,
+            failed=len(result.failed) + len(d.failed),
+        )
         for d in result.decoders
     ]
     out.print(summary_table(rows, title=manifest.name or str(manifest)))

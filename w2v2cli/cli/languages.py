@@ -11,13 +11,15 @@ from .errors import Console, handle_errors
 
 @click.command("languages")
 @click.argument("model")
-@click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path),
-              help="Hugging Face cache folder (default: HF_HOME's).")
+@click.option(
+    "--cache-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Hugging Face cache folder (default: HF_HOME's).",
+)
 @click.option("--revision", help="Hub revision (branch, tag or commit) of the model.")
 @click.option("-q", "--quiet", is_flag=True, help="Only the codes, no count.")
 @handle_errors
-def languages_command(model: str, cache_dir: Path | None, revision: str | None,
-                      quiet: bool) -> int:  # fmt: skip
+def languages_command(model: str, cache_dir: Path | None, revision: str | None, quiet: bool) -> int:
     """List the language codes of MODEL (one vocabulary and adapter per language, as in
     facebook/mms-1b-all), one per line, for --language.
 

@@ -313,7 +313,9 @@ def tune_command(ctx: click.Context, manifest: Path, **kw: Any) -> int:
         with progress:
             progress.start(len(loaded_manifest.entries), total)
             ok, failed, _seconds = compute_emissions(
-                loaded_manifest, source, save_logits=kw["save_logits"],
+                loaded_manifest,
+                source,
+                save_logits=kw["save_logits"],
                 on_audio=progress.advance_audio,
             )
         vocabulary = source.vocabulary

@@ -87,59 +87,120 @@ def model_options(f: Callable[..., Any]) -> Callable[..., Any]:
     --language, --int8, --calibration, --batch-size, --max-padding, chunking, --vad."""
     v = VadOptions()
     decorators = [
-        click.option("-m", "--model", default=DEFAULT_MODEL, show_default=True,
-                     help="Hugging Face hub id or local folder of a CTC model."),
-        click.option("--device", default="auto", show_default=True,
-                     help="auto (CUDA if available), cpu, cuda or cuda:N."),
-        click.option("--dtype", type=click.Choice(DTYPES), default="auto", show_default=True,
-                     help="Model precision; auto is float16 on CUDA, float32 on CPU; "
-                          "bfloat16 (CPUs with native bf16) and int8 (OpenVINO) are faster "
-                          "and slightly less accurate."),
-        click.option("--backend", type=click.Choice(BACKENDS), default="auto",
-                     show_default=True,
-                     help="What runs the model: auto is OpenVINO on CPU when installed "
-                          "(pip install 'w2v2cli[openvino]'), else torch."),
-        click.option("--threads", type=click.IntRange(min=1),
-                     help="CPU threads for the model [default: the cores this process may "
-                          "use]."),
-        click.option("--int8", "int8", type=click.Choice(INT8_METHODS), default="auto",
-                     show_default=True,
-                     help="How --dtype int8 quantizes: weights (weights only), full "
-                          "(weights and activations, calibrated on audio); auto: full on "
-                          "CPUs with VNNI, AMX or AVX-512 or with --calibration."),
-        click.option("--calibration", type=click.Path(exists=True, path_type=Path),
-                     help="Audio to calibrate full int8 quantization on: a file, a folder or "
-                          "a manifest [default: the first chunks of the input]."),
-        click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path),
-                     help="Hugging Face cache folder (default: HF_HOME's)."),
+        click.option(
+            "-m",
+            "--model",
+            default=DEFAULT_MODEL,
+            show_default=True,
+            help="Hugging Face hub id or local folder of a CTC model.",
+        ),
+        click.option(
+            "--device",
+            default="auto",
+            show_default=True,
+            help="auto (CUDA if available), cpu, cuda or cuda:N.",
+        ),
+        click.option(
+            "--dtype",
+            type=click.Choice(DTYPES),
+            default="auto",
+            show_default=True,
+            help="Model precision; auto is float16 on CUDA, float32 on CPU; "
+            "bfloat16 (CPUs with native bf16) and int8 (OpenVINO) are faster "
+            "and slightly less accurate.",
+        ),
+        click.option(
+            "--backend",
+            type=click.Choice(BACKENDS),
+            default="auto",
+            show_default=True,
+            help="What runs the model: auto is OpenVINO on CPU when installed "
+            "(pip install 'w2v2cli[openvino]'), else torch.",
+        ),
+        click.option(
+            "--threads",
+            type=click.IntRange(min=1),
+            help="CPU threads for the model [default: the cores this process may use].",
+        ),
+        click.option(
+            "--int8",
+            "int8",
+            type=click.Choice(INT8_METHODS),
+            default="auto",
+            show_default=True,
+            help="How --dtype int8 quantizes: weights (weights only), full "
+            "(weights and activations, calibrated on audio); auto: full on "
+            "CPUs with VNNI, AMX or AVX-512 or with --calibration.",
+        ),
+        click.option(
+            "--calibration",
+            type=click.Path(exists=True, path_type=Path),
+            help="Audio to calibrate full int8 quantization on: a file, a folder or "
+            "a manifest [default: the first chunks of the input].",
+        ),
+        click.option(
+            "--cache-dir",
+            type=click.Path(file_okay=False, path_type=Path),
+            help="Hugging Face cache folder (default: HF_HOME's).",
+        ),
         click.option("--revision", help="Hub revision (branch, tag or commit) of the model."),
-        click.option("--language", metavar="CODE",
-                     help="Language of a model with one vocabulary and adapter per language "
-                          "(MMS), e.g. fra; `w2v2 languages MODEL` lists them."),
-        click.option("-b", "--batch-size", type=click.IntRange(min=1),
-                     help="Chunks per model call, at most, across files "
-                          "[default: 8 on CUDA, 1 on CPU]."),
-        click.option("--max-padding", type=click.FloatRange(0, 1), metavar="FRACTION",
-                     help="Padding a chunk may add to a batch, as a share of its longest "
-                          "chunk [default: 0 on CPU, 1 on CUDA]."),
-        click.option("--chunk-length", type=click.FloatRange(min=0, min_open=True),
-                     default=ChunkOptions.chunk_length, show_default=True,
-                     help="Seconds of audio per chunk for long recordings."),
-        click.option("--stride-length", metavar="SECONDS|LEFT,RIGHT",
-                     help="Overlap dropped on each side of a chunk [default: 3]."),
-        click.option("--vad", is_flag=True,
-                     help="Send only speech to the model, cut at pauses (Silero VAD; pip "
-                          "install 'w2v2cli[vad]'): faster on recordings with long pauses."),
-        click.option("--vad-threshold", type=click.FloatRange(0, 1, min_open=True,
-                                                              max_open=True),
-                     help=f"Speech probability above which audio is speech, with --vad "
-                          f"[default: {v.threshold:g}]."),
-        click.option("--vad-min-silence", type=click.FloatRange(min=0), metavar="SECONDS",
-                     help=f"Shortest pause that ends a stretch of speech, with --vad "
-                          f"[default: {v.min_silence:g}]."),
-        click.option("--vad-padding", type=click.FloatRange(min=0), metavar="SECONDS",
-                     help=f"Audio kept on each side of every stretch of speech, with --vad "
-                          f"[default: {v.padding:g}]."),
+        click.option(
+            "--language",
+            metavar="CODE",
+            help="Language of a model with one vocabulary and adapter per language "
+            "(MMS), e.g. fra; `w2v2 languages MODEL` lists them.",
+        ),
+        click.option(
+            "-b",
+            "--batch-size",
+            type=click.IntRange(min=1),
+            help="Chunks per model call, at most, across files [default: 8 on CUDA, 1 on CPU].",
+        ),
+        click.option(
+            "--max-padding",
+            type=click.FloatRange(0, 1),
+            metavar="FRACTION",
+            help="Padding a chunk may add to a batch, as a share of its longest "
+            "chunk [default: 0 on CPU, 1 on CUDA].",
+        ),
+        click.option(
+            "--chunk-length",
+            type=click.FloatRange(min=0, min_open=True),
+            default=ChunkOptions.chunk_length,
+            show_default=True,
+            help="Seconds of audio per chunk for long recordings.",
+        ),
+        click.option(
+            "--stride-length",
+            metavar="SECONDS|LEFT,RIGHT",
+            help="Overlap dropped on each side of a chunk [default: 3].",
+        ),
+        click.option(
+            "--vad",
+            is_flag=True,
+            help="Send only speech to the model, cut at pauses (Silero VAD; pip "
+            "install 'w2v2cli[vad]'): faster on recordings with long pauses.",
+        ),
+        click.option(
+            "--vad-threshold",
+            type=click.FloatRange(0, 1, min_open=True, max_open=True),
+            help=f"Speech probability above which audio is speech, with --vad "
+            f"[default: {v.threshold:g}].",
+        ),
+        click.option(
+            "--vad-min-silence",
+            type=click.FloatRange(min=0),
+            metavar="SECONDS",
+            help=f"Shortest pause that ends a stretch of speech, with --vad "
+            f"[default: {v.min_silence:g}].",
+        ),
+        click.option(
+            "--vad-padding",
+            type=click.FloatRange(min=0),
+            metavar="SECONDS",
+            help=f"Audio kept on each side of every stretch of speech, with --vad "
+            f"[default: {v.padding:g}].",
+        ),
     ]
     return _apply(f, decorators)
 
@@ -147,8 +208,11 @@ def model_options(f: Callable[..., Any]) -> Callable[..., Any]:
 def build_vad_options(kw: dict[str, Any]) -> VadOptions | None:
     """``VadOptions`` for ``--vad`` (None without it); tuning it without ``--vad``, or with
     ``--load-logits`` (the model does not run), is refused rather than ignored."""
-    tuned = [name for name in ("vad_threshold", "vad_min_silence", "vad_padding")
-             if kw.get(name) is not None]  # fmt: skip
+    tuned = [
+        name
+        for name in ("vad_threshold", "vad_min_silence", "vad_padding")
+        if kw.get(name) is not None
+    ]
     if not kw.get("vad"):
         if tuned:
             flag = "--" + tuned[0].replace("_", "-")
@@ -174,30 +238,69 @@ def decode_options(f: Callable[..., Any], *, several: bool = False) -> Callable[
     if several:
         decoder_help += " Repeat to compare decoders on one model pass."
     decorators = [
-        click.option("--decoder", "decoder", type=click.Choice(DECODERS),
-                     multiple=several, default=("auto",) if several else "auto",
-                     show_default=True, help=decoder_help),
-        click.option("--lm", type=click.Path(exists=True, path_type=Path),
-                     help="KenLM language model (ARPA or binary) or a language_model/ folder."),
-        click.option("--unigrams", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-                     help="Unigram list for the LM (default: the folder's unigrams.txt, the "
-                          "LM's NAME.unigrams.txt, or the ARPA's 1-grams)."),
-        click.option("--beam-width", type=click.IntRange(min=1), default=d.beam_width,
-                     show_default=True, help="Beams kept by beam search."),
+        click.option(
+            "--decoder",
+            "decoder",
+            type=click.Choice(DECODERS),
+            multiple=several,
+            default=("auto",) if several else "auto",
+            show_default=True,
+            help=decoder_help,
+        ),
+        click.option(
+            "--lm",
+            type=click.Path(exists=True, path_type=Path),
+            help="KenLM language model (ARPA or binary) or a language_model/ folder.",
+        ),
+        click.option(
+            "--unigrams",
+            type=click.Path(exists=True, dir_okay=False, path_type=Path),
+            help="Unigram list for the LM (default: the folder's unigrams.txt, the "
+            "LM's NAME.unigrams.txt, or the ARPA's 1-grams).",
+        ),
+        click.option(
+            "--beam-width",
+            type=click.IntRange(min=1),
+            default=d.beam_width,
+            show_default=True,
+            help="Beams kept by beam search.",
+        ),
         click.option("--alpha", type=float, help="LM weight [default: model's or 0.5]."),
         click.option("--beta", type=float, help="Word insertion bonus [default: model's or 1.0]."),
-        click.option("--beam-prune-logp", type=float, default=d.beam_prune_logp,
-                     show_default=True, help="Drop beams this far below the best (log prob)."),
-        click.option("--token-min-logp", type=float, default=d.token_min_logp,
-                     show_default=True, help="Skip tokens below this log prob in a frame."),
-        click.option("--hotword", "hotwords", multiple=True,
-                     help="Word or phrase to favour in beam search (repeatable)."),
-        click.option("--hotword-weight", type=float, default=d.hotword_weight,
-                     show_default=True, help="Score bonus for hotwords."),
-        click.option("--decode-workers", type=click.IntRange(min=0),
-                     help="Beam-search worker processes [default: CPU cores; 0: in-process]; with "
-                          "greedy decoding in transcribe, processes that decode and format "
-                          "the outputs [default: none]."),
+        click.option(
+            "--beam-prune-logp",
+            type=float,
+            default=d.beam_prune_logp,
+            show_default=True,
+            help="Drop beams this far below the best (log prob).",
+        ),
+        click.option(
+            "--token-min-logp",
+            type=float,
+            default=d.token_min_logp,
+            show_default=True,
+            help="Skip tokens below this log prob in a frame.",
+        ),
+        click.option(
+            "--hotword",
+            "hotwords",
+            multiple=True,
+            help="Word or phrase to favour in beam search (repeatable).",
+        ),
+        click.option(
+            "--hotword-weight",
+            type=float,
+            default=d.hotword_weight,
+            show_default=True,
+            help="Score bonus for hotwords.",
+        ),
+        click.option(
+            "--decode-workers",
+            type=click.IntRange(min=0),
+            help="Beam-search worker processes [default: CPU cores; 0: in-process]; with "
+            "greedy decoding in transcribe, processes that decode and format "
+            "the outputs [default: none].",
+        ),
     ]
     return _apply(f, decorators)
 
@@ -216,29 +319,65 @@ def output_options(
     without -f, to files and to stdout."""
     s = SubtitleOptions()
     decorators = [
-        click.option("-o", "--output-dir", metavar="DIR",
-                     help="Write outputs under DIR, mirroring the input tree ('-' for "
-                          "stdout). Default: next to each input file."),
-        click.option("-f", "--format", "formats", multiple=True,
-                     type=click.Choice([*FORMATS, "all"]), help=_formats_help(defaults)),
+        click.option(
+            "-o",
+            "--output-dir",
+            metavar="DIR",
+            help="Write outputs under DIR, mirroring the input tree ('-' for "
+            "stdout). Default: next to each input file.",
+        ),
+        click.option(
+            "-f",
+            "--format",
+            "formats",
+            multiple=True,
+            type=click.Choice([*FORMATS, "all"]),
+            help=_formats_help(defaults),
+        ),
         click.option("--stdout", is_flag=True, help="Write results to stdout instead of files."),
         click.option("--overwrite", is_flag=True, help="Redo files whose outputs already exist."),
-        click.option("--case", type=click.Choice(CASE_MODES), default="keep",
-                     show_default=True, help="Letter case of the written text."),
-        click.option("--max-line-chars", type=click.IntRange(min=1),
-                     default=s.max_line_chars, show_default=True,
-                     help="Subtitle line length limit."),
-        click.option("--max-lines", type=click.IntRange(min=1), default=s.max_lines,
-                     show_default=True, help="Lines per subtitle cue."),
-        click.option("--max-cue-duration", type=click.FloatRange(min=0, min_open=True),
-                     default=s.max_cue_duration, show_default=True,
-                     help="Longest subtitle cue in seconds."),
-        click.option("--pause", type=click.FloatRange(min=0, min_open=True),
-                     default=s.pause, show_default=True,
-                     help="A silence this long (seconds) between words starts a new cue."),
-        click.option("--min-cue-duration", type=click.FloatRange(min=0),
-                     default=s.min_cue_duration, show_default=True,
-                     help="Shortest display time of a cue in seconds."),
+        click.option(
+            "--case",
+            type=click.Choice(CASE_MODES),
+            default="keep",
+            show_default=True,
+            help="Letter case of the written text.",
+        ),
+        click.option(
+            "--max-line-chars",
+            type=click.IntRange(min=1),
+            default=s.max_line_chars,
+            show_default=True,
+            help="Subtitle line length limit.",
+        ),
+        click.option(
+            "--max-lines",
+            type=click.IntRange(min=1),
+            default=s.max_lines,
+            show_default=True,
+            help="Lines per subtitle cue.",
+        ),
+        click.option(
+            "--max-cue-duration",
+            type=click.FloatRange(min=0, min_open=True),
+            default=s.max_cue_duration,
+            show_default=True,
+            help="Longest subtitle cue in seconds.",
+        ),
+        click.option(
+            "--pause",
+            type=click.FloatRange(min=0, min_open=True),
+            default=s.pause,
+            show_default=True,
+            help="A silence this long (seconds) between words starts a new cue.",
+        ),
+        click.option(
+            "--min-cue-duration",
+            type=click.FloatRange(min=0),
+            default=s.min_cue_duration,
+            show_default=True,
+            help="Shortest display time of a cue in seconds.",
+        ),
     ]
     return lambda f: _apply(f, decorators)
 
@@ -272,15 +411,24 @@ def build_output_options(
 
 def scale_options(f: Callable[..., Any]) -> Callable[..., Any]:
     """Runs over many machines: --shard and --manifest-out (``transcribe`` and ``align``)."""
-    return _apply(f, [
-        click.option("--shard", metavar="I/N",
-                     help="Process only shard I of N (1-based): each input belongs to exactly "
-                          "one shard, by a stable hash of its path under the input root."),
-        click.option("--manifest-out", type=click.Path(dir_okay=False, path_type=Path),
-                     metavar="FILE.jsonl",
-                     help="Append one JSON line per input as it finishes (path, status, "
-                          "duration, text, outputs, error)."),
-    ])  # fmt: skip
+    return _apply(
+        f,
+        [
+            click.option(
+                "--shard",
+                metavar="I/N",
+                help="Process only shard I of N (1-based): each input belongs to exactly "
+                "one shard, by a stable hash of its path under the input root.",
+            ),
+            click.option(
+                "--manifest-out",
+                type=click.Path(dir_okay=False, path_type=Path),
+                metavar="FILE.jsonl",
+                help="Append one JSON line per input as it finishes (path, status, "
+                "duration, text, outputs, error).",
+            ),
+        ],
+    )
 
 
 def build_shard(kw: dict[str, Any]) -> Shard | None:
@@ -297,10 +445,16 @@ def quiet_option(help_text: str) -> Callable[[Callable[..., Any]], Callable[...,
 
 def build_model_options(kw: dict[str, Any]) -> ModelOptions:
     return ModelOptions(
-        model=kw["model"], device=kw["device"], dtype=kw["dtype"],
-        cache_dir=kw["cache_dir"], revision=kw["revision"],
-        backend=kw["backend"], threads=kw["threads"], language=kw["language"],
-        int8=kw["int8"], calibration=calibration_files(kw["calibration"]),
+        model=kw["model"],
+        device=kw["device"],
+        dtype=kw["dtype"],
+        cache_dir=kw["cache_dir"],
+        revision=kw["revision"],
+        backend=kw["backend"],
+        threads=kw["threads"],
+        language=kw["language"],
+        int8=kw["int8"],
+        calibration=calibration_files(kw["calibration"]),
     )
 
 
@@ -330,16 +484,23 @@ def build_chunk_options(kw: dict[str, Any]) -> ChunkOptions:
     stride = _stride(kw["stride_length"])
     if stride is None:
         return ChunkOptions(chunk_length=kw["chunk_length"])
-    return ChunkOptions(chunk_length=kw["chunk_length"], stride_left=stride[0],
-                        stride_right=stride[1])
+    return ChunkOptions(
+        chunk_length=kw["chunk_length"], stride_left=stride[0], stride_right=stride[1]
+    )
 
 
 def build_decode_options(kw: dict[str, Any], decoder: str | None = None) -> DecodeOptions:
     return DecodeOptions(
-        decoder=decoder or kw["decoder"], lm=kw["lm"], unigrams=kw["unigrams"],
-        beam_width=kw["beam_width"], alpha=kw["alpha"], beta=kw["beta"],
-        beam_prune_logp=kw["beam_prune_logp"], token_min_logp=kw["token_min_logp"],
-        hotwords=tuple(kw["hotwords"]), hotword_weight=kw["hotword_weight"],
+        decoder=decoder or kw["decoder"],
+        lm=kw["lm"],
+        unigrams=kw["unigrams"],
+        beam_width=kw["beam_width"],
+        alpha=kw["alpha"],
+        beta=kw["beta"],
+        beam_prune_logp=kw["beam_prune_logp"],
+        token_min_logp=kw["token_min_logp"],
+        hotwords=tuple(kw["hotwords"]),
+        hotword_weight=kw["hotword_weight"],
         workers=kw["decode_workers"],
     )
 

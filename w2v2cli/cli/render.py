@@ -77,8 +77,6 @@ def alignment_text(ref: str, hyp: str, *, labels: bool = True) -> Text:
     return Text("\n").join([ref_t, hyp_t, ops_t])
 
 
-
-
 @dataclass(frozen=True)
 class SummaryRow:
     """One line of the summary: a decoder (or any named system) and its run.

@@ -38,21 +38,39 @@ TRANSCRIBE_FORMATS = (("txt", "json"), ("txt",))
 
 @click.command()
 @click.argument("inputs", nargs=-1, type=click.Path(path_type=Path))
-@click.option("--from-list", type=click.Path(allow_dash=True),
-              help="File with one input path per line ('-' for stdin).")
-@click.option("--ext", "extensions", multiple=True, metavar="EXT",
-              help="Only these extensions in folders (repeatable or comma list).")
+@click.option(
+    "--from-list",
+    type=click.Path(allow_dash=True),
+    help="File with one input path per line ('-' for stdin).",
+)
+@click.option(
+    "--ext",
+    "extensions",
+    multiple=True,
+    metavar="EXT",
+    help="Only these extensions in folders (repeatable or comma list).",
+)
 @model_options
 @decode_options
 @output_options(TRANSCRIBE_FORMATS)
 @scale_options
-@click.option("--ray", "ray_address", is_flag=False, flag_value="auto", default=None,
-              metavar="[ADDRESS]",
-              help="Run on Ray Data: the cluster at ADDRESS, else the one RAY_ADDRESS names, "
-                   "else a local one (needs the ray extra).")
-@click.option("--ray-actors", type=click.IntRange(min=1), metavar="N",
-              help="Model actors with --ray [default: one per GPU on CUDA, else one per "
-                   "--threads CPUs of the cluster].")
+@click.option(
+    "--ray",
+    "ray_address",
+    is_flag=False,
+    flag_value="auto",
+    default=None,
+    metavar="[ADDRESS]",
+    help="Run on Ray Data: the cluster at ADDRESS, else the one RAY_ADDRESS names, "
+    "else a local one (needs the ray extra).",
+)
+@click.option(
+    "--ray-actors",
+    type=click.IntRange(min=1),
+    metavar="N",
+    help="Model actors with --ray [default: one per GPU on CUDA, else one per "
+    "--threads CPUs of the cluster].",
+)
 @quiet_option("No progress bar or summary; errors only.")
 @handle_errors
 def transcribe(inputs: tuple[Path, ...], **kw: Any) -> int:
@@ -74,15 +92,21 @@ def transcribe(inputs: tuple[Path, ...], **kw: Any) -> int:
     if options.output.output_dir is not None:
         check_output_dir(options.output.output_dir)  # before the model loads
     found = discover(
-        inputs, extensions=extensions, from_list=kw["from_list"],
-        output_dir=options.output.output_dir, shard=shard,
-    )  # fmt: skip
+        inputs,
+        extensions=extensions,
+        from_list=kw["from_list"],
+        output_dir=options.output.output_dir,
+        shard=shard,
+    )
     with open_manifest(kw, shard) as manifest:
         failed = report_input_errors(found, console, manifest, shard)
         if not found.items:
             if not failed:
-                console.error("no audio files found" if not found.found
-                              else f"no audio files in shard {shard}")  # fmt: skip
+                console.error(
+                    "no audio files found"
+                    if not found.found
+                    else f"no audio files in shard {shard}"
+                )
             return EXIT_FAILED if failed or not found.found else 0
 
         started = time.perf_counter()
@@ -95,18 +119,32 @@ def transcribe(inputs: tuple[Path, ...], **kw: Any) -> int:
             # thread of its own: stdout carries only results, so those go to stderr.
             with contextlib.redirect_stdout(sys.stderr):
                 return run_files(
-                    lambda progress: iter_run_ray(found.items, options, ray_options,
-                                                  progress=progress, stream=results,
-                                                  notify=console.info),
-                    console, kw["quiet"], failed, started, manifest=manifest,
-                )  # fmt: skip
+                    lambda progress: iter_run_ray(
+                        found.items,
+                        options,
+                        ray_options,
+                        progress=progress,
+                        stream=results,
+                        notify=console.info,
+                    ),
+                    console,
+                    kw["quiet"],
+                    failed,
+                    started,
+                    manifest=manifest,
+                )
         with Transcriber(options, notify=console.info) as transcriber:
             transcriber.decoder  # noqa: B018 - build it now: a bad LM fails before any file
             return run_files(
-                lambda progress: iter_run(found.items, transcriber, progress=progress,
-                                          stream=sys.stdout),
-                console, kw["quiet"], failed, started, manifest=manifest,
-            )  # fmt: skip
+                lambda progress: iter_run(
+                    found.items, transcriber, progress=progress, stream=sys.stdout
+                ),
+                console,
+                kw["quiet"],
+                failed,
+                started,
+                manifest=manifest,
+            )
 
 
 def ray_address(value: str | None, inputs: tuple[Path, ...]) -> tuple[str | None, tuple[Path, ...]]:
@@ -119,8 +157,9 @@ def ray_address(value: str | None, inputs: tuple[Path, ...]) -> tuple[str | None
         return value, inputs
     if Path(value).exists() or set("*?[") & set(value):
         return "auto", (Path(value), *inputs)
-    raise ConfigError(f"--ray {value}: not a Ray address (host:port or ray://host:port) "
-                      "nor an input path")  # fmt: skip
+    raise ConfigError(
+        f"--ray {value}: not a Ray address (host:port or ray://host:port) nor an input path"
+    )
 
 
 @contextlib.contextmanager
@@ -150,8 +189,13 @@ def report_input_errors(
 
 
 def run_files(
-    results: Callable[[Progress], Iterator[FileResult]], console: Console, quiet: bool,
-    failed: int, started: float, label: str = "transcribing", *,
+    results: Callable[[Progress], Iterator[FileResult]],
+    console: Console,
+    quiet: bool,
+    failed: int,
+    started: float,
+    label: str = "transcribing",
+    *,
     manifest: RunManifest | None = None,
 ) -> int:
     """Draw the progress bar, print each failed file's line and the summary line, and

@@ -233,9 +233,7 @@ REFINE_ABOVE_FLOOR_DB = 6.0
 REFINE_FLOOR_PERCENTILE = 10.0
 
 
-def refine_spans(
-    spans: Sequence[tuple[int, int]], emissions: Emissions
-) -> list[tuple[int, int]]:
+def refine_spans(spans: Sequence[tuple[int, int]], emissions: Emissions) -> list[tuple[int, int]]:
     """Word frame ranges ``(first, last)`` (inclusive, in order) moved to where the sound
     is, by the rule in the module docstring. Unchanged without ``frame_energy``."""
     energy = emissions.frame_energy
@@ -256,14 +254,22 @@ def refine_spans(
         a, b = int(a), int(b)
         following = int(spans[k + 1][0]) if k + 1 < len(spans) else total
         previous = out[-1][1] if out else -1
-        loud = max(float(energy[a:b + 1].max()) - REFINE_BELOW_PEAK_DB, floor)
+        loud = max(float(energy[a : b + 1].max()) - REFINE_BELOW_PEAK_DB, floor)
         end = b
-        while (end + 1 < following and end + 1 - b <= max_end and joined[end + 1]
-               and energy[end + 1] >= loud):
+        while (
+            end + 1 < following
+            and end + 1 - b <= max_end
+            and joined[end + 1]
+            and energy[end + 1] >= loud
+        ):
             end += 1
         start = a
-        while (start - 1 > previous and a - (start - 1) <= max_start and joined[start]
-               and energy[start - 1] >= loud):
+        while (
+            start - 1 > previous
+            and a - (start - 1) <= max_start
+            and joined[start]
+            and energy[start - 1] >= loud
+        ):
             start -= 1
         out.append((start, end))
     return out

@@ -311,4 +311,3 @@ def check_lm_spelling(
             examples,
         )
     return share
-

@@ -137,12 +137,21 @@ class LogitsStore:
                 )
         except LogitsError:
             raise
-        except (OSError, ValueError, KeyError, zipfile.BadZipFile, io.UnsupportedOperation,
-                EOFError) as exc:  # fmt: skip
+        except (
+            OSError,
+            ValueError,
+            KeyError,
+            zipfile.BadZipFile,
+            io.UnsupportedOperation,
+            EOFError,
+        ) as exc:
             raise LogitsError(path, f"corrupt saved logits ({type(exc).__name__})") from None
         if em.log_probs.ndim != 2 or em.log_probs.shape[1] != self.vocabulary.size:
-            raise LogitsError(path, f"log-probabilities of shape {em.log_probs.shape} do not "
-                                    f"fit the vocabulary of {self.vocabulary.size}")  # fmt: skip
+            raise LogitsError(
+                path,
+                f"log-probabilities of shape {em.log_probs.shape} do not "
+                f"fit the vocabulary of {self.vocabulary.size}",
+            )
         return em
 
 
@@ -194,8 +203,9 @@ class ModelSource:
 class SavedSource:
     """Emissions saved by ``--save-logits``; the model is not run."""
 
-    def __init__(self, store: LogitsStore, cache_dir: Path | None = None,
-                 revision: str | None = None) -> None:  # fmt: skip
+    def __init__(
+        self, store: LogitsStore, cache_dir: Path | None = None, revision: str | None = None
+    ) -> None:
         self.store = store
         self.model_name = store.model
         self.vocabulary = store.vocabulary

@@ -378,5 +378,3 @@ def tune(
         ids=ids,
         on_result=on_result,
     )
-
-

@@ -64,8 +64,10 @@ def choose_backend(options: ModelOptions) -> str:
     exported = _exported(options)
     if options.backend == "torch":
         if exported:
-            raise ConfigError(f"{options.model} holds an OpenVINO model (w2v2 export); run it "
-                              "with --backend openvino or auto")  # fmt: skip
+            raise ConfigError(
+                f"{options.model} holds an OpenVINO model (w2v2 export); run it "
+                "with --backend openvino or auto"
+            )
         return "torch"
     if exported:
         if options.device.startswith("cuda"):
@@ -73,8 +75,9 @@ def choose_backend(options: ModelOptions) -> str:
         return "openvino"
     if options.backend == "openvino":
         if options.device.startswith("cuda"):
-            raise ConfigError("the OpenVINO backend runs on the CPU; use --backend torch "
-                              "for --device cuda")  # fmt: skip
+            raise ConfigError(
+                "the OpenVINO backend runs on the CPU; use --backend torch for --device cuda"
+            )
         return "openvino"
     if _wants_cuda(options.device):
         return "torch"
@@ -108,8 +111,9 @@ def open_backend(
                 if precision == "int8" and exported is None and choose_method(options) == "full":
                     backend = open_full_int8(parts, options, threads, notify)
                 else:
-                    backend = openvino_backend.open_openvino(parts, options, precision, threads,
-                                                             notify)  # fmt: skip
+                    backend = openvino_backend.open_openvino(
+                        parts, options, precision, threads, notify
+                    )
             except ConversionError as exc:
                 if options.backend == "openvino" or precision == "int8":
                     raise
@@ -117,8 +121,9 @@ def open_backend(
             else:
                 return dataclasses.replace(parts, device="cpu", dtype=precision), backend
         elif options.backend == "openvino":
-            raise ConfigError(f"the OpenVINO backend does not run {family.name} models; use "
-                              "--backend torch")  # fmt: skip
+            raise ConfigError(
+                f"the OpenVINO backend does not run {family.name} models; use --backend torch"
+            )
         else:  # auto: the torch backend, without a notice (nothing went wrong)
             log.debug("%s models run on the torch backend", family.name)
     loaded = load_model(options, notify)  # before torch_backend: torch's import overlaps

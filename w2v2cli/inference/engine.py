@@ -212,8 +212,11 @@ class Engine:
         vocab = self.loaded.vocabulary
         spaces = [i for i, t in enumerate(vocab.tokens) if t == " "]
         # What fills a gap left by --vad (chunking.stitch): a word boundary, else a blank.
-        self._boundary = vocab.delimiter_id if vocab.delimiter_id is not None else (
-            spaces[0] if spaces else vocab.blank_id)
+        self._boundary = (
+            vocab.delimiter_id
+            if vocab.delimiter_id is not None
+            else (spaces[0] if spaces else vocab.blank_id)
+        )
         if self.runner.needs_calibration and self.model_options.calibration:
             from .quantize import calibration_chunks
 
@@ -247,8 +250,11 @@ class Engine:
         """The emissions of a file in which the VAD found no speech: no frames."""
         sr = self.loaded.sampling_rate
         return Emissions(
-            np.zeros((0, self.loaded.vocabulary.size), np.float32), np.zeros(0),
-            self.plan.samples_per_frame / sr, num_samples / sr, np.zeros(0, np.float32),
+            np.zeros((0, self.loaded.vocabulary.size), np.float32),
+            np.zeros(0),
+            self.plan.samples_per_frame / sr,
+            num_samples / sr,
+            np.zeros(0, np.float32),
         )
 
     def emissions(
@@ -294,8 +300,9 @@ class Engine:
                 left = state.num_samples / sr - state.reported
                 if left > 0:
                     on_audio(left)
-            ready[idx] = chunking.join(state.kept, self.plan, state.num_samples, vocab,
-                                       boundary=self._boundary)  # fmt: skip
+            ready[idx] = chunking.join(
+                state.kept, self.plan, state.num_samples, vocab, boundary=self._boundary
+            )
 
         def fail(idx: int, error: W2V2Error) -> None:
             states.pop(idx, None)
@@ -440,4 +447,3 @@ def file_loader(path: str | Path, sampling_rate: int) -> AudioLoader:
     from ..audio import stream_audio
 
     return lambda: stream_audio(path, sampling_rate)
-

@@ -85,9 +85,7 @@ def make_batch_exact(model: nn.Module) -> bool:
     if isinstance(encoder, ItemwiseFeatureEncoder):
         encoder.enabled = True
         return True
-    if not isinstance(encoder, nn.Module) or not hasattr(
-        base, "_get_feat_extract_output_lengths"
-    ):
+    if not isinstance(encoder, nn.Module) or not hasattr(base, "_get_feat_extract_output_lengths"):
         if getattr(model.config, "feat_extract_norm", None) == "group":
             log.warning(
                 "group-norm model, but its feature encoder is not where this transformers "

@@ -25,8 +25,11 @@ def keep_signal_stack() -> Iterator[None]:
     import ctypes
 
     class StackT(ctypes.Structure):
-        _fields_ = [("ss_sp", ctypes.c_void_p), ("ss_flags", ctypes.c_int),
-                    ("ss_size", ctypes.c_size_t)]  # fmt: skip
+        _fields_ = [
+            ("ss_sp", ctypes.c_void_p),
+            ("ss_flags", ctypes.c_int),
+            ("ss_size", ctypes.c_size_t),
+        ]
 
     try:
         sigaltstack = ctypes.CDLL(None, use_errno=True).sigaltstack

@@ -55,9 +55,15 @@ CACHE_FOLDER = "w2v2cli-openvino"
 IR_FILE = "model.xml"
 IR_INFO = "w2v2cli-ir.json"
 #: What ``export`` copies beside the IR: the files a processor is read from.
-PROCESSOR_FILES = ("config.json", "vocab.json", "tokenizer_config.json",
-                   "special_tokens_map.json", "added_tokens.json", "preprocessor_config.json",
-                   "processor_config.json")  # fmt: skip
+PROCESSOR_FILES = (
+    "config.json",
+    "vocab.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "added_tokens.json",
+    "preprocessor_config.json",
+    "processor_config.json",
+)
 PRECISIONS = ("float32", "bfloat16", "int8")
 #: Samples of the warm-up inference: one second, 49 frames of wav2vec2, enough that every
 #: sequence inside the model is longer than one frame, the hourglass's shortened one too
@@ -143,8 +149,13 @@ def _model_dir(parts: LoadedModel, options: ModelOptions) -> Path | None:
     return hub.cached_snapshot(parts.name, options.cache_dir, options.revision)
 
 
-def convert(parts: LoadedModel, options: ModelOptions, precision: str, target: Path,
-            notify: Callable[[str], None]) -> None:  # fmt: skip
+def convert(
+    parts: LoadedModel,
+    options: ModelOptions,
+    precision: str,
+    target: Path,
+    notify: Callable[[str], None],
+) -> None:
     """Convert the transformers model to an IR folder at ``target`` (atomically)."""
     from ..models.loading import load_weights
 
@@ -153,8 +164,10 @@ def convert(parts: LoadedModel, options: ModelOptions, precision: str, target: P
 
     started = time.perf_counter()
     model = load_weights(parts, options, "cpu", "float32")
-    notify(f"converting {parts.name} to OpenVINO ({precision}); this happens once, the "
-           f"result is cached in {target.parent}")  # fmt: skip
+    notify(
+        f"converting {parts.name} to OpenVINO ({precision}); this happens once, the "
+        f"result is cached in {target.parent}"
+    )
     example = torch.zeros(1, parts.sampling_rate, dtype=torch.float32)
     try:
         # Tracing warns about every Python branch it freezes; none matters here (the IR's
@@ -302,8 +315,9 @@ def exported_precision(folder: Path | None) -> str | None:
         raise ModelError(f"{folder} holds an OpenVINO model but no valid {IR_INFO}") from None
 
 
-def cached_ir(parts: LoadedModel, options: ModelOptions, precision: str,
-              notify: Callable[[str], None]) -> Path:  # fmt: skip
+def cached_ir(
+    parts: LoadedModel, options: ModelOptions, precision: str, notify: Callable[[str], None]
+) -> Path:
     """The IR for ``parts`` at ``precision``: an exported folder's own, or the cache's
     (converted first when missing). Checks the precision against this CPU."""
     if precision not in PRECISIONS:
@@ -347,9 +361,12 @@ def model_folder(parts: LoadedModel, options: ModelOptions) -> Path:
 
 
 def open_openvino(
-    parts: LoadedModel, options: ModelOptions, precision: str, threads: int,
+    parts: LoadedModel,
+    options: ModelOptions,
+    precision: str,
+    threads: int,
     notify: Callable[[str], None],
-) -> OpenVINOBackend:  # fmt: skip
+) -> OpenVINOBackend:
     """The IR of ``parts`` at ``precision`` (see ``cached_ir``), compiled for this CPU."""
     return OpenVINOBackend(cached_ir(parts, options, precision, notify), precision, threads)
 
@@ -369,8 +386,10 @@ def export(options: ModelOptions, out_dir: Path, notify: Callable[[str], None]) 
     check_output_dir(out_dir, "export folder")
     precision = "float32" if options.dtype == "auto" else options.dtype
     if precision not in ("float32", "int8"):
-        raise ConfigError(f"export writes float32 or int8 IRs, not {precision} (bfloat16 is a "
-                          "run-time choice: --dtype bfloat16 runs a float32 IR)")  # fmt: skip
+        raise ConfigError(
+            f"export writes float32 or int8 IRs, not {precision} (bfloat16 is a "
+            "run-time choice: --dtype bfloat16 runs a float32 IR)"
+        )
     parts = load_processor(options)
     if precision == "int8":
         from .quantize import export_ir

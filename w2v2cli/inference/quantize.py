@@ -47,9 +47,19 @@ from .runner import Done, chunk_features
 
 log = logging.getLogger("w2v2cli")
 
-__all__ = ["INT8_METHODS", "CALIBRATION_CHUNKS", "MIN_CALIBRATION_SECONDS", "choose_method",
-           "fast_int8_cpu", "calibration_id", "calibration_chunks", "quantize",
-           "open_full_int8", "export_ir", "PendingQuantization"]  # fmt: skip
+__all__ = [
+    "INT8_METHODS",
+    "CALIBRATION_CHUNKS",
+    "MIN_CALIBRATION_SECONDS",
+    "choose_method",
+    "fast_int8_cpu",
+    "calibration_id",
+    "calibration_chunks",
+    "quantize",
+    "open_full_int8",
+    "export_ir",
+    "PendingQuantization",
+]
 
 #: At most this many chunks calibrate (NNCF's statistics converge well before).
 CALIBRATION_CHUNKS = 32
@@ -112,8 +122,13 @@ def calibration_chunks(paths: Sequence[Path], plan: ChunkPlan, sampling_rate: in
     return chunks[:CALIBRATION_CHUNKS]
 
 
-def quantize(fp32_ir: Path, inputs: Sequence[np.ndarray], target: Path, info: dict,
-             notify: Callable[[str], None]) -> Path:  # fmt: skip
+def quantize(
+    fp32_ir: Path,
+    inputs: Sequence[np.ndarray],
+    target: Path,
+    info: dict,
+    notify: Callable[[str], None],
+) -> Path:
     """Quantize the fp32 IR on ``inputs`` (model input rows) and save it at ``target``
     (atomically; a second run quantizing at the same time uses the first one's)."""
     ov = ovb.import_openvino()
@@ -157,8 +172,14 @@ class PendingQuantization:
     on_cuda = False
     precision = "int8"
 
-    def __init__(self, parts: LoadedModel, options: ModelOptions, threads: int, target: Path,
-                 notify: Callable[[str], None]) -> None:  # fmt: skip
+    def __init__(
+        self,
+        parts: LoadedModel,
+        options: ModelOptions,
+        threads: int,
+        target: Path,
+        notify: Callable[[str], None],
+    ) -> None:
         self._parts, self._options, self._target, self._notify = parts, options, target, notify
         self.threads = threads
         self._inner: ovb.OpenVINOBackend | None = None
@@ -191,10 +212,13 @@ class PendingQuantization:
                 f"chunks ({seconds:.0f} s) of {source}; this happens once, the result is "
                 f"cached in {self._target.parent}"
             )
-            info = {"model": self._parts.name, "precision": FULL,
-                    "calibration": calibration_id(self._options.calibration),
-                    "openvino": ovb.package_version("openvino"),
-                    "converter": ovb.CONVERTER_VERSION}  # fmt: skip
+            info = {
+                "model": self._parts.name,
+                "precision": FULL,
+                "calibration": calibration_id(self._options.calibration),
+                "openvino": ovb.package_version("openvino"),
+                "converter": ovb.CONVERTER_VERSION,
+            }
             ir = quantize(fp32, inputs, self._target, info, self._notify)
         self._inner = ovb.OpenVINOBackend(ir, "int8", self.threads)
 
@@ -212,8 +236,9 @@ class PendingQuantization:
             self._inner.close()
 
 
-def open_full_int8(parts: LoadedModel, options: ModelOptions, threads: int,
-                   notify: Callable[[str], None]) -> ovb.OpenVINOBackend | PendingQuantization:
+def open_full_int8(
+    parts: LoadedModel, options: ModelOptions, threads: int, notify: Callable[[str], None]
+) -> ovb.OpenVINOBackend | PendingQuantization:
     """The fully quantized model from the cache, or one that calibrates on first use."""
     ovb.import_openvino()
     folder = ovb.model_folder(parts, options)
@@ -229,8 +254,9 @@ def export_ir(parts: LoadedModel, options: ModelOptions, notify: Callable[[str],
     """The IR ``w2v2 export --dtype int8`` writes: fully quantized on ``--calibration``
     audio when given (or ``--int8 full``, which needs it), else weight-only. The exporting
     machine's CPU does not decide: the folder may run elsewhere."""
-    method = options.int8 if options.int8 != "auto" else (
-        "full" if options.calibration else "weights")  # fmt: skip
+    method = (
+        options.int8 if options.int8 != "auto" else ("full" if options.calibration else "weights")
+    )
     if method == "weights":
         return ovb.cached_ir(parts, options, "int8", notify)
     if not options.calibration:

@@ -83,8 +83,10 @@ class TorchBackend:
                 return Done(torch.log_softmax(logits.float(), dim=-1).numpy())
             with torch.cuda.device(self.device):  # the events and streams of this GPU
                 inputs = _to_device(host, self.device).to(self._dtype)
-                kwargs = {k: _to_device(v, self.device) if isinstance(v, torch.Tensor) else v
-                          for k, v in kwargs.items()}  # fmt: skip
+                kwargs = {
+                    k: _to_device(v, self.device) if isinstance(v, torch.Tensor) else v
+                    for k, v in kwargs.items()
+                }
                 logits = self._forward(inputs, kwargs, lengths).logits
                 log_probs = torch.log_softmax(logits.float(), dim=-1)
                 out = torch.empty(log_probs.shape, dtype=torch.float32, pin_memory=True)

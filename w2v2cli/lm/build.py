@@ -41,6 +41,7 @@ logger = logging.getLogger("w2v2cli")
 #: module) are built with KENLM_MAX_ORDER=6; higher orders would not load.
 KENLM_MAX_ORDER = 6
 
+
 def repo_lm_dir() -> Path:
     """The checkout's ``lm/`` folder (exists for source and editable installs only)."""
     return Path(__file__).resolve().parent.parent.parent / "lm"

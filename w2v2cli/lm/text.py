@@ -92,5 +92,3 @@ def normalize_for_alphabet(
     """
     chars = None if alphabet_chars is None else frozenset(alphabet_chars)
     return " ".join(normalize_words(line, chars, case)[0])
-
-

@@ -86,10 +86,26 @@ class MetadataStandIn(_Inert):
     """omegaconf ``Metadata``/``ContainerMetadata`` and fairseq meters: ignored."""
 
 
-_OMEGACONF_NODES = ("AnyNode", "StringNode", "IntegerNode", "FloatNode", "BooleanNode",
-                    "EnumNode", "BytesNode", "PathNode", "ValueNode")  # fmt: skip
-_FAIRSEQ_METERS = ("AverageMeter", "TimeMeter", "StopwatchMeter", "MetersDict", "Meter",
-                   "SumMeter", "ConcatTensorMeter")  # fmt: skip
+_OMEGACONF_NODES = (
+    "AnyNode",
+    "StringNode",
+    "IntegerNode",
+    "FloatNode",
+    "BooleanNode",
+    "EnumNode",
+    "BytesNode",
+    "PathNode",
+    "ValueNode",
+)
+_FAIRSEQ_METERS = (
+    "AverageMeter",
+    "TimeMeter",
+    "StopwatchMeter",
+    "MetersDict",
+    "Meter",
+    "SumMeter",
+    "ConcatTensorMeter",
+)
 
 
 def _allowed_globals() -> list[Any]:
@@ -99,11 +115,13 @@ def _allowed_globals() -> list[Any]:
     # Classes omegaconf's pickles name as values or call to rebuild containers: plain
     # Python types, no code of the file's choosing.
     allowed: list[Any] = [argparse.Namespace, dict, list, int, collections.defaultdict]
-    allowed += [(DictConfigStandIn, "omegaconf.dictconfig.DictConfig"),
-                (ListConfigStandIn, "omegaconf.listconfig.ListConfig"),
-                (MetadataStandIn, "omegaconf.base.Metadata"),
-                (MetadataStandIn, "omegaconf.base.ContainerMetadata"),
-                (typing.Any, "typing.Any")]  # fmt: skip
+    allowed += [
+        (DictConfigStandIn, "omegaconf.dictconfig.DictConfig"),
+        (ListConfigStandIn, "omegaconf.listconfig.ListConfig"),
+        (MetadataStandIn, "omegaconf.base.Metadata"),
+        (MetadataStandIn, "omegaconf.base.ContainerMetadata"),
+        (typing.Any, "typing.Any"),
+    ]
     allowed += [(NodeStandIn, f"omegaconf.nodes.{n}") for n in _OMEGACONF_NODES]
     for module in ("fairseq.logging.meters", "fairseq.meters"):
         allowed += [(MetadataStandIn, f"{module}.{n}") for n in _FAIRSEQ_METERS]
@@ -151,8 +169,15 @@ def read_checkpoint(path: Path) -> dict[str, Any]:
                 state = torch.load(path, map_location="cpu", weights_only=True)  # old format
     except (pickle.UnpicklingError, RuntimeError) as exc:
         text = _unpickler_reason(str(exc))
-        if any(m in text for m in ("GLOBAL", "unrecognized function",
-                                   "Can only build", "Can only create new object")):
+        if any(
+            m in text
+            for m in (
+                "GLOBAL",
+                "unrecognized function",
+                "Can only build",
+                "Can only create new object",
+            )
+        ):
             raise ModelError(
                 f"{path}: refused: the file pickles {_refused_global(text)}, which loading "
                 "would have to run; w2v2 reads only tensors, plain containers and "
@@ -163,8 +188,9 @@ def read_checkpoint(path: Path) -> dict[str, Any]:
         reason = _short(str(exc)) or "the file ends too early"
         raise ModelError(f"{path}: not a readable PyTorch checkpoint ({reason})") from None
     if not isinstance(state, dict):
-        raise ModelError(f"{path}: a checkpoint should hold a dictionary, not a "
-                         f"{type(state).__name__}")  # fmt: skip
+        raise ModelError(
+            f"{path}: a checkpoint should hold a dictionary, not a {type(state).__name__}"
+        )
     return state
 
 
@@ -202,10 +228,14 @@ def conv_layers(spec: Any, where: str) -> list[tuple[int, int, int]]:
             raise ModelError(f"{where}: cannot read conv_feature_layers {spec!r}") from None
     layers = []
     for layer in value:
-        if not (isinstance(layer, (list, tuple)) and len(layer) == 3
-                and all(isinstance(v, int) and v > 0 for v in layer)):  # fmt: skip
-            raise ModelError(f"{where}: conv_feature_layers {spec!r} is not a list of "
-                             "(dim, kernel, stride)")  # fmt: skip
+        if not (
+            isinstance(layer, (list, tuple))
+            and len(layer) == 3
+            and all(isinstance(v, int) and v > 0 for v in layer)
+        ):
+            raise ModelError(
+                f"{where}: conv_feature_layers {spec!r} is not a list of (dim, kernel, stride)"
+            )
         layers.append((int(layer[0]), int(layer[1]), int(layer[2])))
     if not layers:
         raise ModelError(f"{where}: conv_feature_layers is empty")

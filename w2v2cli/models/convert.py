@@ -77,23 +77,29 @@ def read_converted(path: Path, dictionary: Path | None = None) -> ConvertedCheck
     state = read_checkpoint(path)
     if is_nvidia(state):
         if dictionary is not None:
-            raise ModelError(f"{path} is an NVIDIA checkpoint, whose labels are inside it; "
-                             "--dict is for fairseq checkpoints")  # fmt: skip
+            raise ModelError(
+                f"{path} is an NVIDIA checkpoint, whose labels are inside it; "
+                "--dict is for fairseq checkpoints"
+            )
         return from_nvidia(state, str(path))
     if "cfg" in state or "args" in state:
         dictionary = Path(dictionary) if dictionary is not None else default_dictionary(path)
         if not dictionary.is_file():
-            raise ModelError(f"{path} is a fairseq checkpoint; its letter dictionary "
-                             f"{dictionary} was not found (give it with --dict)")  # fmt: skip
+            raise ModelError(
+                f"{path} is a fairseq checkpoint; its letter dictionary "
+                f"{dictionary} was not found (give it with --dict)"
+            )
         try:
             text = dictionary.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as exc:
             raise ModelError(f"{dictionary}: cannot read the dictionary: {exc}") from None
         return from_fairseq(state, text, str(path), str(dictionary))
     keys = ", ".join(sorted(map(str, state))[:5])
-    raise ModelError(f"{path}: not an NVIDIA DeepLearningExamples or fairseq checkpoint (its "
-                     f"top-level keys: {keys}); a transformers model is a folder: give "
-                     "that")  # fmt: skip
+    raise ModelError(
+        f"{path}: not an NVIDIA DeepLearningExamples or fairseq checkpoint (its "
+        f"top-level keys: {keys}); a transformers model is a folder: give "
+        "that"
+    )
 
 
 def build_model(converted: ConvertedCheckpoint, where: str) -> Any:
@@ -119,13 +125,17 @@ def build_model(converted: ConvertedCheckpoint, where: str) -> Any:
         if key not in expected:
             raise ModelError(f"{where}: mapped weight {key} does not exist in the model")
         if tuple(value.shape) != tuple(expected[key].shape):
-            raise ModelError(f"{where}: weight {key} has shape {tuple(value.shape)}, the model "
-                             f"expects {tuple(expected[key].shape)}")  # fmt: skip
+            raise ModelError(
+                f"{where}: weight {key} has shape {tuple(value.shape)}, the model "
+                f"expects {tuple(expected[key].shape)}"
+            )
         weights[key] = value.to(torch.float32)
     missing = sorted(set(expected) - set(weights))
     if missing:
-        raise ModelError(f"{where}: the checkpoint lacks {len(missing)} weight(s) of the "
-                         f"model, e.g. {missing[0]}")  # fmt: skip
+        raise ModelError(
+            f"{where}: the checkpoint lacks {len(missing)} weight(s) of the "
+            f"model, e.g. {missing[0]}"
+        )
     model.load_state_dict(weights, strict=True)
     model.eval()
     return model
@@ -157,18 +167,26 @@ def write_folder(converted: ConvertedCheckpoint, model: Any, out_dir: Path) -> P
     with atomic_dir(out_dir) as tmp:
         model.save_pretrained(tmp)
         vocab = tmp / "vocab.json"
-        vocab.write_text(json.dumps({t: i for i, t in enumerate(tokens)}, ensure_ascii=False),
-                         encoding="utf-8")  # fmt: skip
+        vocab.write_text(
+            json.dumps({t: i for i, t in enumerate(tokens)}, ensure_ascii=False), encoding="utf-8"
+        )
         tokenizer = Wav2Vec2CTCTokenizer(
-            str(vocab), unk_token="<unk>", pad_token="<pad>", bos_token="<s>",
-            eos_token="</s>", word_delimiter_token="|", do_lower_case=False,
-        )  # fmt: skip
+            str(vocab),
+            unk_token="<unk>",
+            pad_token="<pad>",
+            bos_token="<s>",
+            eos_token="</s>",
+            word_delimiter_token="|",
+            do_lower_case=False,
+        )
         tokenizer.save_pretrained(tmp)
         extractor = Wav2Vec2FeatureExtractor(
-            feature_size=1, sampling_rate=converted.sampling_rate, padding_value=0.0,
+            feature_size=1,
+            sampling_rate=converted.sampling_rate,
+            padding_value=0.0,
             do_normalize=converted.normalize,
             return_attention_mask=converted.config.get("feat_extract_norm") == "layer",
-        )  # fmt: skip
+        )
         extractor.save_pretrained(tmp)
         if converted.normalize:
             path = tmp / "preprocessor_config.json"
@@ -179,9 +197,11 @@ def write_folder(converted: ConvertedCheckpoint, model: Any, out_dir: Path) -> P
 
 
 def convert_checkpoint(
-    path: Path, out_dir: Path, dictionary: Path | None = None,
+    path: Path,
+    out_dir: Path,
+    dictionary: Path | None = None,
     notify: Callable[[str], None] | None = None,
-) -> ConversionResult:  # fmt: skip
+) -> ConversionResult:
     """Read, map, build and save a checkpoint as a model folder (``w2v2 convert``)."""
     from ..fsutil import check_output_dir
 
@@ -191,12 +211,18 @@ def convert_checkpoint(
         raise OutputError(f"{out_dir} already exists; convert writes a new folder")
     check_output_dir(out_dir, "output folder")
     converted = read_converted(Path(path), dictionary)
-    notify(f"{path}: {KINDS[converted.kind]} checkpoint"
-           + "".join(f"; {n}" for n in converted.notes))  # fmt: skip
+    notify(
+        f"{path}: {KINDS[converted.kind]} checkpoint" + "".join(f"; {n}" for n in converted.notes)
+    )
     model = build_model(converted, str(path))
     write_folder(converted, model, out_dir)
-    return ConversionResult(out_dir, converted.kind, converted.model_type,
-                            converted.model_type == "wav2vec2", converted.notes)  # fmt: skip
+    return ConversionResult(
+        out_dir,
+        converted.kind,
+        converted.model_type,
+        converted.model_type == "wav2vec2",
+        converted.notes,
+    )
 
 
 def cache_key(path: Path, dictionary: Path | None) -> str:
@@ -230,8 +256,9 @@ def cached_conversion(path: Path, cache_dir: Path | None) -> Path | None:
     return folder if (folder / "config.json").is_file() else None
 
 
-def converted_folder(path: Path, cache_dir: Path | None = None,
-                     notify: Callable[[str], None] | None = None) -> Path:  # fmt: skip
+def converted_folder(
+    path: Path, cache_dir: Path | None = None, notify: Callable[[str], None] | None = None
+) -> Path:
     """The model folder of checkpoint ``path``, converted on first use and cached."""
     path = Path(path).expanduser()
     cached = cached_conversion(path, cache_dir)
@@ -241,8 +268,10 @@ def converted_folder(path: Path, cache_dir: Path | None = None,
     dictionary = default_dictionary(path)
     target = cache_root(cache_dir) / cache_key(path, dictionary)
     converted = read_converted(path)
-    notify(f"converting {path} ({KINDS[converted.kind]} checkpoint) once; the result is "
-           f"cached in {target.parent}")  # fmt: skip
+    notify(
+        f"converting {path} ({KINDS[converted.kind]} checkpoint) once; the result is "
+        f"cached in {target.parent}"
+    )
     model = build_model(converted, str(path))
     try:
         write_folder(converted, model, target)

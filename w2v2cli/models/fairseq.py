@@ -35,8 +35,14 @@ SPECIALS = ("<s>", "<pad>", "</s>", "<unk>")
 DEFAULT_CONV_LAYERS = "[(512,10,5)]+[(512,3,2)]*4+[(512,2,2)]+[(512,2,2)]"
 
 #: fairseq activation names → transformers' ACT2FN names (same functions).
-ACTIVATIONS = {"gelu": "gelu", "relu": "relu", "gelu_accurate": "gelu_new", "tanh": "tanh",
-               "linear": "linear", "swish": "swish"}  # fmt: skip
+ACTIVATIONS = {
+    "gelu": "gelu",
+    "relu": "relu",
+    "gelu_accurate": "gelu_new",
+    "tanh": "tanh",
+    "linear": "linear",
+    "swish": "swish",
+}
 
 
 def read_dictionary(text: str, where: str) -> tuple[str, ...]:
@@ -71,7 +77,8 @@ _CONV = r"feature_extractor\.conv_layers\.(\d+)\."
 _HF_CONV = r"wav2vec2.feature_extractor.conv_layers.\1."
 _POS = "wav2vec2.encoder.pos_conv_embed.conv."
 _RULES: list[tuple[re.Pattern[str], str]] = [
-    (re.compile(p), r) for p, r in [
+    (re.compile(p), r)
+    for p, r in [
         (_CONV + r"(?:0|conv)\.(weight|bias)", _HF_CONV + r"conv.\2"),
         (_CONV + r"(?:2|2\.1|norm|norm\._group_norm)\.(weight|bias)", _HF_CONV + r"layer_norm.\2"),
         (r"layer_norm\.(weight|bias)", r"wav2vec2.feature_projection.layer_norm.\1"),
@@ -81,19 +88,25 @@ _RULES: list[tuple[re.Pattern[str], str]] = [
         (r"encoder\.pos_conv\.0\.weight_g", _POS + "parametrizations.weight.original0"),
         (r"encoder\.pos_conv\.0\.weight_v", _POS + "parametrizations.weight.original1"),
         (r"encoder\.layer_norm\.(weight|bias)", r"wav2vec2.encoder.layer_norm.\1"),
-        (_LAYER + r"self_attn\.(q|k|v|out)_proj\.(weight|bias)",
-         _HF_LAYER + r"attention.\3_proj.\4"),
+        (
+            _LAYER + r"self_attn\.(q|k|v|out)_proj\.(weight|bias)",
+            _HF_LAYER + r"attention.\3_proj.\4",
+        ),
         (_LAYER + r"self_attn_layer_norm\.(weight|bias)", _HF_LAYER + r"layer_norm.\3"),
         (_LAYER + r"fc1\.(weight|bias)", _HF_LAYER + r"feed_forward.intermediate_dense.\3"),
         (_LAYER + r"fc2\.(weight|bias)", _HF_LAYER + r"feed_forward.output_dense.\3"),
         (_LAYER + r"final_layer_norm\.(weight|bias)", _HF_LAYER + r"final_layer_norm.\3"),
-        (r"encoder\.(upsample|downsample)_layer\.linear\.(weight|bias)",
-         r"wav2vec2.encoder.\1.linear.\2"),
+        (
+            r"encoder\.(upsample|downsample)_layer\.linear\.(weight|bias)",
+            r"wav2vec2.encoder.\1.linear.\2",
+        ),
     ]
-]  # fmt: skip
+]
 #: Pre-training heads: present in some fine-tuned checkpoints, never used for CTC.
-_PRETRAINING = re.compile(r"(quantizer|input_quantizer|project_q|project_inp|final_proj|"
-                          r"target_glu)\.")  # fmt: skip
+_PRETRAINING = re.compile(
+    r"(quantizer|input_quantizer|project_q|project_inp|final_proj|"
+    r"target_glu)\."
+)
 MODEL_PREFIX = "w2v_encoder.w2v_model."
 HEAD_PREFIX = "w2v_encoder.proj."
 
@@ -106,12 +119,14 @@ def map_weights(state_dict: Mapping[str, Any], where: str) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in state_dict.items():
         if key.startswith(HEAD_PREFIX):
-            out["lm_head." + key[len(HEAD_PREFIX):]] = value
+            out["lm_head." + key[len(HEAD_PREFIX) :]] = value
             continue
         if not key.startswith(MODEL_PREFIX):
-            raise ModelError(f"{where}: unexpected weight {key!r}: not a wav2vec 2.0 CTC model "
-                             f"(expected {MODEL_PREFIX}... and {HEAD_PREFIX}...)")  # fmt: skip
-        name = key[len(MODEL_PREFIX):]
+            raise ModelError(
+                f"{where}: unexpected weight {key!r}: not a wav2vec 2.0 CTC model "
+                f"(expected {MODEL_PREFIX}... and {HEAD_PREFIX}...)"
+            )
+        name = key[len(MODEL_PREFIX) :]
         if _PRETRAINING.match(name):
             continue
         if name == "encoder.pos_conv.0.weight":  # stored without weight norm: split it
@@ -125,11 +140,15 @@ def map_weights(state_dict: Mapping[str, Any], where: str) -> dict[str, Any]:
                 out[match.expand(replacement)] = value
                 break
         else:
-            raise ModelError(f"{where}: weight {key!r} has no counterpart in transformers' "
-                             "wav2vec2; this model has parts w2v2 does not know")  # fmt: skip
+            raise ModelError(
+                f"{where}: weight {key!r} has no counterpart in transformers' "
+                "wav2vec2; this model has parts w2v2 does not know"
+            )
     if "lm_head.weight" not in out:
-        raise ModelError(f"{where}: no CTC head (w2v_encoder.proj): a pre-trained model needs "
-                         "CTC fine-tuning before it can transcribe")  # fmt: skip
+        raise ModelError(
+            f"{where}: no CTC head (w2v_encoder.proj): a pre-trained model needs "
+            "CTC fine-tuning before it can transcribe"
+        )
     return out
 
 
@@ -142,20 +161,27 @@ def wav2vec2_config(args: Mapping[str, Any], vocab_size: int, where: str) -> dic
     """``Wav2Vec2Config`` keyword arguments for a fairseq/NVIDIA model's arguments."""
     mode = _get(args, "extractor_mode", "default")
     if mode not in ("default", "layer_norm"):
-        raise ModelError(f"{where}: extractor_mode {mode!r} is not supported (default and "
-                         "layer_norm are)")  # fmt: skip
+        raise ModelError(
+            f"{where}: extractor_mode {mode!r} is not supported (default and layer_norm are)"
+        )
     layer_type = _get(args, "layer_type", "transformer")
     if layer_type != "transformer":
-        raise ModelError(f"{where}: fairseq {layer_type} layers are not supported (only "
-                         "transformer layers map to transformers' wav2vec2)")  # fmt: skip
-    for flag, what in (("rotary_embeddings", "rotary embeddings"),
-                       ("use_spectrogram_features", "spectrogram input features"),
-                       ("quantize_input", "quantised input")):  # fmt: skip
+        raise ModelError(
+            f"{where}: fairseq {layer_type} layers are not supported (only "
+            "transformer layers map to transformers' wav2vec2)"
+        )
+    for flag, what in (
+        ("rotary_embeddings", "rotary embeddings"),
+        ("use_spectrogram_features", "spectrogram input features"),
+        ("quantize_input", "quantised input"),
+    ):
         if _get(args, flag, False):
             raise ModelError(f"{where}: models with {what} are not supported")
     if int(_get(args, "pos_conv_depth", 1)) != 1:
-        raise ModelError(f"{where}: a positional convolution of depth "
-                         f"{args.get('pos_conv_depth')} is not supported (depth 1 is)")  # fmt: skip
+        raise ModelError(
+            f"{where}: a positional convolution of depth "
+            f"{args.get('pos_conv_depth')} is not supported (depth 1 is)"
+        )
     activation = str(_get(args, "activation_fn", "gelu"))
     if activation not in ACTIVATIONS:
         raise ModelError(f"{where}: activation {activation!r} is not supported")
@@ -192,8 +218,10 @@ def complete_projection(weights: dict[str, Any], config: Mapping[str, Any]) -> N
     if key not in weights:
         dim = int(config["hidden_size"])
         if int(config["conv_dim"][-1]) != dim:
-            raise ModelError("the checkpoint has no post_extract_proj, but the conv features "
-                             "and the encoder differ in width")  # fmt: skip
+            raise ModelError(
+                "the checkpoint has no post_extract_proj, but the conv features "
+                "and the encoder differ in width"
+            )
         weights[key] = torch.eye(dim)
         weights["wav2vec2.feature_projection.projection.bias"] = torch.zeros(dim)
 
@@ -220,29 +248,38 @@ def config_groups(state: Mapping[str, Any], where: str) -> tuple[dict, dict, dic
         model = task = args
         name = args.get("arch")
     if name in PRETRAINED_MODELS or name is None and "w2v_args" not in model:
-        raise ModelError(f"{where}: a pre-trained fairseq {name or 'wav2vec'} model has no CTC "
-                         "head: it needs CTC fine-tuning before it can transcribe")  # fmt: skip
+        raise ModelError(
+            f"{where}: a pre-trained fairseq {name or 'wav2vec'} model has no CTC "
+            "head: it needs CTC fine-tuning before it can transcribe"
+        )
     if name not in CTC_MODELS:
-        raise ModelError(f"{where}: a fairseq {name!r} model; only wav2vec 2.0 CTC fine-tunes "
-                         "(wav2vec_ctc) are supported")  # fmt: skip
+        raise ModelError(
+            f"{where}: a fairseq {name!r} model; only wav2vec 2.0 CTC fine-tunes "
+            "(wav2vec_ctc) are supported"
+        )
     w2v = plain(model.get("w2v_args"))
     if not isinstance(w2v, dict):
-        raise ModelError(f"{where}: the checkpoint does not hold its model configuration "
-                         "(w2v_args); fairseq would read it from the pre-trained checkpoint "
-                         f"{model.get('w2v_path')!r}")  # fmt: skip
+        raise ModelError(
+            f"{where}: the checkpoint does not hold its model configuration "
+            "(w2v_args); fairseq would read it from the pre-trained checkpoint "
+            f"{model.get('w2v_path')!r}"
+        )
     if isinstance(w2v.get("model"), dict):
         pre_model, pre_task = w2v["model"], w2v.get("task") or {}
     else:
         pre_model = pre_task = w2v
     pre_name = pre_model.get("_name") or pre_model.get("arch") or "wav2vec2"
     if pre_name != "wav2vec2":
-        raise ModelError(f"{where}: a fine-tuned fairseq {pre_name!r} model; only wav2vec2 "
-                         "encoders are supported")  # fmt: skip
+        raise ModelError(
+            f"{where}: a fine-tuned fairseq {pre_name!r} model; only wav2vec2 "
+            "encoders are supported"
+        )
     return model, task, pre_model, pre_task
 
 
-def from_fairseq(state: Mapping[str, Any], dictionary: str, where: str,
-                 dictionary_where: str) -> ConvertedCheckpoint:  # fmt: skip
+def from_fairseq(
+    state: Mapping[str, Any], dictionary: str, where: str, dictionary_where: str
+) -> ConvertedCheckpoint:
     """A fine-tuned fairseq wav2vec 2.0 CTC checkpoint and its dictionary text: the model
     arguments from ``cfg`` (or old ``args``), the weights under transformers' names, the
     dictionary, ``normalize``, and ``blank_weight`` (fairseq adds it to the blank's logit;
@@ -257,9 +294,11 @@ def from_fairseq(state: Mapping[str, Any], dictionary: str, where: str,
     weights = map_weights(weights_in, where)
     head = weights["lm_head.weight"]
     if head.shape[0] != len(tokens):
-        raise ModelError(f"{where}: the CTC head has {head.shape[0]} outputs but "
-                         f"{dictionary_where} has {len(tokens)} symbols (with <s> <pad> </s> "
-                         "<unk>): not this model's dictionary")  # fmt: skip
+        raise ModelError(
+            f"{where}: the CTC head has {head.shape[0]} outputs but "
+            f"{dictionary_where} has {len(tokens)} symbols (with <s> <pad> </s> "
+            "<unk>): not this model's dictionary"
+        )
     if _get(pre_model, "conv_pos_batch_norm", False):
         raise ModelError(f"{where}: a batch-normed positional convolution is not supported")
     config = wav2vec2_config(pre_model, len(tokens), where)
@@ -268,8 +307,9 @@ def from_fairseq(state: Mapping[str, Any], dictionary: str, where: str,
     blank_weight = float(_get(model_cfg, "blank_weight", 0.0))
     if blank_weight:
         if _get(model_cfg, "blank_mode", "add") != "add":
-            raise ModelError(f"{where}: blank_mode {model_cfg.get('blank_mode')!r} is not "
-                             "supported (add is)")  # fmt: skip
+            raise ModelError(
+                f"{where}: blank_mode {model_cfg.get('blank_mode')!r} is not supported (add is)"
+            )
         bias = weights["lm_head.bias"].detach().clone().to(torch.float32)
         bias[0] += blank_weight
         weights["lm_head.bias"] = bias

@@ -78,8 +78,13 @@ def family_of(config: Any) -> Family:
         return Family(family.model_type, family.name, False, family.input, family.openvino)
     if getattr(config, "adapter_attn_dim", None):  # MMS: per-language adapters
         # An OpenVINO IR would be cached per model, not per language: torch runs these.
-        return Family(family.model_type, "MMS (wav2vec 2.0 with language adapters)",
-                      family.padding_exact, family.input, openvino=False)  # fmt: skip
+        return Family(
+            family.model_type,
+            "MMS (wav2vec 2.0 with language adapters)",
+            family.padding_exact,
+            family.input,
+            openvino=False,
+        )
     return family
 
 

@@ -58,8 +58,9 @@ class Wav2Vec2HourglassConfig(Wav2Vec2Config):
         kwargs["num_hidden_layers"] = sum(self.hourglass_layers)
         super().__init__(**kwargs)
         if len(self.hourglass_layers) != 3 or min(self.hourglass_layers) < 0:
-            raise ValueError(f"hourglass_layers must be (n_pre, n_short, n_post), not "
-                             f"{hourglass_layers!r}")  # fmt: skip
+            raise ValueError(
+                f"hourglass_layers must be (n_pre, n_short, n_post), not {hourglass_layers!r}"
+            )
         if self.hourglass_factor < 1:
             raise ValueError("hourglass_factor must be at least 1")
         if hourglass_resample not in RESAMPLE_MODES:
@@ -114,8 +115,9 @@ class Wav2Vec2HourglassEncoder(nn.Module):
         self.upsample = Resample(config.hidden_size, self.factor, mode, down=False)
         self.gradient_checkpointing = False
 
-    def _run(self, layers: nn.ModuleList, hidden: torch.Tensor, mask: torch.Tensor | None,
-             **kwargs) -> torch.Tensor:  # fmt: skip
+    def _run(
+        self, layers: nn.ModuleList, hidden: torch.Tensor, mask: torch.Tensor | None, **kwargs
+    ) -> torch.Tensor:
         for layer in layers:
             if self.training and self.config.layerdrop > 0.0:
                 if torch.rand([]) < self.config.layerdrop:
@@ -123,8 +125,9 @@ class Wav2Vec2HourglassEncoder(nn.Module):
             hidden = layer(hidden, attention_mask=mask, **kwargs)
         return hidden
 
-    def forward(self, hidden_states: torch.Tensor, attention_mask: torch.Tensor | None = None,
-                **kwargs) -> BaseModelOutput:  # fmt: skip
+    def forward(
+        self, hidden_states: torch.Tensor, attention_mask: torch.Tensor | None = None, **kwargs
+    ) -> BaseModelOutput:
         keep = attention_mask.bool() if attention_mask is not None else None
         if keep is not None:
             hidden_states = hidden_states.masked_fill(~keep[..., None], 0.0)

@@ -26,8 +26,12 @@ log = logging.getLogger("w2v2cli")
 
 #: Seconds the reachability probe waits for a TCP connection to the hub.
 PROBE_TIMEOUT = 5.0
-_WEIGHTS = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin",
-            "pytorch_model.bin.index.json")  # fmt: skip
+_WEIGHTS = (
+    "model.safetensors",
+    "model.safetensors.index.json",
+    "pytorch_model.bin",
+    "pytorch_model.bin.index.json",
+)
 _PROXY_VARS = ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")
 
 

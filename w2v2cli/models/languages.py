@@ -41,16 +41,21 @@ def check_language(name: str, languages: list[str] | None, language: str | None)
     listing = f"`w2v2 languages {name}` lists"
     if languages is None:
         if language is not None:
-            raise ModelError(f"{name} has a single vocabulary; --language is for models with "
-                             "one vocabulary per language (MMS)")  # fmt: skip
+            raise ModelError(
+                f"{name} has a single vocabulary; --language is for models with "
+                "one vocabulary per language (MMS)"
+            )
         return
     if language is None:
-        raise ModelError(f"{name} has one vocabulary and adapter per language (MMS): choose "
-                         f"one with --language CODE; {listing} its {len(languages)} "
-                         "codes")  # fmt: skip
+        raise ModelError(
+            f"{name} has one vocabulary and adapter per language (MMS): choose "
+            f"one with --language CODE; {listing} its {len(languages)} "
+            "codes"
+        )
     if language not in languages:
-        raise ModelError(f"{name} has no language {language!r}; {listing} its "
-                         f"{len(languages)} codes")  # fmt: skip
+        raise ModelError(
+            f"{name} has no language {language!r}; {listing} its {len(languages)} codes"
+        )
 
 
 def vocab_file(name_or_path: str, **kwargs: Any) -> Path | None:
@@ -58,8 +63,9 @@ def vocab_file(name_or_path: str, **kwargs: Any) -> Path | None:
     from transformers.utils import cached_file
 
     try:
-        path = cached_file(name_or_path, "vocab.json",
-                           _raise_exceptions_for_missing_entries=False, **kwargs)  # fmt: skip
+        path = cached_file(
+            name_or_path, "vocab.json", _raise_exceptions_for_missing_entries=False, **kwargs
+        )
     except Exception as exc:  # noqa: BLE001 - reported as "no tokenizer" by the caller
         log.debug("no vocab.json for %s: %s", name_or_path, exc)
         return None
@@ -75,8 +81,9 @@ def adapter_file(folder: Path, language: str) -> Path | None:
     return None
 
 
-def fetch_adapter(repo_id: str, language: str, cache_dir: Path | None,
-                  revision: str | None) -> None:  # fmt: skip
+def fetch_adapter(
+    repo_id: str, language: str, cache_dir: Path | None, revision: str | None
+) -> None:
     """Download a hub model's adapter for ``language`` into the cache (a one-line
     ``ModelError`` when the hub cannot be reached or has none)."""
     from huggingface_hub import snapshot_download
@@ -85,25 +92,37 @@ def fetch_adapter(repo_id: str, language: str, cache_dir: Path | None,
 
     reason = hub.unreachable_reason()
     if reason is not None:
-        raise ModelError(f"the {language} adapter of {repo_id} is not in the Hugging Face cache "
-                         f"and cannot be downloaded ({reason})")  # fmt: skip
+        raise ModelError(
+            f"the {language} adapter of {repo_id} is not in the Hugging Face cache "
+            f"and cannot be downloaded ({reason})"
+        )
     try:
-        snapshot_download(repo_id, allow_patterns=[p.format(language) for p in ADAPTER_FILES],
-                          cache_dir=str(cache_dir) if cache_dir else None,
-                          revision=revision)  # fmt: skip
+        snapshot_download(
+            repo_id,
+            allow_patterns=[p.format(language) for p in ADAPTER_FILES],
+            cache_dir=str(cache_dir) if cache_dir else None,
+            revision=revision,
+        )
     except Exception as exc:  # noqa: BLE001 - any download failure: one line
         text = " ".join(str(exc).split())[:200]
-        raise ModelError(f"cannot download the {language} adapter of {repo_id}: {text}") \
-            from None  # fmt: skip
+        raise ModelError(f"cannot download the {language} adapter of {repo_id}: {text}") from None
 
 
-def load_language(model: Any, name: str, folder: Path | None, is_hub: bool, language: str,
-                  cache_dir: Path | None, revision: str | None) -> None:  # fmt: skip
+def load_language(
+    model: Any,
+    name: str,
+    folder: Path | None,
+    is_hub: bool,
+    language: str,
+    cache_dir: Path | None,
+    revision: str | None,
+) -> None:
     """Load ``language``'s adapter weights and CTC head into ``model`` (in place)."""
     if folder is not None and adapter_file(folder, language) is None:
         if not is_hub:
-            raise ModelError(f"{name} has no adapter for {language} "
-                             f"(adapter.{language}.safetensors)")  # fmt: skip
+            raise ModelError(
+                f"{name} has no adapter for {language} (adapter.{language}.safetensors)"
+            )
         fetch_adapter(name, language, cache_dir, revision)
     if not hasattr(model, "load_adapter"):
         raise ModelError(f"{name} ({model.config.model_type}) cannot load language adapters")
@@ -114,8 +133,9 @@ def load_language(model: Any, name: str, folder: Path | None, is_hub: bool, lang
         raise ModelError(f"cannot load the {language} adapter of {name}: {text}") from None
 
 
-def model_languages(model: str, cache_dir: Path | None = None,
-                    revision: str | None = None) -> list[str]:  # fmt: skip
+def model_languages(
+    model: str, cache_dir: Path | None = None, revision: str | None = None
+) -> list[str]:
     """The language codes ``--language`` accepts for ``model`` (``w2v2 languages``): only
     its ``vocab.json`` is read (downloaded alone for a hub id not yet cached)."""
     from . import hub
@@ -138,8 +158,10 @@ def model_languages(model: str, cache_dir: Path | None = None,
         else:
             reason = hub.unreachable_reason()
             if reason is not None:
-                raise ModelError(f"model {model!r} is not in the Hugging Face cache and cannot "
-                                 f"be downloaded ({reason})")  # fmt: skip
+                raise ModelError(
+                    f"model {model!r} is not in the Hugging Face cache and cannot "
+                    f"be downloaded ({reason})"
+                )
             kwargs: dict[str, Any] = {"revision": revision}
             if cache_dir is not None:
                 kwargs["cache_dir"] = str(cache_dir)

@@ -59,8 +59,12 @@ class FeatureNormalizer:
     return_attention_mask: bool = False
     eps: float = 1e-7
 
-    def __call__(self, samples: np.ndarray, sampling_rate: int | None = None,
-                 return_tensors: str | None = None) -> dict[str, list[np.ndarray]]:  # fmt: skip
+    def __call__(
+        self,
+        samples: np.ndarray,
+        sampling_rate: int | None = None,
+        return_tensors: str | None = None,
+    ) -> dict[str, list[np.ndarray]]:
         x = np.asarray(samples, dtype=np.float32)
         if self.do_normalize:
             x = (x - x.mean()) / np.sqrt(x.var() + self.eps)
@@ -127,8 +131,9 @@ def read_vocabulary(folder: Path, vocab_size: int | None) -> Vocabulary | None:
     special_map = _read(folder / "special_tokens_map.json") or {}
     named = {a: _token(special_map.get(a, config.get(a))) for a in _SPECIAL_ATTRS}
     specials = {by_token[t] for t in named.values() if t is not None and t in by_token}
-    for extra in (config.get("additional_special_tokens") or config.get("extra_special_tokens")
-                  or []):  # fmt: skip
+    for extra in (
+        config.get("additional_special_tokens") or config.get("extra_special_tokens") or []
+    ):
         token = _token(extra)
         if token in by_token:
             specials.add(by_token[token])

@@ -89,8 +89,12 @@ class LoadedModel:
 
 def is_local(name: str) -> bool:
     """A folder or checkpoint file (or a path-looking name) rather than a hub id."""
-    return (os.path.isdir(name) or os.path.isfile(name) or name.startswith((".", "/", "~"))
-            or os.sep + os.sep in name)  # fmt: skip
+    return (
+        os.path.isdir(name)
+        or os.path.isfile(name)
+        or name.startswith((".", "/", "~"))
+        or os.sep + os.sep in name
+    )
 
 
 def find_model_lm_dir(
@@ -381,8 +385,15 @@ def load_weights(
     if options.language is not None:
         from .languages import load_language
 
-        load_language(model, name, parts.local_dir, parts.is_hub, options.language,
-                      options.cache_dir, options.revision)  # fmt: skip
+        load_language(
+            model,
+            name,
+            parts.local_dir,
+            parts.is_hub,
+            options.language,
+            options.cache_dir,
+            options.revision,
+        )
     missing = set(info.get("missing_keys", []))
     if any(k.startswith("lm_head") for k in missing):
         raise ModelError(
@@ -426,5 +437,6 @@ def load_model(options: ModelOptions, notify: Notify | None = None) -> LoadedMod
     vocabulary = parts.vocabulary
     if options.language is not None:  # the adapter's head: check the vocabulary against it
         vocabulary = vocabulary_from_tokenizer(parts.tokenizer, model.config.vocab_size)
-    return dataclasses.replace(parts, model=model, device=device, dtype=dtype,
-                               vocabulary=vocabulary)  # fmt: skip
+    return dataclasses.replace(
+        parts, model=model, device=device, dtype=dtype, vocabulary=vocabulary
+    )

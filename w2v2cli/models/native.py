@@ -50,7 +50,6 @@ from typing import Any
 _ACTIVATIONS = ("gelu", "relu")
 
 
-
 @dataclass(frozen=True)
 class NativeConfig:
     """The config fields the forward pass reads (defaults: transformers' ``Wav2Vec2Config``)."""
@@ -173,8 +172,7 @@ class NativeWav2Vec2ForCTC:
         weight = self._pos_weights.get(threads)
         if weight is None:
             pos = "wav2vec2.encoder.pos_conv_embed.conv.parametrizations.weight"
-            weight = torch._weight_norm(self._w[f"{pos}.original1"], self._w[f"{pos}.original0"],
-                                        2)  # fmt: skip
+            weight = torch._weight_norm(self._w[f"{pos}.original1"], self._w[f"{pos}.original0"], 2)
             self._pos_weights[threads] = weight
         return weight
 
@@ -185,8 +183,7 @@ class NativeWav2Vec2ForCTC:
         c, w = self.config, self._w
         batch, width = input_values.shape
         if lengths is not None and self.itemwise and not (batch == 1 and lengths[0] >= width):
-            features = run_itemwise(self.features, input_values, lengths,
-                                    c.output_lengths(width))  # fmt: skip
+            features = run_itemwise(self.features, input_values, lengths, c.output_lengths(width))
         else:
             features = self.features(input_values)
         features = features.transpose(1, 2)
@@ -194,8 +191,13 @@ class NativeWav2Vec2ForCTC:
         mask = None if lengths is None else self._frame_mask(lengths, frames)
 
         p = "wav2vec2.feature_projection"
-        normed = F.layer_norm(features, (features.shape[-1],), w[f"{p}.layer_norm.weight"],
-                              w[f"{p}.layer_norm.bias"], c.layer_norm_eps)  # fmt: skip
+        normed = F.layer_norm(
+            features,
+            (features.shape[-1],),
+            w[f"{p}.layer_norm.weight"],
+            w[f"{p}.layer_norm.bias"],
+            c.layer_norm_eps,
+        )
         hidden = F.linear(normed, w[f"{p}.projection.weight"], w[f"{p}.projection.bias"])
         del normed, features
         hidden = self.encoder(hidden, mask)
@@ -226,12 +228,22 @@ class NativeWav2Vec2ForCTC:
             weight, bias = w[f"{p}.conv.weight"], w.get(f"{p}.conv.bias")
             hidden = F.conv1d(hidden, weight, bias, c.conv_stride[i])
             if i == 0 and c.feat_extract_norm == "group":  # one group per channel
-                hidden = F.group_norm(hidden, hidden.shape[1], w[f"{p}.layer_norm.weight"],
-                                      w[f"{p}.layer_norm.bias"], 1e-5)  # fmt: skip
+                hidden = F.group_norm(
+                    hidden,
+                    hidden.shape[1],
+                    w[f"{p}.layer_norm.weight"],
+                    w[f"{p}.layer_norm.bias"],
+                    1e-5,
+                )
             elif c.feat_extract_norm == "layer":
                 hidden = hidden.transpose(-2, -1)
-                hidden = F.layer_norm(hidden, (hidden.shape[-1],), w[f"{p}.layer_norm.weight"],
-                                      w[f"{p}.layer_norm.bias"], 1e-5)  # fmt: skip
+                hidden = F.layer_norm(
+                    hidden,
+                    (hidden.shape[-1],),
+                    w[f"{p}.layer_norm.weight"],
+                    w[f"{p}.layer_norm.bias"],
+                    1e-5,
+                )
                 hidden = hidden.transpose(-2, -1)
             hidden = act(hidden)
         return hidden
@@ -251,9 +263,15 @@ class NativeWav2Vec2ForCTC:
                 attn_mask = mask[:, None, None, :].expand(batch, 1, frames, frames)
         act = _activation(c.feat_extract_activation)
         k = c.num_conv_pos_embeddings
-        pos = F.conv1d(hidden.transpose(1, 2), self._pos_weight(),
-                       w["wav2vec2.encoder.pos_conv_embed.conv.bias"], 1, k // 2, 1,
-                       c.num_conv_pos_embedding_groups)  # fmt: skip
+        pos = F.conv1d(
+            hidden.transpose(1, 2),
+            self._pos_weight(),
+            w["wav2vec2.encoder.pos_conv_embed.conv.bias"],
+            1,
+            k // 2,
+            1,
+            c.num_conv_pos_embedding_groups,
+        )
         if k % 2 == 0:
             pos = pos[:, :, :-1]
         pos = act(pos).transpose(1, 2)
@@ -271,8 +289,9 @@ class NativeWav2Vec2ForCTC:
     def _norm(self, x: Any, weight: str, bias: str) -> Any:
         import torch.nn.functional as F
 
-        return F.layer_norm(x, (x.shape[-1],), self._w[weight], self._w[bias],
-                            self.config.layer_norm_eps)  # fmt: skip
+        return F.layer_norm(
+            x, (x.shape[-1],), self._w[weight], self._w[bias], self.config.layer_norm_eps
+        )
 
     def _layer(self, hidden: Any, attn_mask: Any, p: str) -> Any:
         """One encoder layer (``Wav2Vec2EncoderLayer`` or its stable-layer-norm variant)."""
@@ -280,11 +299,13 @@ class NativeWav2Vec2ForCTC:
             residual = hidden
             hidden = self._attention(
                 self._norm(hidden, f"{p}.layer_norm.weight", f"{p}.layer_norm.bias"),
-                attn_mask, p,
-            )  # fmt: skip
+                attn_mask,
+                p,
+            )
             hidden = residual + hidden
-            normed = self._norm(hidden, f"{p}.final_layer_norm.weight",
-                                f"{p}.final_layer_norm.bias")  # fmt: skip
+            normed = self._norm(
+                hidden, f"{p}.final_layer_norm.weight", f"{p}.final_layer_norm.bias"
+            )
             return hidden + self._feed_forward(normed, p)
         residual = hidden
         hidden = residual + self._attention(hidden, attn_mask, p)
@@ -307,9 +328,15 @@ class NativeWav2Vec2ForCTC:
         query = project("q_proj").view(shape).transpose(1, 2)
         key = project("k_proj").view(shape).transpose(1, 2)
         value = project("v_proj").view(shape).transpose(1, 2)
-        out = F.scaled_dot_product_attention(query, key, value, attn_mask=attn_mask,
-                                             dropout_p=0.0, scale=head_dim**-0.5,
-                                             is_causal=False)  # fmt: skip
+        out = F.scaled_dot_product_attention(
+            query,
+            key,
+            value,
+            attn_mask=attn_mask,
+            dropout_p=0.0,
+            scale=head_dim**-0.5,
+            is_causal=False,
+        )
         del query, key, value
         out = out.reshape(out.shape[0], -1, out.shape[2], head_dim)
         out = out.transpose(1, 2).contiguous()

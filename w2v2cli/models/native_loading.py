@@ -40,8 +40,9 @@ class Loading:
         self._thread: threading.Thread | None = None
         safetensors = folder / "model.safetensors"
         if safetensors.is_file():
-            self._thread = threading.Thread(target=self._read, args=(safetensors,),
-                                            name="w2v2-weights", daemon=True)  # fmt: skip
+            self._thread = threading.Thread(
+                target=self._read, args=(safetensors,), name="w2v2-weights", daemon=True
+            )
             self._thread.start()
 
     def _read(self, path: Path) -> None:
@@ -133,6 +134,7 @@ def with_native_weights(parts: LoadedModel, options: ModelOptions) -> LoadedMode
     native model's weights, when the folder holds a model it runs: transformers'
     processor classes, but not its modeling code (about 3 s of the 5 s of imports)."""
     from .loading import resolve_device
+
     dtype = native_dtype(options)
     if dtype is None or parts.local_dir is None or resolve_device(options.device) != "cpu":
         return None

@@ -50,7 +50,10 @@ def expected_shapes(c: NativeConfig) -> dict[str, tuple[int, ...]]:
     pos = "wav2vec2.encoder.pos_conv_embed.conv"
     shapes[f"{pos}.parametrizations.weight.original0"] = (1, 1, c.num_conv_pos_embeddings)
     shapes[f"{pos}.parametrizations.weight.original1"] = (
-        h, h // c.num_conv_pos_embedding_groups, c.num_conv_pos_embeddings)  # fmt: skip
+        h,
+        h // c.num_conv_pos_embedding_groups,
+        c.num_conv_pos_embeddings,
+    )
     shapes[f"{pos}.bias"] = (h,)
     shapes["wav2vec2.encoder.layer_norm.weight"] = (h,)
     shapes["wav2vec2.encoder.layer_norm.bias"] = (h,)
@@ -111,12 +114,13 @@ def read_safetensors(
             start = 8 + size
             entries = [(k, v) for k, v in header.items() if k != "__metadata__"]
             if expected is not None:
-                shapes = {canonical(k): tuple(int(d) for d in v["shape"])
-                          for k, v in entries if k not in IGNORED}  # fmt: skip
-                ignored = {k: tuple(int(d) for d in v["shape"]) for k, v in entries
-                           if k in IGNORED}  # fmt: skip
-                if not maps_one_to_one(shapes, len(entries) - len(ignored), ignored,
-                                        expected):  # fmt: skip
+                shapes = {
+                    canonical(k): tuple(int(d) for d in v["shape"])
+                    for k, v in entries
+                    if k not in IGNORED
+                }
+                ignored = {k: tuple(int(d) for d in v["shape"]) for k, v in entries if k in IGNORED}
+                if not maps_one_to_one(shapes, len(entries) - len(ignored), ignored, expected):
                     log.debug("%s: weights do not map one to one onto Wav2Vec2ForCTC", path)
                     return None
             end = start + max((int(v["data_offsets"][1]) for _, v in entries), default=0)
@@ -141,8 +145,11 @@ def read_safetensors(
                 count = int(np.prod(shape, dtype=np.int64))
                 if stop - begin != count * holder.itemsize:
                     return None
-                array = (np.frombuffer(data, holder, count, start + begin) if count
-                         else np.empty(0, holder))  # fmt: skip
+                array = (
+                    np.frombuffer(data, holder, count, start + begin)
+                    if count
+                    else np.empty(0, holder)
+                )
                 arrays[name] = (array.reshape(shape), kind)
     except (OSError, ValueError, KeyError, TypeError, AttributeError, struct.error):
         return None
@@ -169,23 +176,28 @@ def checked(tensors: dict[str, Any], config: NativeConfig, where: Path) -> dict[
     weights = {canonical(k): v for k, v in tensors.items() if k not in IGNORED}
     ignored = {k: tuple(v.shape) for k, v in tensors.items() if k in IGNORED}
     shapes = {k: tuple(v.shape) for k, v in weights.items()}
-    if not maps_one_to_one(shapes, len(tensors) - len(ignored), ignored,
-                           expected_shapes(config)):  # fmt: skip
+    if not maps_one_to_one(shapes, len(tensors) - len(ignored), ignored, expected_shapes(config)):
         log.debug("%s: weights do not map one to one onto Wav2Vec2ForCTC", where)
         return None
     return weights
 
 
-def maps_one_to_one(shapes: dict[str, tuple[int, ...]], names: int,
-                    ignored: dict[str, tuple[int, ...]],
-                    expected: dict[str, tuple[int, ...]]) -> bool:  # fmt: skip
+def maps_one_to_one(
+    shapes: dict[str, tuple[int, ...]],
+    names: int,
+    ignored: dict[str, tuple[int, ...]],
+    expected: dict[str, tuple[int, ...]],
+) -> bool:
     """Whether a checkpoint's ``names`` tensors (renamed: ``shapes``) are exactly the
     model's parameters: no two names for one parameter (a legacy and a current one), none
     missing (transformers would initialise it at random), none extra; and what transformers
     ignores has the shape it would check (``masked_spec_embed``: one value per channel)."""
     hidden = expected["lm_head.weight"][1]
-    return (len(shapes) == names and shapes == expected
-            and all(shape == (hidden,) for shape in ignored.values()))  # fmt: skip
+    return (
+        len(shapes) == names
+        and shapes == expected
+        and all(shape == (hidden,) for shape in ignored.values())
+    )
 
 
 def read_bin(folder: Path, dtype: Any) -> dict[str, Any] | None:

@@ -36,8 +36,10 @@ def hourglass_shape(spec: Any, where: str) -> tuple[int, int, int, int]:
         n_pre, (n_short, factor), n_post = ast.literal_eval(str(spec))
         values = (int(n_pre), int(n_short), int(factor), int(n_post))
     except (ValueError, TypeError, SyntaxError):
-        raise ModelError(f"{where}: cannot read hourglass_transformer {spec!r} (expected "
-                         "[n_pre,(n_short,factor),n_post])") from None  # fmt: skip
+        raise ModelError(
+            f"{where}: cannot read hourglass_transformer {spec!r} (expected "
+            "[n_pre,(n_short,factor),n_post])"
+        ) from None
     if min(values) < 0 or values[2] < 1:
         raise ModelError(f"{where}: hourglass_transformer {spec!r} is out of range")
     return values
@@ -47,13 +49,16 @@ def from_nvidia(state: Mapping[str, Any], where: str) -> ConvertedCheckpoint:
     """An NVIDIA DLE fine-tuned checkpoint → ``ConvertedCheckpoint``."""
     args = dict(state["args"])
     if args.get("mode") == "pretrain":
-        raise ModelError(f"{where}: a pre-trained NVIDIA checkpoint (mode "
-                         f"{args.get('mode')!r}) has no CTC head: it needs CTC fine-tuning "
-                         "before it can transcribe")  # fmt: skip
+        raise ModelError(
+            f"{where}: a pre-trained NVIDIA checkpoint (mode "
+            f"{args.get('mode')!r}) has no CTC head: it needs CTC fine-tuning "
+            "before it can transcribe"
+        )
     labels = state.get("output_labels")
     if not isinstance(labels, str):
-        raise ModelError(f"{where}: the NVIDIA checkpoint has no output_labels (its letter "
-                         "dictionary)")  # fmt: skip
+        raise ModelError(
+            f"{where}: the NVIDIA checkpoint has no output_labels (its letter dictionary)"
+        )
     tokens = read_dictionary(labels, f"{where} (output_labels)")
     model_state = state.get("model")
     if not isinstance(model_state, Mapping):
@@ -63,8 +68,10 @@ def from_nvidia(state: Mapping[str, Any], where: str) -> ConvertedCheckpoint:
     weights = map_weights(model_state, where)
     head = weights["lm_head.weight"]
     if head.shape[0] != len(tokens):
-        raise ModelError(f"{where}: the CTC head has {head.shape[0]} outputs but output_labels "
-                         f"has {len(tokens)} symbols")  # fmt: skip
+        raise ModelError(
+            f"{where}: the CTC head has {head.shape[0]} outputs but output_labels "
+            f"has {len(tokens)} symbols"
+        )
     config = wav2vec2_config(args, len(tokens), where)
     complete_projection(weights, config)
     if "wav2vec2.masked_spec_embed" in weights:
@@ -79,13 +86,19 @@ def from_nvidia(state: Mapping[str, Any], where: str) -> ConvertedCheckpoint:
         if resample not in ("naive", "linear"):
             raise ModelError(f"{where}: hourglass_resample {resample!r} is not naive or linear")
         if config["do_stable_layer_norm"]:
-            raise ModelError(f"{where}: an hourglass encoder with layer_norm_first is not "
-                             "something NVIDIA's code builds")  # fmt: skip
+            raise ModelError(
+                f"{where}: an hourglass encoder with layer_norm_first is not "
+                "something NVIDIA's code builds"
+            )
         model_type = "hourglass"
-        config.update(hourglass_layers=[n_pre, n_short, n_post], hourglass_factor=factor,
-                      hourglass_resample=resample)  # fmt: skip
-        notes.append(f"hourglass encoder [{n_pre},({n_short},{factor}),{n_post}], "
-                     f"{resample} resampling")  # fmt: skip
+        config.update(
+            hourglass_layers=[n_pre, n_short, n_post],
+            hourglass_factor=factor,
+            hourglass_resample=resample,
+        )
+        notes.append(
+            f"hourglass encoder [{n_pre},({n_short},{factor}),{n_post}], {resample} resampling"
+        )
     return ConvertedCheckpoint(
         kind="nvidia",
         model_type=model_type,

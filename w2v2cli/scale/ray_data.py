@@ -48,9 +48,19 @@ from ..records import AudioItem, FileResult, Transcript
 from .ray_plan import DECODE_CPUS, RayOptions, StagePlan, plan_stages
 from .ray_stages import CRASH_ONCE_ENV, FILES_PER_CALL, pipeline
 
-__all__ = ["CRASH_ONCE_ENV", "DECODE_CPUS", "FILES_PER_CALL", "RayOptions", "StagePlan",
-           "check_model", "connect", "import_ray", "iter_run_ray", "plan_stages",
-           "transcribe_dataset"]  # fmt: skip
+__all__ = [
+    "CRASH_ONCE_ENV",
+    "DECODE_CPUS",
+    "FILES_PER_CALL",
+    "RayOptions",
+    "StagePlan",
+    "check_model",
+    "connect",
+    "import_ray",
+    "iter_run_ray",
+    "plan_stages",
+    "transcribe_dataset",
+]
 
 if TYPE_CHECKING:
     import ray.data
@@ -227,12 +237,21 @@ def iter_run_ray(
         cpus, gpus, node_cpus = _cluster()
         plan = plan_stages(options, ray_options, cpus, gpus, node_cpus)
         if notify is not None:
-            notify(f"Ray: {cpus:g} CPUs, {gpus:g} GPUs; {plan.actors} model actor(s) on "
-                   f"{plan.options.model.device}, {plan.decoders} decoding actor(s)")  # fmt: skip
+            notify(
+                f"Ray: {cpus:g} CPUs, {gpus:g} GPUs; {plan.actors} model actor(s) on "
+                f"{plan.options.model.device}, {plan.decoders} decoding actor(s)"
+            )
         durations = [audio_duration(i.path) for i in todo]
         progress.start(len(todo), sum(d for d in durations if d) if any(durations) else None)
-        rows = [{"w2v2_index": k, "w2v2_path": str(i.path), "w2v2_id": i.id,
-                 "w2v2_out_base": str(i.out_base)} for k, i in enumerate(todo)]  # fmt: skip
+        rows = [
+            {
+                "w2v2_index": k,
+                "w2v2_path": str(i.path),
+                "w2v2_id": i.id,
+                "w2v2_out_base": str(i.out_base),
+            }
+            for k, i in enumerate(todo)
+        ]
         ds = pipeline(ray.data.from_items(rows), plan, rate, write=stream is None)
         header = stream is not None and len(items) > 1
         try:
@@ -258,8 +277,14 @@ def iter_run_ray(
             ray.shutdown()
 
 
-def _result(row: dict[str, Any], item: AudioItem, writers: list[Any], stream: TextIO | None,
-            header: bool, write_outputs: Callable[..., FileResult]) -> FileResult:  # fmt: skip
+def _result(
+    row: dict[str, Any],
+    item: AudioItem,
+    writers: list[Any],
+    stream: TextIO | None,
+    header: bool,
+    write_outputs: Callable[..., FileResult],
+) -> FileResult:
     """A driver-side ``FileResult`` from a finished row (written to ``stream`` here)."""
     if row["w2v2_status"] == "failed" and not row["w2v2_transcript"]:
         return FileResult(item, "failed", error=str(row["w2v2_error"]))
@@ -322,16 +347,24 @@ def transcribe_dataset(
             if batch["w2v2_transcript"][k]:
                 t: Transcript = pickle.loads(batch["w2v2_transcript"][k])
                 text[k] = t.text
-                words[k] = json.dumps([{"word": w.text, "start": w.start, "end": w.end,
-                                        "confidence": w.confidence} for w in t.words])  # fmt: skip
+                words[k] = json.dumps(
+                    [
+                        {"word": w.text, "start": w.start, "end": w.end, "confidence": w.confidence}
+                        for w in t.words
+                    ]
+                )
                 confidence[k] = float("nan") if t.confidence is None else t.confidence
         out = {key: batch[key] for key in batch if not key.startswith("w2v2_")}
-        out.update(text=text, words=words, confidence=confidence,
-                   duration=batch["w2v2_duration"], error=batch["w2v2_error"])  # fmt: skip
+        out.update(
+            text=text,
+            words=words,
+            confidence=confidence,
+            duration=batch["w2v2_duration"],
+            error=batch["w2v2_error"],
+        )
         return out
 
     ds = ds.map_batches(prepare, batch_format="numpy", num_cpus=DECODE_CPUS)
     return pipeline(ds, plan, rate, write=False).map_batches(
         present, batch_format="numpy", num_cpus=DECODE_CPUS
     )
-

@@ -52,8 +52,13 @@ class StagePlan:
     decoder_cpus: float
 
 
-def plan_stages(options: RunOptions, ray_options: RayOptions, cpus: float, gpus: float,
-                node_cpus: float | None = None) -> StagePlan:  # fmt: skip
+def plan_stages(
+    options: RunOptions,
+    ray_options: RayOptions,
+    cpus: float,
+    gpus: float,
+    node_cpus: float | None = None,
+) -> StagePlan:
     """Stage sizes for a cluster of ``cpus`` CPUs and ``gpus`` GPUs (pure).
 
     Model actors: one per GPU on CUDA (one CPU each), else ``threads`` CPUs each (default:

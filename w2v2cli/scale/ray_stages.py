@@ -71,8 +71,13 @@ class _ModelStage:
         self.calls = 0
         self.fatal = b""
         try:
-            self.engine = Engine(options.model, options.chunking, batch_size=options.batch_size,
-                                 max_padding=options.max_padding, vad=options.vad)  # fmt: skip
+            self.engine = Engine(
+                options.model,
+                options.chunking,
+                batch_size=options.batch_size,
+                max_padding=options.max_padding,
+                vad=options.vad,
+            )
             loaded = self.engine.loaded
             lm_dir = None
             decoding = options.decoding
@@ -88,10 +93,17 @@ class _ModelStage:
         _maybe_crash(self.calls)
         if self.fatal:  # every row says so; the driver ends the run with this error
             n = len(batch["w2v2_index"])
-            out = {key: batch[key] for key in batch
-                   if key not in ("w2v2_audio", "w2v2_rate", "w2v2_error")}  # fmt: skip
-            out.update(w2v2_error=["the model cannot run"] * n, w2v2_emissions=[b""] * n,
-                       w2v2_model=[b""] * n, w2v2_fatal=[self.fatal] * n)  # fmt: skip
+            out = {
+                key: batch[key]
+                for key in batch
+                if key not in ("w2v2_audio", "w2v2_rate", "w2v2_error")
+            }
+            out.update(
+                w2v2_error=["the model cannot run"] * n,
+                w2v2_emissions=[b""] * n,
+                w2v2_model=[b""] * n,
+                w2v2_fatal=[self.fatal] * n,
+            )
             return out
         rate = self.engine.sampling_rate
         n = len(batch["w2v2_index"])
@@ -104,8 +116,9 @@ class _ModelStage:
                 errors[rows[j]] = reason_of(em)
             else:
                 emissions[rows[j]] = pickle.dumps(em, protocol=5)
-        out = {key: batch[key] for key in batch
-               if key not in ("w2v2_audio", "w2v2_rate", "w2v2_error")}  # fmt: skip
+        out = {
+            key: batch[key] for key in batch if key not in ("w2v2_audio", "w2v2_rate", "w2v2_error")
+        }
         out["w2v2_error"] = errors
         out["w2v2_emissions"] = emissions
         out["w2v2_model"] = [self.model if e else b"" for e in emissions]
@@ -181,8 +194,9 @@ class _FinishStage:
             try:
                 decoder = self._decoder_for(batch["w2v2_model"][k])
                 name = pickle.loads(batch["w2v2_model"][k])[0]
-                transcript = dataclasses.replace(decoder.decode(em), model=name,
-                                                 decoder=decoder.name)  # fmt: skip
+                transcript = dataclasses.replace(
+                    decoder.decode(em), model=name, decoder=decoder.name
+                )
             except (LMError, ConfigError) as exc:  # the LM is broken for every file
                 fatal[k], errors[k] = pickle.dumps(exc), str(exc)
                 continue
@@ -196,17 +210,28 @@ class _FinishStage:
             result = write_outputs(transcript, _item(batch, k), self.writers, None, False)
             status[k], errors[k] = result.status, result.error or ""
             outputs[k] = json.dumps([str(p) for p in result.outputs])
-        out = {key: batch[key] for key in batch
-               if key not in ("w2v2_emissions", "w2v2_model", "w2v2_error", "w2v2_fatal")}
-        out.update(w2v2_status=status, w2v2_error=errors, w2v2_fatal=fatal,
-                   w2v2_duration=durations, w2v2_outputs=outputs,
-                   w2v2_transcript=transcripts)  # fmt: skip
+        out = {
+            key: batch[key]
+            for key in batch
+            if key not in ("w2v2_emissions", "w2v2_model", "w2v2_error", "w2v2_fatal")
+        }
+        out.update(
+            w2v2_status=status,
+            w2v2_error=errors,
+            w2v2_fatal=fatal,
+            w2v2_duration=durations,
+            w2v2_outputs=outputs,
+            w2v2_transcript=transcripts,
+        )
         return out
 
 
 def _item(batch: dict[str, np.ndarray], k: int) -> AudioItem:
-    return AudioItem(Path(str(batch["w2v2_path"][k])), str(batch["w2v2_id"][k]),
-                     Path(str(batch["w2v2_out_base"][k])))  # fmt: skip
+    return AudioItem(
+        Path(str(batch["w2v2_path"][k])),
+        str(batch["w2v2_id"][k]),
+        Path(str(batch["w2v2_out_base"][k])),
+    )
 
 
 def pipeline(ds: ray.data.Dataset, plan: StagePlan, rate: int, write: bool) -> ray.data.Dataset:
@@ -215,13 +240,19 @@ def pipeline(ds: ray.data.Dataset, plan: StagePlan, rate: int, write: bool) -> r
     ds = ds.map(_decode, fn_kwargs={"rate": rate, "cwd": cwd}, num_cpus=DECODE_CPUS)
     # Ray Data restarts dead actors and retries their batches by default.
     ds = ds.map_batches(
-        _ModelStage, fn_constructor_kwargs={"options": plan.options, "cwd": cwd},
+        _ModelStage,
+        fn_constructor_kwargs={"options": plan.options, "cwd": cwd},
         batch_size=FILES_PER_CALL,
-        batch_format="numpy", concurrency=(1, plan.actors), num_cpus=plan.model_cpus,
+        batch_format="numpy",
+        concurrency=(1, plan.actors),
+        num_cpus=plan.model_cpus,
         num_gpus=plan.model_gpus or None,
-    )  # fmt: skip
+    )
     return ds.map_batches(
-        _FinishStage, fn_constructor_kwargs={"options": plan.options, "write": write, "cwd": cwd},
-        batch_size=1, batch_format="numpy", concurrency=(1, plan.decoders),
+        _FinishStage,
+        fn_constructor_kwargs={"options": plan.options, "write": write, "cwd": cwd},
+        batch_size=1,
+        batch_format="numpy",
+        concurrency=(1, plan.decoders),
         num_cpus=plan.decoder_cpus,
-    )  # fmt: skip
+    )

@@ -30,8 +30,9 @@ def merge_spans(
     """``spans`` grown by ``padding`` samples on each side, clipped to the file, sorted,
     and merged where they touch or overlap."""
     out: list[tuple[int, int]] = []
-    for a, b in sorted((max(0, int(a) - padding), min(num_samples, int(b) + padding))
-                       for a, b in spans):  # fmt: skip
+    for a, b in sorted(
+        (max(0, int(a) - padding), min(num_samples, int(b) + padding)) for a, b in spans
+    ):
         if b <= a:
             continue
         if out and a <= out[-1][1]:
@@ -63,8 +64,7 @@ def speech_chunks(
             pieces = tuple((int(o), a) for o, (a, _) in zip(offsets, group, strict=True))
             joined = np.concatenate([samples[a:b] for a, b in group])
             start = group[0][0]
-            add(Chunk(file_index, 0, start, joined, 0, 0, False,
-                      pieces if len(group) > 1 else ()))  # fmt: skip
+            add(Chunk(file_index, 0, start, joined, 0, 0, False, pieces if len(group) > 1 else ()))
         group, size = [], 0
 
     for a, b in spans:
