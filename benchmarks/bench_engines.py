@@ -69,7 +69,7 @@ def log(msg: str) -> None:
 
 def fortune_sentences(vocabulary) -> list[str]:  # type: ignore[no-untyped-def]
     """Every fortunes sentence the model can spell, normalised, in file order, unique."""
-    from w2v2cli.decoding.alphabet import alphabet_case, alphabet_chars
+    from w2v2cli.lm.alphabet import alphabet_case, alphabet_chars
     from w2v2cli.lm.text import normalize_words
 
     if not FORTUNES.is_dir():

@@ -22,9 +22,9 @@ from packaging.markers import Marker
 
 from w2v2cli.cli import main
 from w2v2cli.decoding import engines
-from w2v2cli.decoding.alphabet import case_map
 from w2v2cli.decoding.beam import BeamDecoder
 from w2v2cli.errors import ConfigError
+from w2v2cli.lm.alphabet import case_map
 from w2v2cli.options import DecodeOptions
 
 UPPER = make_vocab(EN_UPPER)

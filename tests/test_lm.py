@@ -21,8 +21,8 @@ from lm_fixtures import (
 
 from w2v2cli import lm
 from w2v2cli.cli.lm import lm_group
-from w2v2cli.decoding import alphabet as ab
 from w2v2cli.errors import ConfigError, LMError, OutputError, ToolError
+from w2v2cli.lm import alphabet as ab
 from w2v2cli.lm import build as lm_build
 from w2v2cli.records import Vocabulary
 

@@ -24,7 +24,7 @@ from __future__ import annotations
 import unicodedata
 from dataclasses import dataclass
 
-from ..decoding.alphabet import alphabet_case, alphabet_chars
+from ..lm.alphabet import alphabet_case, alphabet_chars
 from ..lm.text import normalize_words
 from ..records import Vocabulary
 

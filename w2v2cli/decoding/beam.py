@@ -11,7 +11,7 @@ confidences follow ``alignment.py``, so greedy and beam transcripts measure the 
 things, whichever engine found the words.
 
 Letter case: when the LM's case is the opposite of the model's, the engine searches over
-labels in the LM's case (``alphabet.case_map``) and the words it returns are mapped back.
+labels in the LM's case (``lm.alphabet.case_map``) and the words it returns are mapped back.
 
 Binary LMs are memory-mapped, so N workers share one copy of the model in the page cache
 (pyctcdecode's kenlm module is told to; ctc-beam-decoder's KenLM does so by default on Linux
@@ -38,10 +38,7 @@ from ..lm import (
     LMSource,
     resolve_lm,
 )
-from ..options import DecodeOptions
-from ..records import Emissions, Transcript, Vocabulary
-from .alignment import file_confidence, words_from_frame_spans
-from .alphabet import (
+from ..lm.alphabet import (
     case_map,
     check_lm_spelling,
     decoder_alphabet,
@@ -49,6 +46,9 @@ from .alphabet import (
     lm_case_conversion,
     text_case,
 )
+from ..options import DecodeOptions
+from ..records import Emissions, Transcript, Vocabulary
+from .alignment import file_confidence, words_from_frame_spans
 from .base import Decoder
 from .engines import LMSpec, SearchParams, open_search, resolve_engine
 from .pool import WorkerPool
@@ -72,7 +72,7 @@ class BeamSettings:
     unigrams: tuple[str, ...] | None
     unigrams_from: str
     lm_lookup_case: str | None  # None, or "upper"/"lower": the LM's case, when it differs
-    lm_case_map: tuple[tuple[str, str], ...]  # (model letter, LM letter); see alphabet.case_map
+    lm_case_map: tuple[tuple[str, str], ...]  # (model letter, LM letter); see lm.alphabet.case_map
     alpha: float
     beta: float
     unk_score_offset: float

@@ -1,5 +1,7 @@
-"""The LM side of beam search: KenLM files and word lists, ``language_model/`` folders and
-``attrs.json``, training-text normalisation and building with lmplz. No decoding here."""
+"""The LM side of beam search: the alphabet (a model's output ids as beam search and an LM
+see them, letter case on both sides), KenLM files and word lists, ``language_model/``
+folders and ``attrs.json``, training-text normalisation and building with lmplz. No
+decoding here."""
 
 from .build import KENLM_MAX_ORDER, LMBuildResult, build_lm, default_memory, find_kenlm_tool
 from .files import (

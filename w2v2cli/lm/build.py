@@ -20,10 +20,10 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..decoding.alphabet import alphabet_case, alphabet_chars
 from ..errors import ConfigError, OutputError, ToolError
 from ..fsutil import atomic_copy, check_output_dir, check_output_file
 from ..records import Vocabulary
+from .alphabet import alphabet_case, alphabet_chars
 from .files import (
     LM_FOLDER,
     open_text,

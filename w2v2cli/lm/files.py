@@ -24,9 +24,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
-from ..decoding.alphabet import LM_SPECIAL_WORDS
 from ..errors import LMError
 from ..fsutil import atomic_file
+from .alphabet import LM_SPECIAL_WORDS
 
 logger = logging.getLogger("w2v2cli")
 

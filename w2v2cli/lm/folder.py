@@ -15,10 +15,10 @@ import math
 from pathlib import Path
 from typing import Any
 
-from ..decoding.alphabet import hf_alphabet_labels
 from ..errors import ConfigError, LMError, OutputError
 from ..fsutil import atomic_copy, atomic_dir, atomic_write
 from ..records import Vocabulary
+from .alphabet import hf_alphabet_labels
 from .files import (
     ALPHABET_FILE,
     ATTRS_FILE,
