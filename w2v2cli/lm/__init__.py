@@ -14,7 +14,6 @@ from .files import (
     LM_FOLDER,
     LM_SUFFIXES,
     UNIGRAMS_FILE,
-    LMSource,
     check_lm_file,
     find_model_lm,
     is_binary_lm,
@@ -22,11 +21,11 @@ from .files import (
     read_arpa_header,
     read_arpa_unigrams,
     read_unigrams,
-    resolve_lm,
     unigrams_path_for,
     write_unigrams,
 )
 from .folder import attrs_path, read_attrs, update_lm_attrs, write_language_model_dir
+from .source import LMSource, resolve_lm
 from .text import normalize_for_alphabet
 
 __all__ = [
