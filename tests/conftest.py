@@ -193,7 +193,7 @@ def beam_engine(request: pytest.FixtureRequest):
     forces one for a whole run: ``W2V2_BEAM_ENGINE``."""
     from lm_fixtures import require_engine
 
-    from w2v2cli.decoding.engines import ENGINE_ENV
+    from w2v2cli.decoding.beam_engines import ENGINE_ENV
 
     require_engine(request.param)
     with pytest.MonkeyPatch.context() as mp:

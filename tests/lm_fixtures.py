@@ -245,7 +245,7 @@ def engine_expected_here(name: str) -> bool:
 def require_engine(name: str) -> None:
     """Skip a test for an engine that is not installed where pyproject.toml does not install
     it; fail where it should be there, so CI cannot skip what it must check."""
-    from w2v2cli.decoding.engines import engine_problem
+    from w2v2cli.decoding.beam_engines import engine_problem
 
     problem = engine_problem(name, True)
     if problem is None:

@@ -24,9 +24,9 @@ from lm_fixtures import (
 )
 
 from w2v2cli.decoding import GreedyDecoder
-from w2v2cli.decoding.alignment import frame_end
 from w2v2cli.decoding.beam import BeamDecoder
 from w2v2cli.decoding.pool import start_method
+from w2v2cli.decoding.timing import frame_end
 from w2v2cli.errors import ConfigError, LMError, W2V2Error
 from w2v2cli.lm import read_unigrams, unigrams_path_for
 from w2v2cli.lm.alphabet import hf_alphabet_labels

@@ -35,7 +35,7 @@ from lm_fixtures import EN_LOWER, english_sentences, make_vocab, require_engine
 from speech import SENTENCES
 
 from w2v2cli.decoding.beam import BeamDecoder, beam_settings, lm_spec
-from w2v2cli.decoding.engines import SearchParams, WordFrames, open_search
+from w2v2cli.decoding.beam_engines import SearchParams, WordFrames, open_search
 from w2v2cli.options import DecodeOptions, ModelOptions, RunOptions
 from w2v2cli.records import Emissions
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from w2v2cli.decoding.alignment import (
+from w2v2cli.decoding.timing import (
     align_path,
     collapse_path,
     file_confidence,

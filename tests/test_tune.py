@@ -113,7 +113,7 @@ def options(lm_dir: Path) -> DecodeOptions:
 @pytest.fixture(autouse=True)
 def _every_engine(beam_engine: str) -> str:
     """Every test runs on both engines: pyctcdecode switches weights in place,
-    ctc-beam-decoder rebuilds its decoder (see ``decoding.engines``)."""
+    ctc-beam-decoder rebuilds its decoder (see ``decoding.beam_engines``)."""
     return beam_engine
 
 

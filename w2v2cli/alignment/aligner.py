@@ -8,7 +8,7 @@
 3. A word runs from its first letter's first frame to its last letter's last frame; its
    score is the mean probability the model gave its letters on those frames (the
    ``confidence`` of ``transcribe``'s words), and the word's end (and start) are then
-   refined by the rule every decoder shares (``decoding.alignment.refine_spans``).
+   refined by the rule every decoder shares (``decoding.timing.refine_spans``).
 4. Words that cannot be aligned take the frames the garbage token took between their
    neighbours (from its first to its last frame whose best label is a letter, then
    refined like a word), shared among them in proportion to their length in characters; where the
@@ -32,7 +32,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..decoding.alignment import (
+from ..decoding.timing import (
     file_confidence,
     frame_end,
     frame_start,

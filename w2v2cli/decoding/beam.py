@@ -1,13 +1,13 @@
 """Beam search with an optional KenLM language model, in-process or in a pool.
 
-``beam_settings`` resolves and checks everything once: the engine (``engines.py``:
+``beam_settings`` resolves and checks everything once: the engine (``beam_engines.py``:
 ctc-beam-decoder where it is installed, else pyctcdecode), the LM (missing file, wrong
 format, bad ``attrs.json``, wrong case, wrong script: one-line errors naming the LM), the
 labels, the weights and the hotwords; the result is small enough to send to worker
 processes. ``BeamCore`` is one engine decoder built from it, with ``set_weights`` to change
 alpha and beta between decodes (``lm tune``). ``BeamDecoder`` is the ``Decoder``: built once
 per run, it decodes in this process or in the shared ``WorkerPool``. Words, times and
-confidences follow ``alignment.py``, so greedy and beam transcripts measure the same
+confidences follow ``timing.py``, so greedy and beam transcripts measure the same
 things, whichever engine found the words.
 
 Letter case: when the LM's case is the opposite of the model's, the engine searches over
@@ -48,10 +48,10 @@ from ..lm.alphabet import (
 )
 from ..options import DecodeOptions
 from ..records import Emissions, Transcript, Vocabulary
-from .alignment import file_confidence, words_from_frame_spans
 from .base import Decoder
-from .engines import LMSpec, SearchParams, open_search, resolve_engine
+from .beam_engines import LMSpec, SearchParams, open_search, resolve_engine
 from .pool import WorkerPool
+from .timing import file_confidence, words_from_frame_spans
 
 logger = logging.getLogger("w2v2cli")
 
@@ -64,7 +64,7 @@ class BeamSettings:
     """Everything a decoder needs, resolved and validated, small enough to send to workers."""
 
     vocabulary: Vocabulary
-    engine: str  # "ctc-beam-decoder" | "pyctcdecode", resolved (see engines.resolve_engine)
+    engine: str  # "ctc-beam-decoder" | "pyctcdecode", resolved (see beam_engines.resolve_engine)
     labels: tuple[str, ...]
     folds: tuple[tuple[int, int], ...]
     lm_path: str | None
@@ -211,7 +211,7 @@ class BeamCore:
     def set_weights(self, alpha: float, beta: float) -> None:
         """Change the LM weight and word bonus between decodes. pyctcdecode changes them in
         place; ctc-beam-decoder takes them only when built, so it is rebuilt (the LM
-        memory-mapped again; see ``engines.py``) when they actually change."""
+        memory-mapped again; see ``beam_engines.py``) when they actually change."""
         self._search.set_weights(alpha, beta)
 
     def decode(self, emissions: Emissions) -> Transcript:
@@ -281,7 +281,7 @@ def resolve_workers(workers: int | None) -> int:
 
 class BeamDecoder(Decoder):
     """CTC beam search with an optional KenLM n-gram model and hotwords, on
-    ctc-beam-decoder or pyctcdecode (``options.engine``; see ``engines.py``).
+    ctc-beam-decoder or pyctcdecode (``options.engine``; see ``beam_engines.py``).
 
     Built from a vocabulary and ``DecodeOptions`` (see ``beam_settings``), or from settings
     already checked. ``options.workers``: None = one per CPU core, 0 or 1 = decode in this

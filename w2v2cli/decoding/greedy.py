@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..records import Emissions, Transcript
-from .alignment import align_path, file_confidence
 from .base import Decoder
+from .timing import align_path, file_confidence
 
 
 class GreedyDecoder(Decoder):
@@ -14,10 +14,10 @@ class GreedyDecoder(Decoder):
 
     Repeats collapse into one token, blanks go, a word delimiter (or a ``" "`` token)
     separates words, and special tokens (``<unk>``, ``<s>``, ...) are then dropped without
-    splitting a word (see ``alignment.token_kind``): collapsing comes first, as CTC defines
+    splitting a word (see ``timing.token_kind``): collapsing comes first, as CTC defines
     it, so ``L <unk> L`` gives ``LL``. The text is the words joined by single spaces, so it
     never has leading, trailing or doubled spaces and always agrees with
-    ``Transcript.words``. Word times and confidences are defined in ``alignment.py``. Needs no
+    ``Transcript.words``. Word times and confidences are defined in ``timing.py``. Needs no
     LM; the default when none is available.
     """
 

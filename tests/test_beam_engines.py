@@ -21,7 +21,7 @@ from lm_fixtures import (
 from packaging.markers import Marker
 
 from w2v2cli.cli import main
-from w2v2cli.decoding import engines
+from w2v2cli.decoding import beam_engines
 from w2v2cli.decoding.beam import BeamDecoder
 from w2v2cli.errors import ConfigError
 from w2v2cli.lm.alphabet import case_map
@@ -47,10 +47,10 @@ PLATFORMS = {
 
 @pytest.fixture(autouse=True)
 def _fresh_engine_checks(monkeypatch: pytest.MonkeyPatch):
-    monkeypatch.delenv(engines.ENGINE_ENV, raising=False)
-    engines.engine_problem.cache_clear()
+    monkeypatch.delenv(beam_engines.ENGINE_ENV, raising=False)
+    beam_engines.engine_problem.cache_clear()
     yield
-    engines.engine_problem.cache_clear()
+    beam_engines.engine_problem.cache_clear()
 
 
 @pytest.mark.parametrize("platform", list(PLATFORMS), ids="-".join)
@@ -68,28 +68,28 @@ def test_markers_install_exactly_one_engine(platform: tuple[str, str, str]) -> N
 
 
 def test_this_platform_has_the_engine_pyproject_installs() -> None:
-    for name in engines.ENGINES:
+    for name in beam_engines.ENGINES:
         if engine_expected_here(name):
-            assert engines.engine_problem(name, True) is None, name
+            assert beam_engines.engine_problem(name, True) is None, name
 
 
 def test_auto_prefers_ctc_beam_decoder() -> None:
     require_engine("ctc-beam-decoder")
-    assert engines.resolve_engine("auto", needs_lm=True) == "ctc-beam-decoder"
+    assert beam_engines.resolve_engine("auto", needs_lm=True) == "ctc-beam-decoder"
     with BeamDecoder(UPPER, DecodeOptions(workers=0)) as dec:
         assert dec.engine == "ctc-beam-decoder"
 
 
 def test_environment_variable_forces_an_engine(monkeypatch: pytest.MonkeyPatch) -> None:
     require_engine("pyctcdecode")
-    unset = engines.resolve_engine("auto", needs_lm=True)
-    monkeypatch.setenv(engines.ENGINE_ENV, "pyctcdecode")
-    assert engines.resolve_engine("auto", needs_lm=True) == "pyctcdecode"
-    monkeypatch.setenv(engines.ENGINE_ENV, " auto ")
-    assert engines.resolve_engine("auto", needs_lm=True) == unset
-    monkeypatch.setenv(engines.ENGINE_ENV, "fast")
+    unset = beam_engines.resolve_engine("auto", needs_lm=True)
+    monkeypatch.setenv(beam_engines.ENGINE_ENV, "pyctcdecode")
+    assert beam_engines.resolve_engine("auto", needs_lm=True) == "pyctcdecode"
+    monkeypatch.setenv(beam_engines.ENGINE_ENV, " auto ")
+    assert beam_engines.resolve_engine("auto", needs_lm=True) == unset
+    monkeypatch.setenv(beam_engines.ENGINE_ENV, "fast")
     with pytest.raises(ConfigError, match="W2V2_BEAM_ENGINE must be auto, .* not 'fast'"):
-        engines.resolve_engine("auto", needs_lm=False)
+        beam_engines.resolve_engine("auto", needs_lm=False)
     with pytest.raises(ConfigError, match="beam search engine must be"):
         DecodeOptions(engine="fast")
 
@@ -100,11 +100,11 @@ def test_absent_engine_falls_back_or_fails_in_one_line(monkeypatch: pytest.Monke
     module that cannot be imported: ``sys.modules[name] = None``.)"""
     require_engine("pyctcdecode")
     monkeypatch.setitem(sys.modules, "ctc_beam_decoder", None)
-    assert engines.resolve_engine("auto", needs_lm=True) == "pyctcdecode"
+    assert beam_engines.resolve_engine("auto", needs_lm=True) == "pyctcdecode"
     with pytest.raises(ConfigError, match="ctc-beam-decoder: not installed .*pip install"):
-        engines.resolve_engine("ctc-beam-decoder", needs_lm=False)
+        beam_engines.resolve_engine("ctc-beam-decoder", needs_lm=False)
     monkeypatch.setitem(sys.modules, "pyctcdecode", None)
-    engines.engine_problem.cache_clear()
+    beam_engines.engine_problem.cache_clear()
     with pytest.raises(ConfigError, match="none can run here: ctc-beam-decoder: .*pyctcdecode"):
         BeamDecoder(UPPER, DecodeOptions(workers=0))
 
@@ -119,12 +119,12 @@ def test_broken_ctc_beam_decoder_library_falls_back_with_a_warning(
     broken = tmp_path / "libctc_beam_decoder.so"
     broken.write_bytes(b"not a shared library")
     monkeypatch.setenv("CTC_BEAM_DECODER_LIB", str(broken))  # the package's own override
-    assert "does not load" in (engines.engine_problem("ctc-beam-decoder", False) or "")
+    assert "does not load" in (beam_engines.engine_problem("ctc-beam-decoder", False) or "")
     with caplog.at_level("WARNING", logger="w2v2cli"):
-        assert engines.resolve_engine("auto", needs_lm=False) == "pyctcdecode"
+        assert beam_engines.resolve_engine("auto", needs_lm=False) == "pyctcdecode"
     assert "its library does not load" in caplog.text and "runs on pyctcdecode" in caplog.text
     with pytest.raises(ConfigError, match="beam search engine ctc-beam-decoder: its library"):
-        engines.resolve_engine("ctc-beam-decoder", needs_lm=False)
+        beam_engines.resolve_engine("ctc-beam-decoder", needs_lm=False)
 
 
 def test_case_map_is_one_to_one() -> None:
@@ -158,19 +158,19 @@ def _transcribe(args: list[str], tmp_path: Path, env: dict[str, str] | None = No
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("engine", engines.ENGINES)
+@pytest.mark.parametrize("engine", beam_engines.ENGINES)
 def test_cli_logs_the_engine_the_variable_forces(engine: str, group_model, tmp_path) -> None:
     import os
 
     require_engine(engine)
-    env = {**os.environ, engines.ENGINE_ENV: engine}
+    env = {**os.environ, beam_engines.ENGINE_ENV: engine}
     r = _transcribe(["-m", str(group_model)], tmp_path, env)
     assert r.returncode == 0, r.stderr
     assert f"beam search engine: {engine}" in r.stderr
 
 
 def test_cli_bad_engine_variable_is_one_line(group_model, tmp_path, monkeypatch) -> None:
-    monkeypatch.setenv(engines.ENGINE_ENV, "fast")
+    monkeypatch.setenv(beam_engines.ENGINE_ENV, "fast")
     sf.write(tmp_path / "a.wav", noise_audio(1.0, 5), 16000)
     r = CliRunner().invoke(
         main,
