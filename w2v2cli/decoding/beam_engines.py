@@ -99,7 +99,7 @@ def engine_problem(name: str, needs_lm: bool) -> str | None:
     """Why engine ``name`` cannot run here (with an LM when ``needs_lm``), or None."""
     if name == "ctc-beam-decoder":
         try:
-            import ctc_beam_decoder
+            import ctc_beam_decoder  # optional engine: imported here, when first asked for
         except ImportError:
             return (
                 "not installed (pip install ctc-beam-decoder; it has wheels for Linux x86-64 "
@@ -114,11 +114,13 @@ def engine_problem(name: str, needs_lm: bool) -> str | None:
         return None
     if name == "pyctcdecode":
         try:
+            # optional engine: imported here, when first asked for
             import pyctcdecode  # noqa: F401
         except ImportError:
             return "not installed (pip install pyctcdecode kenlm)"
         if needs_lm:
             try:
+                # optional (pyctcdecode's LM): imported here, when first asked for
                 import kenlm  # noqa: F401
             except ImportError:
                 return "the kenlm Python module is not installed (pip install kenlm)"
@@ -223,7 +225,7 @@ class CtcBeamDecoderSearch:
         self._decoder: Any = self._build(*self._weights)
 
     def _build(self, alpha: float, beta: float) -> Any:
-        from ctc_beam_decoder import BeamSearchDecoder
+        from ctc_beam_decoder import BeamSearchDecoder  # optional engine: deferred to first use
 
         lm = self._lm
         if lm is None:
@@ -279,7 +281,7 @@ def best_word_frames(decoder: Any, log_probs: np.ndarray, params: SearchParams) 
 def _kenlm_model(path: str) -> Any:
     """Load a KenLM model with the kenlm module; binary files are memory-mapped, never
     copied per process, and nothing is printed."""
-    import kenlm
+    import kenlm  # optional (pyctcdecode's LM): deferred to first use
 
     config = kenlm.Config()
     config.load_method = kenlm.LoadMethod.POPULATE_OR_LAZY
@@ -296,12 +298,13 @@ class PyctcdecodeSearch:
     and its score caches live per ``decode_beams`` call, so nothing stale survives."""
 
     def __init__(self, labels: Sequence[str], lm: LMSpec | None) -> None:
+        # optional engine: deferred to first use
         from pyctcdecode.alphabet import Alphabet
         from pyctcdecode.decoder import BeamSearchDecoderCTC
 
         language_model = None
         if lm is not None:
-            from pyctcdecode.language_model import LanguageModel
+            from pyctcdecode.language_model import LanguageModel  # deferred, as above
 
             language_model = LanguageModel(
                 _kenlm_model(lm.path),

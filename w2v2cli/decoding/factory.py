@@ -20,6 +20,7 @@ from ..errors import ConfigError
 from ..options import DecodeOptions
 from ..records import Vocabulary
 from .base import Decoder
+from .beam import BeamDecoder
 from .greedy import GreedyDecoder
 
 ModelLM = Callable[[], Path | None]
@@ -60,8 +61,6 @@ def make_decoders(
                 if not any(isinstance(d, GreedyDecoder) for d in decoders):
                     decoders.append(GreedyDecoder(vocabulary))
                 continue
-            from .beam import BeamDecoder
-
             opts = dataclasses.replace(options, decoder="beam", lm=path)
             decoders.append(BeamDecoder(vocabulary, opts))
     except BaseException:

@@ -28,6 +28,9 @@ import numpy as np
 
 from ..errors import AudioError, LogitsError, OutputError, W2V2Error, reason_of
 from ..fsutil import atomic_write, check_output_dir, interruptions_held
+from ..inference import Engine, file_loader
+from ..lm import find_model_lm
+from ..models import find_model_lm_dir
 from ..records import Emissions, Vocabulary
 from .manifest import Manifest, ManifestEntry
 
@@ -176,10 +179,7 @@ class EmissionSource(Protocol):
 class ModelSource:
     """Emissions from the model, through the ``Engine``."""
 
-    def __init__(self, engine: object) -> None:
-        from ..inference import Engine
-
-        assert isinstance(engine, Engine)
+    def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self.model_name = engine.loaded.name
         self.vocabulary = engine.loaded.vocabulary
@@ -192,8 +192,6 @@ class ModelSource:
     def emissions(
         self, entries: Sequence[tuple[int, ManifestEntry]], on_audio: Callable[[float], None]
     ) -> Iterator[tuple[int, Emissions | W2V2Error]]:
-        from ..inference import file_loader
-
         sr = self.engine.sampling_rate
         loaders = [file_loader(entry.audio, sr) for _, entry in entries]
         for k, em in self.engine.emissions(loaders, on_audio=on_audio):
@@ -214,9 +212,6 @@ class SavedSource:
         self._revision = revision
 
     def model_lm(self) -> Path | None:
-        from ..lm import find_model_lm
-        from ..models import find_model_lm_dir
-
         if self.model_dir is not None:
             return find_model_lm(self.model_dir) if self.model_dir.is_dir() else None
         return find_model_lm_dir(self.model_name, self._cache_dir, self._revision)
