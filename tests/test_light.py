@@ -12,15 +12,15 @@ import numpy as np
 import pytest
 from conftest import noise_audio, save_tiny_model
 
-from w2v2cli.models import load_processor, load_processor_light
-from w2v2cli.options import ModelOptions
+from w2v2cli.errors import ModelError
+from w2v2cli.models import load_processor, load_processor_light, locate_model
 
 
 def both(folder: Path):
-    options = ModelOptions(model=str(folder))
-    light = load_processor_light(options)
+    ref = locate_model(str(folder))
+    light = load_processor_light(ref)
     assert light is not None, "a standard folder must be read without transformers"
-    return light, load_processor(options)
+    return light, load_processor(ref)
 
 
 @pytest.mark.parametrize("fixture", ["group_model", "layer_model", "trained_model"])
@@ -58,13 +58,15 @@ def test_unusual_folders_go_to_transformers(tmp_path: Path, group_model: Path) -
     # Tokens transformers adds beyond vocab.json (added_tokens.json): its reading decides.
     odd = save_tiny_model(tmp_path / "odd", vocab=["<unk>", "<pad>", " ", *"xyz"])
     assert (odd / "added_tokens.json").is_file()
-    assert load_processor_light(ModelOptions(model=str(odd))) is None
+    assert load_processor_light(locate_model(str(odd))) is None
     folder = tmp_path / "mms"
     shutil.copytree(group_model, folder)
     config = json.loads((folder / "tokenizer_config.json").read_text())
     (folder / "tokenizer_config.json").write_text(json.dumps({**config, "target_lang": "eng"}))
-    assert load_processor_light(ModelOptions(model=str(folder))) is None
-    assert load_processor_light(ModelOptions(model=str(tmp_path / "absent"))) is None
+    assert load_processor_light(locate_model(str(folder))) is None
+    assert load_processor_light(locate_model(str(folder)), language="eng") is None
+    with pytest.raises(ModelError, match="does not exist"):
+        locate_model(str(tmp_path / "absent"))
 
 
 def test_cached_openvino_run_imports_neither_torch_nor_transformers(

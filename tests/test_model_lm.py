@@ -76,7 +76,7 @@ def test_cached_hub_model_loads_offline_with_its_lm(model_with_lm, tmp_path):
     used = _decoder_used(["-m", "org/model-with-lm", "--cache-dir", str(cache)], tmp_path)
     assert used == "beam"
     loaded = load_model(ModelOptions(model="org/model-with-lm", cache_dir=cache))
-    assert loaded.is_hub and loaded.find_lm_dir(cache) is not None
+    assert loaded.is_hub and loaded.find_lm_dir() is not None
 
 
 def test_uncached_hub_model_fails_at_once_in_one_line(tmp_path, monkeypatch):

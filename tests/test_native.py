@@ -19,8 +19,9 @@ import torch
 from conftest import TORCH_1_ARGS, VOCAB, noise_audio
 
 from w2v2cli.inference.exact import make_batch_exact
+from w2v2cli.models.device import TORCH_MODEL_ENV
 from w2v2cli.models.native import NativeWav2Vec2ForCTC
-from w2v2cli.models.native_loading import TORCH_MODEL_ENV, load_native
+from w2v2cli.models.native_loading import load_native
 
 LENGTHS = [23_000, 9_137, 16_000]  # padded batch: items of three lengths
 

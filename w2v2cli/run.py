@@ -144,11 +144,8 @@ class Transcriber:
         if self._decoder is None:
             from .decoding import make_decoder
 
-            model = self.options.model
             self._decoder = make_decoder(
-                self.loaded.vocabulary,
-                self.options.decoding,
-                lambda: self.loaded.find_lm_dir(model.cache_dir, model.revision),
+                self.loaded.vocabulary, self.options.decoding, self.loaded.find_lm_dir
             )
         return self._decoder
 

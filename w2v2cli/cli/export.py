@@ -67,7 +67,7 @@ def export_command(
     Run the folder with `w2v2 transcribe -m FOLDER` on any machine with the OpenVINO extra;
     no conversion happens there, and the torch weights are never loaded.
     """
-    from ..inference.openvino_backend import export
+    from ..inference.export import export
     from ..options import ModelOptions
 
     console = Console(quiet)

@@ -25,9 +25,9 @@ def languages_command(model: str, cache_dir: Path | None, revision: str | None, 
 
     Only the model's vocab.json is read (downloaded alone for a hub id not yet cached).
     """
-    from ..models import model_languages
+    from ..models import locate_model, model_languages
 
-    codes = model_languages(model, cache_dir, revision)
+    codes = model_languages(locate_model(model, cache_dir, revision))
     for code in codes:
         click.echo(code)
     Console(quiet).info(f"{len(codes)} languages")

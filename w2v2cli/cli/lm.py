@@ -104,11 +104,11 @@ def build_command(
     lacks stripped, and words it cannot spell (numbers, other scripts) dropped.
     """
     from ..lm import build_lm
-    from ..models import load_vocabulary
+    from ..models import load_vocabulary, resolve_model
 
     if language and not model:
         raise ConfigError("--language chooses a vocabulary of --model; give the model too")
-    vocab = load_vocabulary(model, language=language) if model else None
+    vocab = load_vocabulary(resolve_model(model), language) if model else None
     result = build_lm(
         list(text_files),
         output,

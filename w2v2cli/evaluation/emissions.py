@@ -186,8 +186,7 @@ class ModelSource:
         self.model_dir = None if engine.loaded.is_hub else engine.loaded.local_dir
 
     def model_lm(self) -> Path | None:
-        options = self.engine.model_options
-        return self.engine.loaded.find_lm_dir(options.cache_dir, options.revision)
+        return self.engine.loaded.find_lm_dir()
 
     def emissions(
         self, entries: Sequence[tuple[int, ManifestEntry]], on_audio: Callable[[float], None]

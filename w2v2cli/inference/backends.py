@@ -17,14 +17,8 @@ import sys
 from collections.abc import Callable
 
 from ..errors import ConfigError, ConversionError
-from ..models import (
-    LoadedModel,
-    family_of,
-    load_model,
-    load_processor,
-    load_processor_light,
-    resolve_dtype,
-)
+from ..models import LoadedModel, ModelRef, family_of, load_model, load_parts, resolve_dtype
+from ..models.ref import EXPORTED, converted, locate_model
 from ..options import ModelOptions
 from . import openvino_backend
 from .quantize import choose_method, open_full_int8
@@ -51,17 +45,9 @@ def _wants_cuda(device: str) -> bool:
     return bool(torch.cuda.is_available())
 
 
-def _exported(options: ModelOptions) -> bool:
-    """``-m`` names a folder written by ``w2v2 export``."""
-    from pathlib import Path
-
-    folder = Path(options.model).expanduser()
-    return (folder / openvino_backend.IR_FILE).is_file()
-
-
-def choose_backend(options: ModelOptions) -> str:
-    """``torch`` or ``openvino`` for these options (see the module docstring)."""
-    exported = _exported(options)
+def choose_backend(ref: ModelRef, options: ModelOptions) -> str:
+    """``torch`` or ``openvino`` for this model and these options (module docstring)."""
+    exported = ref.kind == EXPORTED
     if options.backend == "torch":
         if exported:
             raise ConfigError(
@@ -96,10 +82,13 @@ def open_backend(
     """Load what the chosen backend needs and open it; raises ``ModelError``/``ConfigError``."""
     notify = notify or log.info
     threads = resolve_threads(options.threads)
-    if choose_backend(options) == "openvino":
+    ref = locate_model(options.model, options.cache_dir, options.revision)
+    chosen = choose_backend(ref, options)
+    ref = converted(ref, notify)  # a checkpoint file: its model folder (converted once)
+    if chosen == "openvino":
         # A standard folder on disk is read without transformers, so torch is never
         # imported; anything else goes through transformers (models/light.py).
-        parts = load_processor_light(options) or load_processor(options, notify)
+        parts = load_parts(ref, options.language, notify)
         family = family_of(parts.config)
         if family.openvino:
             exported = openvino_backend.exported_precision(parts.local_dir)
@@ -126,7 +115,7 @@ def open_backend(
             )
         else:  # auto: the torch backend, without a notice (nothing went wrong)
             log.debug("%s models run on the torch backend", family.name)
-    loaded = load_model(options, notify)  # before torch_backend: torch's import overlaps
+    loaded = load_model(options, notify, ref=ref)  # before torch_backend: torch's import overlaps
     from .torch_backend import TorchBackend  # the native model's weight reads
 
     return loaded, TorchBackend(loaded, exact=exact, threads=threads)

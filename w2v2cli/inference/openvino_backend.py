@@ -42,7 +42,8 @@ import numpy as np
 
 from ..errors import ConfigError, ConversionError, ModelError, OutputError
 from ..fsutil import atomic_dir, atomic_write
-from ..models import LoadedModel
+from ..models import LoadedModel, load_weights, locate_model
+from ..models.ref import IR_FILE
 from ..options import ModelOptions
 from .libc import keep_signal_stack, release_mapped_pages
 from .runner import Done
@@ -52,7 +53,6 @@ log = logging.getLogger("w2v2cli")
 #: Bump when the conversion changes in a way that makes older cached IRs wrong.
 CONVERTER_VERSION = 1
 CACHE_FOLDER = "w2v2cli-openvino"
-IR_FILE = "model.xml"
 IR_INFO = "w2v2cli-ir.json"
 #: What ``export`` copies beside the IR: the files a processor is read from.
 PROCESSOR_FILES = (
@@ -140,13 +140,13 @@ def cache_root(options: ModelOptions) -> Path:
     return Path(constants.HF_HUB_CACHE) / CACHE_FOLDER
 
 
-def _model_dir(parts: LoadedModel, options: ModelOptions) -> Path | None:
-    """The folder holding the model's config and weights, once they are on disk."""
-    if parts.local_dir is not None and not parts.is_hub:
-        return parts.local_dir
-    from ..models import hub
-
-    return hub.cached_snapshot(parts.name, options.cache_dir, options.revision)
+def _model_dir(parts: LoadedModel) -> Path | None:
+    """The folder holding the model's config and weights, once they are on disk (a hub
+    id's snapshot is looked up again: the weights may have been downloaded since)."""
+    ref = parts.ref
+    if ref.is_hub and not (ref.folder is not None and ref.complete):
+        ref = locate_model(ref.name, ref.cache_dir, ref.revision)
+    return ref.folder if ref.complete else None
 
 
 def convert(
@@ -157,10 +157,8 @@ def convert(
     notify: Callable[[str], None],
 ) -> None:
     """Convert the transformers model to an IR folder at ``target`` (atomically)."""
-    from ..models.loading import load_weights
-
     ov = import_openvino()
-    import torch
+    import torch  # deferred: a cached IR runs without torch
 
     started = time.perf_counter()
     model = load_weights(parts, options, "cpu", "float32")
@@ -349,12 +347,10 @@ def cached_ir(
 def model_folder(parts: LoadedModel, options: ModelOptions) -> Path:
     """The folder with the model's config and weights, downloading the weights first when
     only the processor files are cached."""
-    folder = _model_dir(parts, options)
+    folder = _model_dir(parts)
     if folder is None or not (folder / "config.json").is_file():
-        from ..models.loading import load_weights
-
         load_weights(parts, options, "cpu", "float32")  # downloads the weights
-        folder = _model_dir(parts, options)
+        folder = _model_dir(parts)
         if folder is None:
             raise ModelError(f"cannot find the downloaded files of {parts.name!r}")
     return folder
@@ -369,47 +365,3 @@ def open_openvino(
 ) -> OpenVINOBackend:
     """The IR of ``parts`` at ``precision`` (see ``cached_ir``), compiled for this CPU."""
     return OpenVINOBackend(cached_ir(parts, options, precision, notify), precision, threads)
-
-
-def export(options: ModelOptions, out_dir: Path, notify: Callable[[str], None]) -> Path:
-    """Write a folder that ``-m`` accepts on any machine with the extra: the IR at
-    ``options.dtype`` (float32 or int8), the config, tokenizer and feature-extractor files,
-    and the model's ``language_model/`` and ``alphabet.json`` when it has them."""
-    import shutil
-
-    from ..fsutil import check_output_dir
-    from ..models import find_model_lm_dir, load_processor
-
-    out_dir = Path(out_dir)
-    if out_dir.exists():
-        raise OutputError(f"{out_dir} already exists; export writes a new folder")
-    check_output_dir(out_dir, "export folder")
-    precision = "float32" if options.dtype == "auto" else options.dtype
-    if precision not in ("float32", "int8"):
-        raise ConfigError(
-            f"export writes float32 or int8 IRs, not {precision} (bfloat16 is a "
-            "run-time choice: --dtype bfloat16 runs a float32 IR)"
-        )
-    parts = load_processor(options)
-    if precision == "int8":
-        from .quantize import export_ir
-
-        ir = export_ir(parts, options, notify)
-    else:
-        ir = cached_ir(parts, options, precision, notify)
-    folder = _model_dir(parts, options)
-    if folder is None:
-        raise ModelError(f"cannot find the files of {parts.name!r}")
-    lm = find_model_lm_dir(options.model, options.cache_dir, options.revision)
-    with atomic_dir(out_dir) as tmp:
-        for name in (IR_FILE, IR_FILE.replace(".xml", ".bin"), IR_INFO):
-            shutil.copyfile(ir.parent / name, tmp / name)
-        for name in PROCESSOR_FILES:
-            if (folder / name).is_file():
-                shutil.copyfile(folder / name, tmp / name)
-        if lm is not None:
-            shutil.copytree(lm, tmp / lm.name)
-            alphabet = lm.parent / "alphabet.json"
-            if alphabet.is_file():
-                shutil.copyfile(alphabet, tmp / alphabet.name)
-    return out_dir

@@ -41,16 +41,9 @@ def offline() -> bool:
     return value.strip().upper() in ("1", "ON", "YES", "TRUE")
 
 
-def cached_snapshot(
-    repo_id: str, cache_dir: Path | None = None, revision: str | None = None
-) -> Path | None:
-    """The cache's snapshot folder of ``repo_id`` when it holds a config and weights."""
-    folder = _snapshot(repo_id, cache_dir, revision)
-    if folder is None or not (folder / "config.json").is_file():
-        return None
-    if not any((folder / name).is_file() for name in _WEIGHTS):
-        return None
-    return folder
+def has_weights(folder: Path) -> bool:
+    """Whether a snapshot folder holds the model's weights (not only its processor files)."""
+    return any((folder / name).is_file() for name in _WEIGHTS)
 
 
 def cached_files(

@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ModelError
+from . import hub
+from .ref import CHECKPOINT, ModelRef
 
 log = logging.getLogger("w2v2cli")
 
@@ -60,7 +62,7 @@ def check_language(name: str, languages: list[str] | None, language: str | None)
 
 def vocab_file(name_or_path: str, **kwargs: Any) -> Path | None:
     """The model's ``vocab.json`` on disk (downloaded alone for a hub id not yet cached)."""
-    from transformers.utils import cached_file
+    from transformers.utils import cached_file  # deferred: transformers is heavy
 
     try:
         path = cached_file(
@@ -86,9 +88,7 @@ def fetch_adapter(
 ) -> None:
     """Download a hub model's adapter for ``language`` into the cache (a one-line
     ``ModelError`` when the hub cannot be reached or has none)."""
-    from huggingface_hub import snapshot_download
-
-    from . import hub
+    from huggingface_hub import snapshot_download  # deferred: heavy, needed only to download
 
     reason = hub.unreachable_reason()
     if reason is not None:
@@ -108,22 +108,16 @@ def fetch_adapter(
         raise ModelError(f"cannot download the {language} adapter of {repo_id}: {text}") from None
 
 
-def load_language(
-    model: Any,
-    name: str,
-    folder: Path | None,
-    is_hub: bool,
-    language: str,
-    cache_dir: Path | None,
-    revision: str | None,
-) -> None:
-    """Load ``language``'s adapter weights and CTC head into ``model`` (in place)."""
-    if folder is not None and adapter_file(folder, language) is None:
-        if not is_hub:
+def load_language(model: Any, ref: ModelRef, language: str) -> None:
+    """Load ``language``'s adapter weights and CTC head into ``model`` (in place); a hub
+    model's adapter is fetched into the cache first when it is not there."""
+    name = ref.name
+    if ref.folder is not None and adapter_file(ref.folder, language) is None:
+        if not ref.is_hub:
             raise ModelError(
                 f"{name} has no adapter for {language} (adapter.{language}.safetensors)"
             )
-        fetch_adapter(name, language, cache_dir, revision)
+        fetch_adapter(name, language, ref.cache_dir, ref.revision)
     if not hasattr(model, "load_adapter"):
         raise ModelError(f"{name} ({model.config.model_type}) cannot load language adapters")
     try:
@@ -133,42 +127,25 @@ def load_language(
         raise ModelError(f"cannot load the {language} adapter of {name}: {text}") from None
 
 
-def model_languages(
-    model: str, cache_dir: Path | None = None, revision: str | None = None
-) -> list[str]:
-    """The language codes ``--language`` accepts for ``model`` (``w2v2 languages``): only
+def model_languages(ref: ModelRef) -> list[str]:
+    """The language codes ``--language`` accepts for the model (``w2v2 languages``): only
     its ``vocab.json`` is read (downloaded alone for a hub id not yet cached)."""
-    from . import hub
-    from .loading import is_local
-
-    hub.quiet_hub_logging()
-    source = model
-    if is_local(model):
-        path = Path(model).expanduser()
-        if path.is_file():
-            raise ModelError(f"{model} is a checkpoint file: it has a single vocabulary")
-        if not path.is_dir():
-            raise ModelError(f"model folder {model!r} does not exist")
-        vocab = path / "vocab.json"
-        vocab = vocab if vocab.is_file() else None
-    else:
-        snapshot = hub.cached_files(model, cache_dir, revision)
-        if snapshot is not None and (snapshot / "vocab.json").is_file():
-            vocab = snapshot / "vocab.json"
-        else:
-            reason = hub.unreachable_reason()
-            if reason is not None:
-                raise ModelError(
-                    f"model {model!r} is not in the Hugging Face cache and cannot "
-                    f"be downloaded ({reason})"
-                )
-            kwargs: dict[str, Any] = {"revision": revision}
-            if cache_dir is not None:
-                kwargs["cache_dir"] = str(cache_dir)
-            vocab = vocab_file(source, **kwargs)
+    name = ref.name
+    if ref.kind == CHECKPOINT:
+        raise ModelError(f"{name} is a checkpoint file: it has a single vocabulary")
+    vocab = None
+    if ref.folder is not None and (ref.folder / "vocab.json").is_file():
+        vocab = ref.folder / "vocab.json"
+    elif ref.is_hub:
+        ref.check_reachable()
+        hub.quiet_hub_logging()
+        kwargs: dict[str, Any] = {"revision": ref.revision}
+        if ref.cache_dir is not None:
+            kwargs["cache_dir"] = str(ref.cache_dir)
+        vocab = vocab_file(name, **kwargs)
     if vocab is None:
-        raise ModelError(f"{model} has no vocab.json")
+        raise ModelError(f"{name} has no vocab.json")
     languages = vocab_languages(vocab)
     if languages is None:
-        raise ModelError(f"{model} has a single vocabulary (it takes no --language)")
+        raise ModelError(f"{name} has a single vocabulary (it takes no --language)")
     return languages

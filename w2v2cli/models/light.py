@@ -28,6 +28,9 @@ from typing import Any
 import numpy as np
 
 from ..records import Vocabulary
+from .loaded import LoadedModel
+from .ref import ModelRef
+from .vocab import vocabulary_from_table
 
 _SPECIAL_ATTRS = ("pad_token", "bos_token", "eos_token", "unk_token")
 
@@ -106,8 +109,6 @@ def read_config(folder: Path) -> LightConfig | None:
 
 def read_vocabulary(folder: Path, vocab_size: int | None) -> Vocabulary | None:
     """The ``Vocabulary`` transformers' tokenizer gives (``vocab.vocabulary_from_tokenizer``)."""
-    from .vocab import vocabulary_from_table
-
     config = _read(folder / "tokenizer_config.json")
     vocab = _read(folder / "vocab.json")
     if config is None or vocab is None or (folder / "added_tokens.json").exists():
@@ -174,3 +175,31 @@ def read_light(folder: Path) -> tuple[LightConfig, Vocabulary, FeatureNormalizer
     if vocabulary is None or normalizer is None:
         return None
     return config, vocabulary, normalizer
+
+
+def load_processor_light(ref: ModelRef, language: str | None = None) -> LoadedModel | None:
+    """``loading.load_processor`` without transformers, for a standard folder already on disk
+    (a user's folder, a checkpoint's cached conversion, a hub id's cached snapshot); None when
+    there is no folder yet or it is not in the common layout (module docstring), and for
+    ``--language`` (languages are checked and loaded by transformers)."""
+    if language is not None or ref.folder is None:
+        return None
+    light = read_light(ref.folder)
+    if light is None:
+        return None
+    config, vocabulary, normalizer = light
+    if config.architectures and not any(a.endswith("ForCTC") for a in config.architectures):
+        return None  # load_processor refuses it with the full message
+    return LoadedModel(
+        ref=ref,
+        model=None,
+        feature_extractor=normalizer,
+        tokenizer=None,
+        vocabulary=vocabulary,
+        sampling_rate=normalizer.sampling_rate,
+        samples_per_frame=int(np.prod(config.conv_stride)),
+        device="cpu",
+        dtype="float32",
+        wants_attention_mask=normalizer.return_attention_mask,
+        config=config,
+    )

@@ -1,11 +1,12 @@
-"""Loading the native model (``native.py``) and choosing it over transformers' model.
+"""Loading the native model (``native.py``): a folder's weights into
+``NativeWav2Vec2ForCTC``.
 
-``load_model`` (``loading.py``) asks here first: ``load_native_model`` for a standard
-folder read without transformers (``light.py``; the weights are read in a thread while
-torch is imported), ``with_native_weights`` for one whose tokenizer transformers read.
-Either returns None, and transformers loads the model, whenever the native model would
-not be transformers' exactly (``native.py``'s docstring lists when), on a GPU, or with
-``W2V2_TORCH_MODEL=transformers``.
+``loading.load_model`` decides when (``device.native_dtype``: on the CPU, unless
+``W2V2_TORCH_MODEL=transformers``) and hands its parts here: ``start_loading`` checks the
+config and starts reading the weights in a thread (so the read overlaps the import of
+torch), ``with_native_model`` finishes and returns the parts with the model. Either returns
+None, and transformers loads the model, whenever the native model would not be
+transformers' exactly (``native.py``'s docstring lists when).
 """
 
 from __future__ import annotations
@@ -13,16 +14,13 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import os
+import threading
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from .loaded import LoadedModel
 from .native import NativeConfig, NativeWav2Vec2ForCTC
 from .native_weights import checked, expected_shapes, read_bin, read_safetensors, to_tensors
-
-if TYPE_CHECKING:
-    from ..options import ModelOptions
-    from .loading import LoadedModel
 
 log = logging.getLogger("w2v2cli")
 
@@ -33,8 +31,6 @@ class Loading:
     ~2.5 s import of torch); ``finish`` makes the model, or None."""
 
     def __init__(self, folder: Path, config: NativeConfig) -> None:
-        import threading
-
         self.folder, self.config = folder, config
         self._arrays: dict[str, tuple[Any, str]] | None = None
         self._thread: threading.Thread | None = None
@@ -86,59 +82,17 @@ def load_native(folder: Path, dtype: str = "float32") -> NativeWav2Vec2ForCTC | 
     return None if loading is None else loading.finish(dtype)
 
 
-#: ``transformers`` makes the torch backend load transformers' model even where this
-#: package's own copy (``native.py``) runs it; for comparisons and as a way out.
-TORCH_MODEL_ENV = "W2V2_TORCH_MODEL"
-
-
-def native_dtype(options: ModelOptions) -> str | None:
-    """The dtype the native model (``native.py``) would run in for these options, or None
-    when it is not to be used: ``W2V2_TORCH_MODEL=transformers``, a GPU asked for, a
-    language adapter, or a dtype torch does not run."""
-    from ..errors import ConfigError
-    from .loading import resolve_dtype
-
-    choice = os.environ.get(TORCH_MODEL_ENV, "").strip().lower() or "auto"
-    if choice not in ("auto", "transformers"):
-        raise ConfigError(f"{TORCH_MODEL_ENV}={choice!r}: expected auto or transformers")
-    if choice == "transformers" or options.device not in ("auto", "cpu") or options.language:
-        return None
-    dtype = resolve_dtype(options.dtype, "cpu")
-    return dtype if dtype in ("float32", "float16", "bfloat16") else None
-
-
-def load_native_model(options: ModelOptions) -> LoadedModel | None:
-    """The torch backend's model without transformers (``native.py``): a standard wav2vec2
-    CTC folder on disk, run on the CPU; None for anything else, which ``load_model`` then
-    loads through transformers."""
-    from .loading import load_processor_light, resolve_device
-
-    dtype = native_dtype(options)
-    if dtype is None:
-        return None
-    parts = load_processor_light(options)
-    if parts is None or parts.local_dir is None:
-        return None
-    loading = start_loading(parts.local_dir)  # reads the weights while torch is imported
-    if loading is None or resolve_device(options.device) != "cpu":
+def with_native_model(
+    parts: LoadedModel, dtype: str, loading: Loading | None = None
+) -> LoadedModel | None:
+    """``parts`` with this package's own model (``native.py``) on the CPU in ``dtype``, or
+    None when the folder does not hold a model it runs exactly as transformers does (module
+    docstring). ``loading`` is a load already started (``start_loading``) for the folder."""
+    if loading is None:
+        loading = None if parts.local_dir is None else start_loading(parts.local_dir)
+    if loading is None:
         return None
     model = loading.finish(dtype)
-    if model is None:
-        return None
-    log.debug("loaded %s on cpu as %s without transformers", parts.name, dtype)
-    return dataclasses.replace(parts, model=model, device="cpu", dtype=dtype)
-
-
-def with_native_weights(parts: LoadedModel, options: ModelOptions) -> LoadedModel | None:
-    """``parts`` (read by transformers: a tokenizer outside the common layout) with the
-    native model's weights, when the folder holds a model it runs: transformers'
-    processor classes, but not its modeling code (about 3 s of the 5 s of imports)."""
-    from .loading import resolve_device
-
-    dtype = native_dtype(options)
-    if dtype is None or parts.local_dir is None or resolve_device(options.device) != "cpu":
-        return None
-    model = load_native(parts.local_dir, dtype)
     if model is None:
         return None
     log.debug("loaded %s on cpu as %s without transformers' model", parts.name, dtype)

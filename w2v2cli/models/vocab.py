@@ -6,7 +6,6 @@ tokens, and fail early with a clear message on anything surprising.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from ..errors import ModelError
@@ -64,49 +63,3 @@ def vocabulary_from_table(
         delimiter_id=delimiter_id,
         special_ids=frozenset(int(i) for i in special),
     )
-
-
-def load_vocabulary(
-    model: str, cache_dir: str | None = None, language: str | None = None
-) -> Vocabulary:
-    """A model's ``Vocabulary`` from its tokenizer alone: no weights are loaded (``lm build``).
-    ``language`` picks one of an MMS model's vocabularies (``languages.py``).
-
-    A hub id is read from the cache when it is there, and fails at once when it is not and
-    the hub cannot be reached (see ``hub.py``); a checkpoint file is converted (once,
-    ``convert.converted_folder``).
-    """
-    from transformers import AutoTokenizer
-
-    from . import hub
-    from .loading import is_local
-
-    hub.quiet_hub_logging()
-    source = model
-    if not is_local(model):
-        snapshot = hub.cached_snapshot(model, cache_dir)
-        if snapshot is not None:
-            source = str(snapshot)
-        elif (reason := hub.unreachable_reason()) is not None:
-            raise ModelError(
-                f"model {model!r} is not a local folder and is not in the Hugging Face cache, "
-                f"and it cannot be downloaded ({reason})"
-            )
-    elif Path(model).expanduser().is_file():  # a checkpoint: its converted folder
-        from .convert import converted_folder
-
-        source = str(converted_folder(Path(model), cache_dir))
-    elif not Path(model).expanduser().is_dir():
-        raise ModelError(f"model folder {model!r} does not exist")
-    from .languages import check_language, vocab_file, vocab_languages
-
-    check_language(model, vocab_languages(vocab_file(source)), language)
-    kwargs = {"target_lang": language} if language else {}
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=False, **kwargs)
-    except Exception as exc:  # noqa: BLE001 - any loading failure is this model's fault
-        text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ModelError(f"cannot load the tokenizer of {model}: {text}") from None
-    if not hasattr(tokenizer, "convert_ids_to_tokens"):
-        raise ModelError(f"{model} has no CTC tokenizer (vocab.json)")
-    return vocabulary_from_tokenizer(tokenizer)

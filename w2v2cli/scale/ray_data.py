@@ -168,9 +168,9 @@ def check_model(options: RunOptions, notify: Callable[[str], None] | None = None
     """Load the model's processor here, in the driver, so that a model that cannot load
     fails the run at once in one line (not after Ray's retries of actors that cannot
     start); returns the sampling rate the decoding tasks resample to."""
-    from ..models import load_processor, load_processor_light
+    from ..models import load_parts, model_ref
 
-    parts = load_processor_light(options.model) or load_processor(options.model, notify)
+    parts = load_parts(model_ref(options.model, notify), options.model.language, notify)
     return int(parts.sampling_rate)
 
 

@@ -82,7 +82,7 @@ class _ModelStage:
             lm_dir = None
             decoding = options.decoding
             if decoding.decoder != "greedy" and decoding.lm is None:
-                lm_dir = loaded.find_lm_dir(options.model.cache_dir, options.model.revision)
+                lm_dir = loaded.find_lm_dir()
         except W2V2Error as exc:  # the driver loaded the processor; the weights failed here
             self.fatal = pickle.dumps(exc)
             return
