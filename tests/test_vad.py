@@ -100,7 +100,7 @@ def spoken_seconds(t) -> float:
 
 
 def test_silero_finds_the_speech_and_leaves_out_the_long_pauses(paused):
-    from w2v2cli.vad import SileroVad
+    from w2v2cli.inference.vad import SileroVad
 
     audio, rate = sf.read(paused.path, dtype="float32")
     spans = SileroVad(VadOptions(), rate).speech_spans(audio)
@@ -116,11 +116,12 @@ def test_silero_finds_the_speech_and_leaves_out_the_long_pauses(paused):
 
 
 def test_parallel_streams_find_what_one_sequential_pass_finds(paused):
-    """Silero read as parallel streams (vad.py) against its own one-window-at-a-time pass."""
+    """Silero read as parallel streams (inference/vad.py) against its own one-window-at-a-time
+    pass."""
     import torch
     from silero_vad import get_speech_timestamps
 
-    from w2v2cli.vad import SileroVad
+    from w2v2cli.inference.vad import SileroVad
 
     audio, rate = sf.read(paused.path, dtype="float32")
     vad = SileroVad(VadOptions(), rate)
@@ -332,7 +333,7 @@ def test_loading_silero_leaves_the_models_threads_alone(monkeypatch):
     require_silero()
     import torch
 
-    from w2v2cli.vad import SileroVad
+    from w2v2cli.inference.vad import SileroVad
 
     for name in [m for m in sys.modules if m.split(".")[0] == "silero_vad"]:
         monkeypatch.delitem(sys.modules, name)  # so that the import runs again

@@ -1,8 +1,10 @@
 """Running the model: backends (torch, OpenVINO), the runner (batches → log-probabilities),
-exact batching, and the windowed engine every command gets its emissions from. torch is
-imported only when the torch backend is used."""
+exact batching, the windowed engine every command gets its emissions from (``engine``, its
+steps in ``windows``) and the VAD (``vad``). torch is imported only when the torch backend
+(or the VAD) is used."""
 
-from .engine import AudioLoader, Engine, file_loader
+from .engine import Engine, file_loader
 from .runner import Runner
+from .windows import AudioLoader
 
 __all__ = ["AudioLoader", "Engine", "Runner", "file_loader"]

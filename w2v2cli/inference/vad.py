@@ -27,9 +27,9 @@ from typing import Any
 
 import numpy as np
 
-from .errors import ConfigError
-from .options import VadOptions
-from .segmentation import merge_spans
+from ..errors import ConfigError
+from ..options import VadOptions
+from ..segmentation import merge_spans
 
 log = logging.getLogger("w2v2cli")
 
