@@ -32,14 +32,7 @@ def emission_source(kw: dict[str, Any], console: Console) -> Iterator[Any]:
         return
     from ..inference import Engine
 
-    engine = Engine(
-        options.model,
-        options.chunking,
-        batch_size=options.batch_size,
-        max_padding=options.max_padding,
-        notify=console.info,
-        vad=options.vad,
-    )
+    engine = Engine.from_options(options, notify=console.info)
     try:
         yield ModelSource(engine)
     finally:

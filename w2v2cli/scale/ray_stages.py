@@ -71,13 +71,7 @@ class _ModelStage:
         self.calls = 0
         self.fatal = b""
         try:
-            self.engine = Engine(
-                options.model,
-                options.chunking,
-                batch_size=options.batch_size,
-                max_padding=options.max_padding,
-                vad=options.vad,
-            )
+            self.engine = Engine.from_options(options)
             loaded = self.engine.loaded
             lm_dir = None
             decoding = options.decoding
