@@ -63,7 +63,7 @@ def main() -> int:
 
     from speech import TRAINED_MODEL, matched_errors, timed_set
 
-    from w2v2cli.alignment import Aligner
+    from w2v2cli import Aligner
     from w2v2cli.decoding import GreedyDecoder
     from w2v2cli.decoding.beam import BeamDecoder
     from w2v2cli.inference import file_loader

@@ -160,7 +160,7 @@ def end_to_end(
     profile: bool = False,
 ) -> tuple[float, list[str], str]:
     """Wall seconds of a whole run (JSON + SRT written), its texts, and a profile."""
-    from w2v2cli import discover, run
+    from w2v2cli import Transcriber, discover, run
     from w2v2cli.options import (
         ChunkOptions,
         DecodeOptions,
@@ -168,7 +168,6 @@ def end_to_end(
         OutputOptions,
         RunOptions,
     )
-    from w2v2cli.run import Transcriber
 
     out = Path(tempfile.mkdtemp(prefix="w2v2-gpu-"))
     options = RunOptions(
@@ -251,8 +250,8 @@ def sync_points(model: Path, paths: list[Path], args: argparse.Namespace) -> lis
     """Where the host waits for the GPU during a run, other than the results' events."""
     import torch
 
+    from w2v2cli import Transcriber
     from w2v2cli.options import ChunkOptions, ModelOptions, RunOptions
-    from w2v2cli.run import Transcriber
 
     t = Transcriber(
         RunOptions(
@@ -339,8 +338,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     lines = header(args, audio_s, len(base))
     print("\n".join(lines), flush=True)
 
+    from w2v2cli import Transcriber
     from w2v2cli.options import ModelOptions, RunOptions
-    from w2v2cli.run import Transcriber
 
     rows: list[str] = []
     model_rate: dict[int, float] = {}

@@ -435,8 +435,8 @@ def run_config(name: str, args: argparse.Namespace) -> dict[str, Any]:
 
     started = time.perf_counter()
     if tool != "pipe":
+        from w2v2cli import Transcriber
         from w2v2cli.options import ChunkOptions, DecodeOptions, ModelOptions, RunOptions
-        from w2v2cli.run import Transcriber
 
         backend, dtype, int8 = BACKENDS[tool]
         calibration = tuple(paths[:8]) if int8 == "full" else ()

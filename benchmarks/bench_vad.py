@@ -125,8 +125,8 @@ def main() -> int:
     import soundfile as sf
     from speech import TRAINED_MODEL
 
+    from w2v2cli import Transcriber
     from w2v2cli.options import ModelOptions, RunOptions, VadOptions
-    from w2v2cli.run import Transcriber
 
     files = build(args.files, args.minutes)
     paths = [path for path, _ in files]

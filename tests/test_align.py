@@ -25,7 +25,7 @@ def errors(words, times):
 def aligner(trained_model):
     """8 s chunks with 1.5 s strides: the timed files (13-15 s) are cut and stitched, as
     long recordings are."""
-    from w2v2cli.alignment import Aligner
+    from w2v2cli import Aligner
 
     options = RunOptions(
         model=ModelOptions(str(trained_model), backend="torch"),

@@ -77,7 +77,7 @@ def test_same_text_as_the_pipeline_on_the_same_gpu(trained_model: Path, speech) 
         from transformers import pipeline
         from w2v2cli.audio import load_audio
         from w2v2cli.options import ChunkOptions, ModelOptions, RunOptions
-        from w2v2cli.run import Transcriber
+        from w2v2cli import Transcriber
         opts = RunOptions(model=ModelOptions(model=IN["model"], device=DEVICE, dtype="float32",
                                              backend="torch"),
                           chunking=ChunkOptions(10.0, 2.0, 2.0), batch_size=1)
@@ -103,7 +103,7 @@ def test_float16_by_default_and_batches_keep_the_text(trained_model: Path, speec
     got = on_gpu(
         """
         from w2v2cli.options import ChunkOptions, ModelOptions, RunOptions
-        from w2v2cli.run import Transcriber
+        from w2v2cli import Transcriber
         def texts(dtype, batch):
             opts = RunOptions(model=ModelOptions(model=IN["model"], device=DEVICE,
                                                  dtype=dtype, backend="torch"),
@@ -139,7 +139,7 @@ def test_a_batch_is_started_without_the_host_waiting(trained_model: Path, speech
         import numpy as np, torch
         from w2v2cli.audio import load_audio
         from w2v2cli.options import ModelOptions, RunOptions
-        from w2v2cli.run import Transcriber
+        from w2v2cli import Transcriber
         t = Transcriber(RunOptions(model=ModelOptions(model=IN["model"], device=DEVICE,
                                                       backend="torch"), batch_size=4))
         runner = t.engine.runner

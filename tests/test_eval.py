@@ -10,9 +10,9 @@ import soundfile as sf
 from click.testing import CliRunner
 from conftest import noise_audio
 
+from w2v2cli import Transcriber
 from w2v2cli.cli import main
 from w2v2cli.options import ModelOptions, RunOptions
-from w2v2cli.run import Transcriber
 
 
 def invoke(*args):

@@ -36,7 +36,7 @@ def invoke(*args):
 @pytest.mark.parametrize("layout", ["cfg", "args"])
 def test_same_log_probs_as_the_reference(nvidia: Reference, layout: str) -> None:
     """Both layouts, one padded batch: every clip as the model gives it alone."""
-    from w2v2cli.run import Transcriber
+    from w2v2cli import Transcriber
 
     clips = [sf.read(p, dtype="float32")[0] for p in nvidia.clips]
     options = RunOptions(

@@ -169,8 +169,8 @@ def test_w2v_bert_frames_masks_and_short_tails(family_model, family: str, tmp_pa
     not used for it."""
     from transformers import AutoFeatureExtractor, AutoModelForCTC
 
+    from w2v2cli import Transcriber
     from w2v2cli.models import output_frames
-    from w2v2cli.run import Transcriber
 
     model_dir = family_model(family)
     fe = AutoFeatureExtractor.from_pretrained(model_dir)

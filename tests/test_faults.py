@@ -238,8 +238,8 @@ def test_outputs_follow_the_umask(tmp_path_factory, tmp_path: Path, group_model:
 
 
 def test_transcribers_do_not_share_a_model(group_model: Path) -> None:
+    from w2v2cli import Transcriber
     from w2v2cli.options import ModelOptions, RunOptions
-    from w2v2cli.run import Transcriber
 
     options = RunOptions(model=ModelOptions(model=str(group_model), backend="torch"))
     exact = Transcriber(options)

@@ -60,8 +60,8 @@ def test_language_adapter_matches_transformers_and_the_pipeline(mms: Path) -> No
     pipeline's text on a file five chunks long."""
     from transformers import AutoFeatureExtractor, AutoTokenizer, Wav2Vec2ForCTC, pipeline
 
+    from w2v2cli import Transcriber
     from w2v2cli.inference import Engine
-    from w2v2cli.run import Transcriber
 
     model = Wav2Vec2ForCTC.from_pretrained(mms).eval()
     model.load_adapter("fra")

@@ -42,7 +42,7 @@ def test_same_log_probs_and_text_as_nvidia_code(nvidia: Reference, name: str) ->
     """Every clip as NVIDIA's code gives it alone, although w2v2 runs them in one padded
     batch here: for the hourglass that takes masks shortened with the sequence and padding
     zeroed before pooling."""
-    from w2v2cli.run import Transcriber
+    from w2v2cli import Transcriber
 
     clips = [sf.read(p, dtype="float32")[0] for p in nvidia.clips]
     options = RunOptions(
@@ -173,8 +173,8 @@ def test_long_files_same_text_as_the_transformers_pipeline(
     name = "hourglass"
     from transformers import pipeline
 
+    from w2v2cli import Transcriber
     from w2v2cli.models.hourglass import register
-    from w2v2cli.run import Transcriber
 
     folder = tmp_path / name
     assert invoke("convert", nvidia.checkpoints[name], "-o", folder, "-q").exit_code == 0

@@ -16,11 +16,11 @@ from click.testing import CliRunner
 from conftest import noise_audio
 from speech import Speech
 
+from w2v2cli import Transcriber
 from w2v2cli.cli import main
 from w2v2cli.errors import ConfigError, ConversionError
 from w2v2cli.inference import libc, openvino_backend
 from w2v2cli.options import ChunkOptions, ModelOptions, RunOptions
-from w2v2cli.run import Transcriber
 
 
 def transcriber(model: Path, backend: str, cache: Path, **kw) -> Transcriber:
@@ -415,7 +415,7 @@ def test_ctrl_c_after_two_models_were_freed_is_not_a_crash(trained_model: Path, 
     script = f"""
 import gc, signal
 from w2v2cli.options import ModelOptions, RunOptions
-from w2v2cli.run import Transcriber
+from w2v2cli import Transcriber
 options = RunOptions(model=ModelOptions(model={str(trained_model)!r}, backend="openvino",
                                         cache_dir={str(tmp_path)!r}))
 first = Transcriber(options)

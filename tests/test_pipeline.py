@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from conftest import noise_audio
 
+from w2v2cli import Transcriber
 from w2v2cli.options import ChunkOptions, ModelOptions, RunOptions
-from w2v2cli.run import Transcriber
 
 SPECIALS = re.compile(r"<s>|</s>|<unk>|<pad>")
 

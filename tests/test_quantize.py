@@ -13,11 +13,11 @@ import pytest
 from click.testing import CliRunner
 from speech import Speech
 
+from w2v2cli import Transcriber
 from w2v2cli.cli import main
 from w2v2cli.errors import ConfigError
 from w2v2cli.inference import quantize
 from w2v2cli.options import ModelOptions, RunOptions
-from w2v2cli.run import Transcriber
 
 pytestmark = pytest.mark.slow
 

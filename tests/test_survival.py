@@ -617,9 +617,8 @@ def test_render_workers_write_what_one_process_writes(group_model, clips, refere
     """``--decode-workers 2`` with greedy decoding: the files are decoded and rendered in
     two worker processes and written by the run, byte for byte a one-process run's; an
     output that cannot be written fails its file alone, in one line, exit status 1."""
-    from w2v2cli import discover, run
+    from w2v2cli import Transcriber, discover, run
     from w2v2cli.options import DecodeOptions, ModelOptions, OutputOptions, RunOptions
-    from w2v2cli.run import Transcriber
 
     out = tmp_path / "out"
     options = RunOptions(
@@ -663,8 +662,8 @@ def test_render_workers_write_what_one_process_writes(group_model, clips, refere
 def test_render_workers_by_device(group_model):
     """Greedy decoding runs in this process on the CPU unless asked; beam search never
     takes render workers (it has its own)."""
+    from w2v2cli import Transcriber
     from w2v2cli.options import DecodeOptions, ModelOptions, RunOptions
-    from w2v2cli.run import Transcriber
 
     def workers(**decoding):
         with Transcriber(

@@ -41,8 +41,8 @@ def test_quota_limits_the_default(monkeypatch) -> None:
 def test_threads_reach_both_backends(group_model) -> None:
     import torch
 
+    from w2v2cli import Transcriber
     from w2v2cli.options import ModelOptions, RunOptions
-    from w2v2cli.run import Transcriber
 
     before = torch.get_num_threads()
     try:

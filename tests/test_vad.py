@@ -156,8 +156,8 @@ def test_parallel_streams_find_what_one_sequential_pass_finds(paused):
 @pytest.fixture(scope="module")
 def both(trained_model, paused):
     """The paused file transcribed without and with --vad (and the emissions of both)."""
+    from w2v2cli import Transcriber
     from w2v2cli.inference import file_loader
-    from w2v2cli.run import Transcriber
 
     out = {}
     for vad in (None, VadOptions()):
@@ -207,7 +207,7 @@ def test_no_word_spans_a_cut_pause(both, paused):
 
 
 def test_forced_alignment_with_vad_meets_the_targets(trained_model, paused):
-    from w2v2cli.alignment import Aligner
+    from w2v2cli import Aligner
 
     options = RunOptions(model=ModelOptions(str(trained_model), backend="torch"), vad=VadOptions())
     with Aligner(options) as a:

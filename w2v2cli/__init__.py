@@ -55,14 +55,14 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree
     __version__ = "0+unknown"
 
 if TYPE_CHECKING:
-    from .alignment import Aligner
     from .audio import load_audio, stream_audio
     from .discovery import discover
     from .evaluation import evaluate, load_manifest
     from .inference import Engine
+    from .pipeline import Aligner
 
 _LAZY = {
-    "Aligner": "alignment",
+    "Aligner": "pipeline",
     "Engine": "inference",
     "discover": "discovery",
     "load_audio": "audio",

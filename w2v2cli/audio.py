@@ -25,14 +25,34 @@ import logging
 import re
 from collections.abc import Iterator
 from pathlib import Path
+from types import ModuleType
+from typing import TYPE_CHECKING
 
-import av
-import av.error
 import numpy as np
-import soundfile as sf
 import soxr
 
 from .errors import AudioError
+
+if TYPE_CHECKING:
+    import av
+    import soundfile as sf
+
+
+def _soundfile() -> ModuleType:
+    """soundfile, imported on first use: it and PyAV take about 0.25 s each to import, which
+    ``import w2v2cli`` and ``w2v2 --help`` never need."""
+    import soundfile
+
+    return soundfile
+
+
+def _pyav() -> ModuleType:
+    """PyAV (with ``av.error``), imported on first use (see ``_soundfile``)."""
+    import av
+    import av.error
+
+    return av
+
 
 log = logging.getLogger("w2v2cli")
 
@@ -121,6 +141,7 @@ def audio_duration(path: str | Path) -> float | None:
 
     Cheap (no decoding): meant for progress-bar totals, not for timing anything.
     """
+    sf = _soundfile()
     p = Path(path)
     try:
         if p.suffix.lower().lstrip(".") not in _PYAV_ONLY_EXTENSIONS:
@@ -131,6 +152,7 @@ def audio_duration(path: str | Path) -> float | None:
             else:
                 if info.format not in _PYAV_ONLY_SF_FORMATS and info.samplerate > 0:
                     return info.frames / info.samplerate
+        av = _pyav()
         with av.open(str(p), metadata_errors="ignore") as container:
             if container.duration is not None and container.duration > 0:
                 return container.duration / av.time_base
@@ -256,6 +278,7 @@ def _to_mono(block: np.ndarray, axis: int) -> np.ndarray:
 def _soundfile_blocks(p: Path) -> Iterator[tuple[np.ndarray, int]] | None:
     """Mono blocks at the native rate from libsndfile, or None when it cannot (or should
     not) read the file, which then goes to PyAV. The file is opened here, read lazily."""
+    sf = _soundfile()
     try:
         f = sf.SoundFile(str(p))
     except (sf.LibsndfileError, RuntimeError, ValueError, TypeError):
@@ -272,6 +295,7 @@ def _soundfile_blocks(p: Path) -> Iterator[tuple[np.ndarray, int]] | None:
 
 
 def _read_soundfile(p: Path, f: sf.SoundFile) -> Iterator[tuple[np.ndarray, int]]:
+    sf = _soundfile()
     with f:
         if _header_claims_more_data(f):
             log.warning(
@@ -292,6 +316,7 @@ def _header_claims_more_data(f: sf.SoundFile) -> bool:
 
     Streaming writers leave 0 or 0xFFFFFFFF as the size; those are not truncation.
     """
+    sf = _soundfile()
     try:
         m = _SHOULD_BE.search(f.extra_info)
     except (sf.LibsndfileError, RuntimeError, UnicodeDecodeError):
@@ -310,6 +335,7 @@ _SHOULD_BE = re.compile(r"^(?:data|SSND)\s*:\s*(\d+)\s*\(should be (\d+)\)", re.
 
 def _pyav_blocks(p: Path) -> Iterator[tuple[np.ndarray, int]]:
     """Mono blocks at the native rate from PyAV (FFmpeg)."""
+    av = _pyav()
     try:
         container = av.open(str(p), metadata_errors="ignore")
     except av.error.InvalidDataError:
@@ -358,6 +384,7 @@ def _pyav_frames(
     used only to convert the sample *format* to float (rate and layout stay as decoded); it
     is rebuilt if the stream changes format, layout or rate midway.
     """
+    av = _pyav()
     resampler: av.AudioResampler | None = None
     setup: tuple[str, str, int] | None = None
     try:

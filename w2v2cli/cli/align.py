@@ -108,7 +108,7 @@ def _align(
     manifest: RunManifest | None,
     shard: Shard | None,
 ) -> int:
-    from ..alignment import Aligner, iter_align
+    from ..run import Aligner, iter_align
 
     failed = report_input_errors(found, console, manifest, shard)
     texts: dict[Path, list[str]] = {}

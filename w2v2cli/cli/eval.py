@@ -95,7 +95,7 @@ def eval_command(manifest: Path, **kw: Any) -> int:
 
     from ..decoding import make_decoders
     from ..evaluation import evaluate, load_manifest, report_format, worst, write_report
-    from ..run import NullProgress
+    from ..pipeline import NullProgress
     from .progress import RichProgress
     from .render import SummaryRow, alignment_text, summary_table
 

@@ -289,7 +289,7 @@ def tune_command(ctx: click.Context, manifest: Path, **kw: Any) -> int:
     from ..evaluation import compute_emissions, load_manifest
     from ..evaluation.tune import TuneRow, tune_pairs
     from ..lm import attrs_path, update_lm_attrs
-    from ..run import NullProgress
+    from ..pipeline import NullProgress
     from .progress import RichProgress
     from .render import results_table
 

@@ -28,8 +28,8 @@ from .options import (
 
 if TYPE_CHECKING:
     from ..discovery import Discovery
+    from ..pipeline import Progress
     from ..records import FileResult
-    from ..run import Progress
     from ..scale import RunManifest, Shard
 
 #: Formats written without -f: txt and json (txt alone with --stdout).
@@ -203,7 +203,7 @@ def run_files(
     failed before the run (missing files); ``started``: when the command's work began
     (model loading included in the summary's time); ``manifest``: where each result's
     line goes as it finishes."""
-    from ..run import NullProgress
+    from ..pipeline import NullProgress
     from .progress import RichProgress
     from .render import format_seconds
 

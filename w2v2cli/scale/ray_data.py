@@ -14,7 +14,7 @@ Stage sizes come from ``ray_plan.plan_stages`` (pure). This module is the driver
 reaching Ray, checking the model, running the dataset, and ``transcribe_dataset``.
 
 Each stage does what the local run does with the same code (``inference.Engine``,
-``decoding.make_decoder``, ``run.write_outputs``), and batch invariance makes the text
+``decoding.make_decoder``, ``pipeline.write_outputs``), and batch invariance makes the text
 independent of how Ray groups files, so every output is byte for byte the local run's.
 
 Failures: a file that fails at any stage becomes a row with its error (never an
@@ -42,8 +42,11 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 import numpy as np
 
+from ..audio import audio_duration
 from ..errors import ConfigError, W2V2Error
+from ..models import load_parts, model_ref
 from ..options import RunOptions
+from ..pipeline import NullProgress, Progress, pending, write_outputs
 from ..records import AudioItem, FileResult, Transcript
 from .ray_plan import DECODE_CPUS, RayOptions, StagePlan, plan_stages
 from .ray_stages import CRASH_ONCE_ENV, FILES_PER_CALL, pipeline
@@ -65,7 +68,6 @@ __all__ = [
 if TYPE_CHECKING:
     import ray.data
 
-    from ..run import Progress
 
 log = logging.getLogger("w2v2cli")
 
@@ -168,8 +170,6 @@ def check_model(options: RunOptions, notify: Callable[[str], None] | None = None
     """Load the model's processor here, in the driver, so that a model that cannot load
     fails the run at once in one line (not after Ray's retries of actors that cannot
     start); returns the sampling rate the decoding tasks resample to."""
-    from ..models import load_parts, model_ref
-
     parts = load_parts(model_ref(options.model, notify), options.model.language, notify)
     return int(parts.sampling_rate)
 
@@ -220,9 +220,6 @@ def iter_run_ray(
     the run and passes the real stdout as ``stream``.
     Raises ``LMError`` when the LM is unusable, like a local run.
     """
-    from ..audio import audio_duration
-    from ..run import NullProgress, pending, write_outputs
-
     ray_options = ray_options or RayOptions()
     progress = progress or NullProgress()
     todo, skipped, writers, stream = pending(items, options.output, stream)
@@ -261,7 +258,7 @@ def iter_run_ray(
                 item = todo[int(row["w2v2_index"])]
                 progress.advance_audio(float(row["w2v2_duration"]))
                 progress.file_done()
-                yield _result(row, item, writers, stream, header, write_outputs)
+                yield _result(row, item, writers, stream, header)
         except W2V2Error:
             raise
         except Exception as exc:  # Ray's wrapping of a fault of the whole run
@@ -283,7 +280,6 @@ def _result(
     writers: list[Any],
     stream: TextIO | None,
     header: bool,
-    write_outputs: Callable[..., FileResult],
 ) -> FileResult:
     """A driver-side ``FileResult`` from a finished row (written to ``stream`` here)."""
     if row["w2v2_status"] == "failed" and not row["w2v2_transcript"]:

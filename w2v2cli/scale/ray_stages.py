@@ -21,8 +21,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ..audio import load_audio, resample
+from ..decoding import make_decoder
 from ..errors import ConfigError, LMError, W2V2Error, reason_of
+from ..inference import Engine, file_loader
 from ..options import RunOptions
+from ..output import get_writers
+from ..pipeline import write_outputs
 from ..records import AudioItem
 from .ray_plan import DECODE_CPUS, StagePlan
 
@@ -39,8 +44,6 @@ FILES_PER_CALL = 8
 def _decode(row: dict[str, Any], rate: int, cwd: str) -> dict[str, Any]:
     """Decode one input to float32 mono at ``rate`` (rows that carry audio pass through);
     relative paths are the driver's, from its working folder ``cwd``."""
-    from ..audio import load_audio
-
     out = dict(row)
     if row.get("w2v2_audio") is not None and len(row["w2v2_audio"]):
         return out
@@ -64,8 +67,6 @@ class _ModelStage:
     into their emissions (the run's chunking, cross-file batching and stitching)."""
 
     def __init__(self, options: RunOptions, cwd: str) -> None:
-        from ..inference import Engine
-
         _enter(cwd)
         self.options = options
         self.calls = 0
@@ -126,11 +127,7 @@ class _ModelStage:
         if have == rate:
             return lambda: np.frombuffer(data, np.float32)
         if path:  # the model wants another rate than the driver's processor said
-            from ..inference import file_loader
-
             return file_loader(path, rate)
-        from ..audio import resample
-
         return lambda: resample(np.frombuffer(data, np.float32), have, rate)
 
 
@@ -153,8 +150,6 @@ class _FinishStage:
     emissions and, when ``write``, writes their outputs with the run's writers."""
 
     def __init__(self, options: RunOptions, write: bool, cwd: str) -> None:
-        from ..output import get_writers
-
         _enter(cwd)
         self.options = options
         out = options.output
@@ -164,8 +159,6 @@ class _FinishStage:
 
     def _decoder_for(self, model: bytes) -> Any:
         if model != self.model_key:
-            from ..decoding import make_decoder
-
             _, vocabulary, lm_dir = pickle.loads(model)
             if self.decoder is not None:
                 self.decoder.close()
@@ -174,8 +167,6 @@ class _FinishStage:
         return self.decoder
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, Any]:
-        from ..run import write_outputs
-
         n = len(batch["w2v2_index"])
         status, errors = ["failed"] * n, [str(e) for e in batch["w2v2_error"]]
         fatal: list[bytes] = [bytes(f) for f in batch["w2v2_fatal"]]
