@@ -10,8 +10,12 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from ..discovery import discover
 from ..errors import ConfigError
+from ..evaluation import load_manifest
+from ..fsutil import check_output_dir
 from ..options import AlignOptions, DecodeOptions, RunOptions
+from ..run import Aligner, iter_align
 from .errors import EXIT_FAILED, Console, handle_errors
 from .options import (
     build_output_options,
@@ -50,7 +54,6 @@ def _pairs(inputs: tuple[Path, ...]) -> list[tuple[Path, str]]:
         return [(audio, _read_text(text))]
     if len(inputs) != 1:
         raise ConfigError("give AUDIO TEXT_FILE, or one MANIFEST")
-    from ..evaluation import load_manifest
 
     return [(entry.audio, entry.text) for entry in load_manifest(inputs[0])]
 
@@ -82,9 +85,6 @@ def align_command(inputs: tuple[Path, ...], **kw: Any) -> int:
     AUDIO TEXT_FILE aligns one file; MANIFEST (JSON lines, TSV/CSV, or a folder of audio
     with .txt files beside it, as eval reads) aligns each audio file to its text.
     """
-    from ..discovery import discover
-    from ..fsutil import check_output_dir
-
     console = Console(kw["quiet"])
     output = build_output_options(kw, ALIGN_FORMATS)
     options = build_run_options(kw, DecodeOptions(), output)
@@ -108,7 +108,6 @@ def _align(
     manifest: RunManifest | None,
     shard: Shard | None,
 ) -> int:
-    from ..run import Aligner, iter_align
 
     failed = report_input_errors(found, console, manifest, shard)
     texts: dict[Path, list[str]] = {}

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from ..models.convert import convert_checkpoint
 from .errors import Console, handle_errors
 
 
@@ -34,8 +35,6 @@ def convert_command(checkpoint: Path, output: Path, dictionary: Path | None, qui
     The folder loads faster than the checkpoint (`w2v2 transcribe -m FOLDER`). Without an
     hourglass encoder it is a plain Wav2Vec2ForCTC folder that transformers loads too.
     """
-    from ..models.convert import convert_checkpoint
-
     console = Console(quiet)
     result = convert_checkpoint(checkpoint, output, dictionary, console.info)
     if result.transformers_loadable:

@@ -30,7 +30,10 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from rich.console import Console as RichConsole
+
 from ..errors import Terminated, W2V2Error
+from ..fsutil import interrupt
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -46,8 +49,6 @@ class Console:
     above it."""
 
     def __init__(self, quiet: bool = False) -> None:
-        from rich.console import Console as RichConsole
-
         self.quiet = quiet
         self.err = RichConsole(stderr=True, highlight=False)
 
@@ -70,7 +71,6 @@ def sigterm_as_exception() -> Iterator[None]:
     """While inside, SIGTERM raises ``Terminated`` and SIGINT ``KeyboardInterrupt`` in the
     main thread (elsewhere: no-op), through ``fsutil.interrupt``, which holds them back for
     the instant a temporary output file is being created so that it is always cleaned up."""
-    from ..fsutil import interrupt
 
     def raise_terminated(_signum: int, _frame: object) -> None:
         interrupt(Terminated())

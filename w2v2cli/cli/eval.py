@@ -8,8 +8,23 @@ from pathlib import Path
 from typing import Any
 
 import click
+from rich.console import Console as RichConsole
 
+from ..decoding import make_decoders
+from ..evaluation import (
+    LogitsStore,
+    ModelSource,
+    SavedSource,
+    evaluate,
+    load_manifest,
+    report_format,
+    worst,
+    write_report,
+)
+from ..fsutil import check_output_dir, check_output_file
+from ..inference import Engine
 from ..options import DecodeOptions
+from ..pipeline import NullProgress
 from .errors import EXIT_FAILED, Console, handle_errors
 from .options import (
     build_decode_options,
@@ -18,19 +33,18 @@ from .options import (
     model_options,
     quiet_option,
 )
+from .progress import RichProgress
+from .render import SummaryRow, alignment_text, summary_table
 
 
 @contextmanager
 def emission_source(kw: dict[str, Any], console: Console) -> Iterator[Any]:
     """The model (``ModelSource``) or ``--load-logits`` (``SavedSource``), closed on exit."""
-    from ..evaluation import LogitsStore, ModelSource, SavedSource
-
     options = build_run_options(kw, DecodeOptions())  # decoders are built by the caller
     if kw["load_logits"] is not None:
         store = LogitsStore.open(kw["load_logits"])
         yield SavedSource(store, kw["cache_dir"], kw["revision"])
         return
-    from ..inference import Engine
 
     engine = Engine.from_options(options, notify=console.info)
     try:
@@ -41,8 +55,6 @@ def emission_source(kw: dict[str, Any], console: Console) -> Iterator[Any]:
 
 def check_outputs(kw: dict[str, Any], files: tuple[str, ...] = ()) -> None:
     """Refuse unwritable output paths before any work (``--save-logits`` and ``files``)."""
-    from ..fsutil import check_output_dir, check_output_file
-
     if kw.get("save_logits") is not None:
         check_output_dir(kw["save_logits"], "logits folder")
     for name in files:
@@ -91,14 +103,6 @@ def check_outputs(kw: dict[str, Any], files: tuple[str, ...] = ()) -> None:
 @handle_errors
 def eval_command(manifest: Path, **kw: Any) -> int:
     """Score a model and decoders on MANIFEST (JSONL, TSV/CSV, or a folder with .txt files)."""
-    from rich.console import Console as RichConsole
-
-    from ..decoding import make_decoders
-    from ..evaluation import evaluate, load_manifest, report_format, worst, write_report
-    from ..pipeline import NullProgress
-    from .progress import RichProgress
-    from .render import SummaryRow, alignment_text, summary_table
-
     console = Console(kw["quiet"])
     names = list(dict.fromkeys(kw["decoder"]))
     decoding = build_decode_options(kw, decoder=names[0])  # validates the beam options

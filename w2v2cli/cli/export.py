@@ -6,7 +6,8 @@ from pathlib import Path
 
 import click
 
-from ..options import DEFAULT_MODEL, INT8_METHODS
+from ..inference.export import export
+from ..options import DEFAULT_MODEL, INT8_METHODS, ModelOptions
 from .errors import Console, handle_errors
 from .options import calibration_files
 
@@ -67,9 +68,6 @@ def export_command(
     Run the folder with `w2v2 transcribe -m FOLDER` on any machine with the OpenVINO extra;
     no conversion happens there, and the torch weights are never loaded.
     """
-    from ..inference.export import export
-    from ..options import ModelOptions
-
     console = Console(quiet)
     options = ModelOptions(
         model=model,

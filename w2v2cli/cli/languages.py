@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from ..models import locate_model, model_languages
 from .errors import Console, handle_errors
 
 
@@ -25,8 +26,6 @@ def languages_command(model: str, cache_dir: Path | None, revision: str | None, 
 
     Only the model's vocab.json is read (downloaded alone for a hub id not yet cached).
     """
-    from ..models import locate_model, model_languages
-
     codes = model_languages(locate_model(model, cache_dir, revision))
     for code in codes:
         click.echo(code)

@@ -7,13 +7,22 @@ from pathlib import Path
 from typing import Any
 
 import click
+from rich.console import Console as RichConsole
 
+from ..decoding.beam import beam_settings
 from ..errors import ConfigError
+from ..evaluation import compute_emissions, load_manifest
+from ..evaluation.tune import TuneRow, grid_pairs, grid_values, random_pairs, tune_pairs
+from ..lm import attrs_path, build_lm, update_lm_attrs
 from ..lm.build import KENLM_MAX_ORDER
+from ..models import load_vocabulary, resolve_model
 from ..options import DecodeOptions
+from ..pipeline import NullProgress
 from .errors import EXIT_FAILED, Console, handle_errors
 from .eval import check_outputs, emission_source
 from .options import model_options, parse_numbers, parse_range, quiet_option
+from .progress import RichProgress
+from .render import results_table
 
 
 @click.group("lm")
@@ -103,9 +112,6 @@ def build_command(
     punctuation removed (in-word apostrophes kept when the model has them), accents it
     lacks stripped, and words it cannot spell (numbers, other scripts) dropped.
     """
-    from ..lm import build_lm
-    from ..models import load_vocabulary, resolve_model
-
     if language and not model:
         raise ConfigError("--language chooses a vocabulary of --model; give the model too")
     vocab = load_vocabulary(resolve_model(model), language) if model else None
@@ -144,8 +150,6 @@ def build_command(
 def _search_pairs(kw: dict[str, Any], ctx: click.Context) -> list[tuple[float, float]]:
     """The (alpha, beta) pairs the options ask for: a grid (ranges, or explicit value
     lists per axis) or seeded random samples from the ranges."""
-    from ..evaluation.tune import grid_pairs, grid_values, random_pairs
-
     alpha_range = parse_range(kw["alpha_range"], "--alpha-range")
     beta_range = parse_range(kw["beta_range"], "--beta-range")
     alphas = parse_numbers(kw["alphas"], "--alphas")
@@ -283,16 +287,6 @@ def tune_command(ctx: click.Context, manifest: Path, **kw: Any) -> int:
     same log-probabilities with every (alpha, beta) pair, in --decode-workers processes
     that each load the LM once. Prints every pair sorted by WER, then the best one.
     """
-    from rich.console import Console as RichConsole
-
-    from ..decoding.beam import beam_settings
-    from ..evaluation import compute_emissions, load_manifest
-    from ..evaluation.tune import TuneRow, tune_pairs
-    from ..lm import attrs_path, update_lm_attrs
-    from ..pipeline import NullProgress
-    from .progress import RichProgress
-    from .render import results_table
-
     console = Console(kw["quiet"])
     pairs = _search_pairs(kw, ctx)
     if kw["write_attrs"] is not None:

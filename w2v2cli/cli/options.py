@@ -15,7 +15,9 @@ from typing import Any
 
 import click
 
+from ..discovery import discover
 from ..errors import ConfigError
+from ..evaluation import load_manifest
 from ..options import (
     BACKENDS,
     CASE_MODES,
@@ -32,7 +34,8 @@ from ..options import (
     SubtitleOptions,
     VadOptions,
 )
-from ..scale import Shard
+from ..output import expand_formats
+from ..scale import Shard, parse_shard
 
 
 def _apply(f: Callable[..., Any], decorators: list[Callable[..., Any]]) -> Callable[..., Any]:
@@ -386,8 +389,6 @@ def build_output_options(
     kw: dict[str, Any], defaults: tuple[tuple[str, ...], tuple[str, ...]]
 ) -> OutputOptions:
     """``OutputOptions`` from the ``output_options`` group; ``defaults`` as there."""
-    from ..output import expand_formats
-
     output_dir = kw["output_dir"]
     stdout = kw["stdout"] or output_dir == "-"
     formats = expand_formats(kw["formats"] or defaults[1 if stdout else 0])
@@ -433,8 +434,6 @@ def scale_options(f: Callable[..., Any]) -> Callable[..., Any]:
 
 def build_shard(kw: dict[str, Any]) -> Shard | None:
     """The ``--shard`` option as a ``Shard`` (None without it)."""
-    from ..scale import parse_shard
-
     return parse_shard(kw["shard"]) if kw.get("shard") else None
 
 
@@ -466,10 +465,7 @@ def calibration_files(path: Path | None) -> tuple[Path, ...]:
     if path is None:
         return ()
     if path.is_file() and path.suffix.lower() in MANIFEST_SUFFIXES:
-        from ..evaluation import load_manifest
-
         return tuple(entry.audio for entry in load_manifest(path))
-    from ..discovery import discover
 
     found = discover([path])
     if found.errors:

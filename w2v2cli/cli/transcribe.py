@@ -12,7 +12,13 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from ..discovery import discover
 from ..errors import ConfigError
+from ..fsutil import check_output_dir
+from ..pipeline import NullProgress
+from ..run import Transcriber, iter_run
+from ..scale import RunManifest
+from ..scale.ray_data import RayOptions, iter_run_ray
 from .errors import EXIT_FAILED, Console, handle_errors
 from .options import (
     build_decode_options,
@@ -25,6 +31,8 @@ from .options import (
     quiet_option,
     scale_options,
 )
+from .progress import RichProgress
+from .render import format_seconds
 
 if TYPE_CHECKING:
     from ..discovery import Discovery
@@ -75,10 +83,6 @@ TRANSCRIBE_FORMATS = (("txt", "json"), ("txt",))
 @handle_errors
 def transcribe(inputs: tuple[Path, ...], **kw: Any) -> int:
     """Transcribe audio files and folders (searched recursively)."""
-    from ..discovery import discover
-    from ..fsutil import check_output_dir
-    from ..run import Transcriber, iter_run
-
     console = Console(kw["quiet"])
     if not inputs and not kw["from_list"]:
         raise ConfigError("give at least one file or folder, or --from-list")
@@ -111,8 +115,6 @@ def transcribe(inputs: tuple[Path, ...], **kw: Any) -> int:
 
         started = time.perf_counter()
         if kw["ray_address"] is not None:
-            from ..scale.ray_data import RayOptions, iter_run_ray
-
             ray_options = RayOptions(address=kw["ray_address"], actors=kw["ray_actors"])
             results = sys.stdout
             # Ray prints its cluster's messages (a worker that died) on sys.stdout, from a
@@ -168,7 +170,6 @@ def open_manifest(kw: dict[str, Any], shard: Shard | None) -> Iterator[RunManife
     if kw["manifest_out"] is None:
         yield None
         return
-    from ..scale import RunManifest
 
     with RunManifest(kw["manifest_out"], None if shard is None else str(shard)) as manifest:
         yield manifest
@@ -203,10 +204,6 @@ def run_files(
     failed before the run (missing files); ``started``: when the command's work began
     (model loading included in the summary's time); ``manifest``: where each result's
     line goes as it finishes."""
-    from ..pipeline import NullProgress
-    from .progress import RichProgress
-    from .render import format_seconds
-
     counts = {"done": 0, "skipped": 0, "failed": 0}
     audio_seconds = 0.0
     progress = NullProgress() if quiet else RichProgress(console.err, label)

@@ -115,7 +115,8 @@ def open_backend(
             )
         else:  # auto: the torch backend, without a notice (nothing went wrong)
             log.debug("%s models run on the torch backend", family.name)
-    loaded = load_model(options, notify, ref=ref)  # before torch_backend: torch's import overlaps
-    from .torch_backend import TorchBackend  # the native model's weight reads
+    # Loaded before torch is imported: the native model's weight reads overlap the import.
+    loaded = load_model(options, notify, ref=ref)
+    from .torch_backend import TorchBackend  # deferred: imports torch (the OpenVINO path never)
 
     return loaded, TorchBackend(loaded, exact=exact, threads=threads)

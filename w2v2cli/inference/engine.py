@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 from .. import chunking
+from ..audio import stream_audio
 from ..errors import W2V2Error
 from ..models import LoadedModel
 from ..options import ChunkOptions, ModelOptions, RunOptions, VadOptions
@@ -163,6 +164,4 @@ class Engine:
 
 def file_loader(path: str | Path, sampling_rate: int) -> AudioLoader:
     """A loader for one audio file, decoded block by block in the engine's reading thread."""
-    from ..audio import stream_audio  # deferred: PyAV, soundfile and soxr load with it
-
     return lambda: stream_audio(path, sampling_rate)

@@ -35,6 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import chunking
+from ..audio import load_audio
 from ..chunking import ChunkPlan
 from ..errors import ConfigError, OutputError, W2V2Error
 from ..fsutil import atomic_dir, atomic_write
@@ -108,8 +109,6 @@ def calibration_id(paths: Sequence[Path]) -> str:
 def calibration_chunks(paths: Sequence[Path], plan: ChunkPlan, sampling_rate: int) -> list[Chunk]:
     """The first ``CALIBRATION_CHUNKS`` chunks of ``--calibration`` files, cut as the run
     cuts its input; a file that cannot be read is a ``ConfigError``."""
-    from ..audio import load_audio
-
     chunks: list[Chunk] = []
     for i, path in enumerate(paths):
         try:

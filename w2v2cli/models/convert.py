@@ -31,8 +31,11 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ModelError, OutputError
-from ..fsutil import atomic_dir
+from ..fsutil import atomic_dir, check_output_dir
 from .checkpoints import NORMALIZE_EPS, ConvertedCheckpoint, read_checkpoint
+from .fairseq import from_fairseq
+from .hub import quiet_hub_logging
+from .nvidia import from_nvidia, is_nvidia
 
 log = logging.getLogger("w2v2cli")
 
@@ -68,9 +71,6 @@ def default_dictionary(checkpoint: Path) -> Path:
 
 def read_converted(path: Path, dictionary: Path | None = None) -> ConvertedCheckpoint:
     """Read and map a checkpoint file (NVIDIA DLE or fairseq)."""
-    from .fairseq import from_fairseq
-    from .nvidia import from_nvidia, is_nvidia
-
     path = Path(path)
     if not path.is_file():
         raise ModelError(f"checkpoint {path} does not exist")
@@ -104,14 +104,12 @@ def read_converted(path: Path, dictionary: Path | None = None) -> ConvertedCheck
 
 def build_model(converted: ConvertedCheckpoint, where: str) -> Any:
     """The transformers model with the converted weights, every weight accounted for."""
-    import torch
-
-    from .hub import quiet_hub_logging
+    import torch  # deferred: converting needs torch; reading the cache does not
 
     quiet_hub_logging()
     config = model_config(converted)
     if converted.model_type == "hourglass":
-        from .hourglass import Wav2Vec2HourglassForCTC, register
+        from .hourglass import Wav2Vec2HourglassForCTC, register  # deferred: imports torch
 
         register()
         model = Wav2Vec2HourglassForCTC(config)
@@ -143,7 +141,7 @@ def build_model(converted: ConvertedCheckpoint, where: str) -> Any:
 
 def model_config(converted: ConvertedCheckpoint) -> Any:
     if converted.model_type == "hourglass":
-        from .hourglass import Wav2Vec2HourglassConfig
+        from .hourglass import Wav2Vec2HourglassConfig  # deferred: imports torch
 
         return Wav2Vec2HourglassConfig(**converted.config)
     from transformers import Wav2Vec2Config
@@ -203,8 +201,6 @@ def convert_checkpoint(
     notify: Callable[[str], None] | None = None,
 ) -> ConversionResult:
     """Read, map, build and save a checkpoint as a model folder (``w2v2 convert``)."""
-    from ..fsutil import check_output_dir
-
     notify = notify or log.info
     out_dir = Path(out_dir)
     if out_dir.exists():

@@ -22,6 +22,8 @@ import socket
 from pathlib import Path
 from urllib.parse import urlparse
 
+from ..lm import LM_FOLDER, find_model_lm
+
 log = logging.getLogger("w2v2cli")
 
 #: Seconds the reachability probe waits for a TCP connection to the hub.
@@ -105,8 +107,6 @@ def model_lm_folder(
 ) -> Path | None:
     """The hub repo's ``language_model/`` folder, from the cache or fetched; None if the
     repo has none or the hub cannot be reached (beam search then runs without it)."""
-    from ..lm import LM_FOLDER, find_model_lm
-
     snapshot = _snapshot(repo_id, cache_dir, revision)
     if snapshot is not None and find_model_lm(snapshot) is not None:
         return find_model_lm(snapshot)
