@@ -192,3 +192,11 @@ def test_readme_contributor_setup_is_two_commands():
     section = readme[readme.index("## Contributing") :]
     block = section[section.index("```sh\n") + len("```sh\n") :]
     assert block[: block.index("```")].splitlines() == ["bash install.sh", "python3 -m pytest"]
+
+
+def test_repository_paths_named_in_the_docs_exist():
+    """A module, test or script the docs name by path still exists (modules move)."""
+    pattern = re.compile(r"(?<![\w/-])(?:w2v2cli|tests|benchmarks|examples)/[\w/.-]+\.(?:py|sh)\b")
+    named = {m.group(0) for m in pattern.finditer(DOCS)}
+    assert "w2v2cli/errors.py" in named  # the pattern finds what it is meant to
+    assert sorted(p for p in named if not (ROOT / p).exists()) == []

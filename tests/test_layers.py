@@ -5,6 +5,7 @@ in-package import deferred into a function says why (only to keep something heav
 from __future__ import annotations
 
 import ast
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -210,6 +211,34 @@ def test_every_module_has_a_floor_that_is_not_only_the_package_default():
 
 def test_imports_inside_functions_say_why():
     assert undeclared_deferrals(EDGES) == []
+
+
+def documented_modules(page: Path) -> set[str]:
+    """The modules the architecture page's tree lists, as paths under the package."""
+    text = page.read_text(encoding="utf-8")
+    tree = text[text.index("```\nw2v2cli/\n") :]
+    tree = tree[: tree.index("\n```", 4)]
+    listed, package = set(), ""
+    for line in tree.splitlines()[1:]:
+        if match := re.match(r"^  (\w+)/\s*$", line):
+            package = match.group(1) + "/"
+        elif match := re.match(r"^  (\w+\.py)\b", line):
+            listed.add(match.group(1))
+        elif match := re.match(r"^    (\w+\.py)\b", line):
+            listed.add(package + match.group(1))
+    return listed
+
+
+def test_the_architecture_page_lists_every_module():
+    page = PACKAGE.parent / "docs" / "architecture.md"
+    present = {
+        str(p.relative_to(PACKAGE))
+        for p in PACKAGE.rglob("*.py")
+        if p.name != "__init__.py" or p.parent in (PACKAGE, PACKAGE / "cli")
+    }
+    listed = documented_modules(page)
+    assert sorted(present - listed) == [], "modules missing from docs/architecture.md"
+    assert sorted(listed - present) == [], "docs/architecture.md lists modules that are gone"
 
 
 @pytest.fixture

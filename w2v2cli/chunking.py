@@ -315,7 +315,7 @@ SILENCE_DB = -100.0
 def frame_energy(samples: np.ndarray, first: int, stop: int, samples_per_frame: int) -> np.ndarray:
     """Loudness in dB (``10 log10`` of the mean square) of frames ``[first, stop)`` of a
     chunk: frame ``f`` covers its samples ``[f * spf, (f + 1) * spf)`` (the last may be
-    short). Used to find where words really end (``decoding.alignment.refine_spans``)."""
+    short). Used to find where words really end (``decoding.timing.refine_spans``)."""
     n = max(stop - first, 0)
     out = np.full(n, SILENCE_DB, dtype=np.float32)
     piece = np.asarray(samples[first * samples_per_frame : stop * samples_per_frame], np.float64)

@@ -101,7 +101,7 @@ class ChunkOptions:
 @dataclass(frozen=True)
 class VadOptions:
     """Speech-aware segmentation (``--vad``): Silero VAD finds speech, chunks are cut at
-    pauses, and non-speech is never sent to the model (``segmentation/``, ``vad.py``).
+    pauses, and non-speech is never sent to the model (``segmentation/``, ``inference/vad.py``).
 
     ``threshold``: Silero's speech probability above which a 32 ms window is speech (0.5,
     its default). ``min_silence``: a pause shorter than this does not end a stretch of
@@ -133,7 +133,7 @@ class DecodeOptions:
     ``decoder="auto"`` is beam search when an LM is given or the model ships one
     (``language_model/``), else greedy. Beam defaults follow pyctcdecode's. ``engine``
     runs the search: ``auto`` is ``$W2V2_BEAM_ENGINE`` when set, else ctc-beam-decoder where
-    it is installed, else pyctcdecode (see ``decoding.engines``).
+    it is installed, else pyctcdecode (see ``decoding.beam_engines``).
     """
 
     decoder: str = "auto"  # auto | greedy | beam
@@ -218,7 +218,7 @@ class AlignOptions:
     fails as "the text does not match the audio" instead of being aligned silently. On
     the small trained test model, 12 espeak-ng sentences scored 0.54-0.95 with their own
     text, 0.0014-0.08 with half of the text replaced, and at most 0.007 with another
-    sentence's text (README, ``w2v2 align``); 0.05 lies between, in log terms well away
+    sentence's text (docs/alignment.md); 0.05 lies between, in log terms well away
     from both.
     """
 

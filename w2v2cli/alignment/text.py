@@ -1,6 +1,6 @@
 """The text to align: its words as written, each with what the model can spell of it.
 
-Rules (the README quotes them):
+Rules (docs/alignment.md quotes them):
 
 - **Words** are the whitespace-separated pieces of the given text, kept exactly as written
   (case, accents, punctuation, digits): that is what every output shows.

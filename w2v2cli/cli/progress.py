@@ -1,5 +1,5 @@
-"""The one place that draws progress: a rich bar on stderr, implementing ``run.Progress``
-(``run.NullProgress`` is the silent one)."""
+"""The one place that draws progress: a rich bar on stderr, implementing ``pipeline.Progress``
+(``pipeline.NullProgress`` is the silent one)."""
 
 from __future__ import annotations
 

@@ -3,7 +3,7 @@
 Every time comes from ``Emissions.frame_starts`` (frames of stitched chunks are not evenly
 spaced), never from ``index * frame_duration``. Frame ranges are half-open: ``[first, end)``.
 
-Definitions (the README quotes these):
+Definitions (docs/inputs-and-outputs.md, "Timing and confidence", quotes these):
 
 - **Token times.** A token is a run of consecutive frames carrying the same non-blank id
   (so ``l l`` is one token and ``l <blank> l`` two). It starts at its first frame's start

@@ -4,7 +4,7 @@
 model once and turns batches of decoded files into emissions with the run's chunking,
 cross-file batching and stitching (``inference.Engine``); ``_FinishStage`` (CPU actors)
 builds the decoder and LM once, decodes and writes with the run's writers
-(``run.write_outputs``). Rows carry their own columns under a ``w2v2_`` prefix; a file's
+(``pipeline.write_outputs``). Rows carry their own columns under a ``w2v2_`` prefix; a file's
 fault is its row's ``w2v2_error``, a fault of the whole run (the model, the LM) a pickled
 exception in ``w2v2_fatal``.
 """

@@ -1,8 +1,8 @@
 """Chunks cut at pauses: stretches of speech in, ``Chunk``s out. Pure, no torch.
 
-Rules (the README quotes them):
+Rules (docs/vad.md quotes them):
 
-- Only the stretches of speech (``spans``, padding included: ``vad.py``) are sent to the
+- Only the stretches of speech (``spans``, padding included: ``inference/vad.py``) are sent to the
   model; the pauses between them never are.
 - Consecutive stretches are joined, in order, into one chunk as long as the chunk stays
   within ``chunk_length`` (their samples back to back; ``Chunk.pieces`` records where each
