@@ -80,6 +80,7 @@ def test_auto_prefers_ctc_beam_decoder() -> None:
         assert dec.engine == "ctc-beam-decoder"
 
 
+@pytest.mark.pyctcdecode
 def test_environment_variable_forces_an_engine(monkeypatch: pytest.MonkeyPatch) -> None:
     require_engine("pyctcdecode")
     unset = beam_engines.resolve_engine("auto", needs_lm=True)
@@ -94,6 +95,7 @@ def test_environment_variable_forces_an_engine(monkeypatch: pytest.MonkeyPatch) 
         DecodeOptions(engine="fast")
 
 
+@pytest.mark.pyctcdecode
 def test_absent_engine_falls_back_or_fails_in_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
     """Where ctc-beam-decoder is not installed, ``auto`` quietly takes pyctcdecode; asking
     for it by name says what to install. (Absence is simulated the way Python marks a
@@ -109,6 +111,7 @@ def test_absent_engine_falls_back_or_fails_in_one_line(monkeypatch: pytest.Monke
         BeamDecoder(UPPER, DecodeOptions(workers=0))
 
 
+@pytest.mark.pyctcdecode
 def test_broken_ctc_beam_decoder_library_falls_back_with_a_warning(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -158,7 +161,13 @@ def _transcribe(args: list[str], tmp_path: Path, env: dict[str, str] | None = No
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("engine", beam_engines.ENGINES)
+@pytest.mark.parametrize(
+    "engine",
+    [
+        pytest.param(e, marks=pytest.mark.pyctcdecode) if e == "pyctcdecode" else e
+        for e in beam_engines.ENGINES
+    ],
+)
 def test_cli_logs_the_engine_the_variable_forces(engine: str, group_model, tmp_path) -> None:
     import os
 

@@ -39,7 +39,7 @@ from w2v2cli.decoding.beam_engines import SearchParams, WordFrames, open_search
 from w2v2cli.options import DecodeOptions, ModelOptions, RunOptions
 from w2v2cli.records import Emissions
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.pyctcdecode]  # both engines in every test
 
 HOTWORDS = ("SWORD", "TIDE", "WORM")  # words of sentences the LM was not built from
 

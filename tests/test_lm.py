@@ -15,15 +15,18 @@ from lm_fixtures import (
     GREEK,
     BuiltLMs,
     built_lms,
+    emissions_for,
     make_vocab,
     require_kenlm_tools,
 )
 
 from w2v2cli import lm
 from w2v2cli.cli.lm import lm_group
+from w2v2cli.decoding.beam import BeamDecoder
 from w2v2cli.errors import ConfigError, LMError, OutputError, ToolError
 from w2v2cli.lm import alphabet as ab
 from w2v2cli.lm import build as lm_build
+from w2v2cli.options import DecodeOptions
 from w2v2cli.records import Vocabulary
 
 UPPER = make_vocab(EN_UPPER)
@@ -212,6 +215,7 @@ def test_find_model_lm(lms: BuiltLMs, tmp_path: Path) -> None:
     assert lm.find_model_lm(tmp_path) is None  # an empty folder does not count
 
 
+@pytest.mark.pyctcdecode
 def test_language_model_folder_layout_loads_in_pyctcdecode(lms: BuiltLMs) -> None:
     from pyctcdecode import BeamSearchDecoderCTC
     from pyctcdecode.language_model import LanguageModel
@@ -320,9 +324,11 @@ def _tokenizer_folder(folder: Path, tokens: list[str]) -> Path:
     return folder
 
 
-def test_cli_build_end_to_end(lms: BuiltLMs, tmp_path: Path) -> None:
-    model = _tokenizer_folder(tmp_path / "model", EN_UPPER)
-    out = tmp_path / "lm" / "model.bin"
+@pytest.fixture(scope="module")
+def cli_built(lms: BuiltLMs, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, str]:
+    """``w2v2 lm build --model M --save-model-dir M`` run once: (M, the LM file, output)."""
+    model = _tokenizer_folder(tmp_path_factory.mktemp("cli_build") / "model", EN_UPPER)
+    out = model.parent / "lm" / "model.bin"
     result = CliRunner().invoke(
         lm_group,
         [
@@ -341,16 +347,90 @@ def test_cli_build_end_to_end(lms: BuiltLMs, tmp_path: Path) -> None:
         ],
     )
     assert result.exit_code == 0, result.output
-    assert "Built" in result.output and "case: folded to the model's (upper)" in result.output
+    return model, out, result.output
+
+
+# "THE CAT SAT ON THE MAT" with the C of CAT heard as B: the corpus's LM knows cats sit.
+CAT_TEXT = "THE CAT SAT ON THE MAT"
+CAT_AS_BAT = {4: ("B", 0.50, 0.45)}
+
+
+def test_cli_build_end_to_end(cli_built: tuple[Path, Path, str]) -> None:
+    """The folder ``--save-model-dir`` writes: transformers' layout (alphabet.json beside
+    language_model/ with exactly the three files pyctcdecode's loader accepts), found and
+    decoded with by w2v2 (where users of w2v2 load it). pyctcdecode's and transformers'
+    own loaders are tested below, where they can run."""
+    model, out, output = cli_built
+    assert "Built" in output and "case: folded to the model's (upper)" in output
     assert out.is_file() and lm.unigrams_path_for(out).is_file()
     assert lm.check_lm_file(out) == "binary"
     assert lm.find_model_lm(model) == model / "language_model"
-    # transformers reads the folder as a Wav2Vec2ProcessorWithLM.
-    from transformers import Wav2Vec2ProcessorWithLM
+    folder = model / "language_model"
+    assert sorted(p.name for p in folder.iterdir()) == ["attrs.json", out.name, "unigrams.txt"]
+    attrs = json.loads((folder / "attrs.json").read_text())
+    assert (attrs["alpha"], attrs["beta"]) == (0.5, 1.0)
+    alphabet = json.loads((model / "alphabet.json").read_text())
+    assert alphabet["labels"] == ab.hf_alphabet_labels(UPPER)
+    em, _ = emissions_for(CAT_TEXT, UPPER, confusions=CAT_AS_BAT)
+    with BeamDecoder(UPPER, DecodeOptions(lm=model, workers=0)) as dec:
+        assert dec.decode(em).text == CAT_TEXT
 
-    processor = Wav2Vec2ProcessorWithLM.from_pretrained(str(model))
+
+@pytest.mark.pyctcdecode
+def test_cli_built_folder_loads_in_pyctcdecode(cli_built: tuple[Path, Path, str]) -> None:
+    """pyctcdecode's ``BeamSearchDecoderCTC.load_from_dir``: the loader transformers'
+    ``Wav2Vec2ProcessorWithLM.from_pretrained`` delegates to for a local folder."""
+    from pyctcdecode import BeamSearchDecoderCTC
+
+    model, _, _ = cli_built
+    decoder = BeamSearchDecoderCTC.load_from_dir(str(model))
+    try:
+        assert decoder._alphabet.labels == ab.hf_alphabet_labels(UPPER)
+        language_model = decoder.model_container[decoder._model_key]
+        assert (language_model.alpha, language_model.beta) == (0.5, 1.0)
+        em, _ = emissions_for(CAT_TEXT, UPPER, confusions=CAT_AS_BAT)
+        assert decoder.decode(em.log_probs) == CAT_TEXT
+    finally:
+        decoder.cleanup()
+
+
+def processor_with_lm(model: Path):  # type: ignore[no-untyped-def]
+    """transformers' ``Wav2Vec2ProcessorWithLM.from_pretrained(model)``, or a skip where that
+    method is broken upstream: it calls ``ProcessorMixin._get_arguments_from_pretrained``,
+    which transformers 5.0-5.24 have and 5.25.0 removed (AttributeError). Told by that
+    behaviour, not by a version number, so a release that restores the method (or stops
+    calling it) runs the check again."""
+    import re
+
+    import transformers
+    from transformers import Wav2Vec2ProcessorWithLM
+    from transformers.processing_utils import ProcessorMixin
+
+    try:
+        return Wav2Vec2ProcessorWithLM.from_pretrained(str(model))
+    except AttributeError as error:
+        match = re.search(r"has no attribute '(_\w+)'", str(error))
+        missing = getattr(error, "name", None) or (match.group(1) if match else None)
+        if missing and missing.startswith("_") and not hasattr(ProcessorMixin, missing):
+            pytest.skip(
+                f"transformers {transformers.__version__}: Wav2Vec2ProcessorWithLM."
+                f"from_pretrained is broken upstream (it calls ProcessorMixin.{missing}, which "
+                "this release lacks; 5.25.0 is the first). The loader it delegates to, "
+                "pyctcdecode's load_from_dir, is checked by "
+                "test_cli_built_folder_loads_in_pyctcdecode"
+            )
+        raise
+
+
+@pytest.mark.pyctcdecode
+def test_cli_built_folder_loads_in_transformers(cli_built: tuple[Path, Path, str]) -> None:
+    """transformers reads the folder as a ``Wav2Vec2ProcessorWithLM`` (it needs pyctcdecode
+    and kenlm, hence the second environment)."""
+    model, _, _ = cli_built
+    processor = processor_with_lm(model)
     try:
         assert processor.language_model.alpha == 0.5
+        assert processor.decoder._alphabet.labels == ab.hf_alphabet_labels(UPPER)
     finally:
         processor.decoder.cleanup()
 
