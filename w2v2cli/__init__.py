@@ -18,8 +18,9 @@ Heavy imports (torch, transformers) happen when a model is loaded, not at import
 from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
-from typing import TYPE_CHECKING, Any
 
+from .audio import load_audio, stream_audio
+from .discovery import discover
 from .errors import (
     AlignmentError,
     AudioError,
@@ -33,6 +34,8 @@ from .errors import (
     ToolError,
     W2V2Error,
 )
+from .evaluation import evaluate, load_manifest
+from .inference import Engine
 from .options import (
     AlignOptions,
     ChunkOptions,
@@ -43,44 +46,16 @@ from .options import (
     SubtitleOptions,
     VadOptions,
 )
+from .pipeline import Aligner, RunSummary, Transcriber
 from .records import AudioItem, Chunk, Cue, Emissions, FileResult, Transcript, Vocabulary, Word
 
-# Imported here, not lazily: the module shares its name with the function, and importing
-# the submodule later would make ``w2v2cli.run`` the module. It is light (no torch).
-from .run import RunSummary, Transcriber, iter_run, run
+# Last: the function ``run`` is bound over the submodule of the same name.
+from .run import iter_run, run
 
 try:
     __version__ = version("w2v2cli")
 except PackageNotFoundError:  # pragma: no cover - running from a source tree
     __version__ = "0+unknown"
-
-if TYPE_CHECKING:
-    from .audio import load_audio, stream_audio
-    from .discovery import discover
-    from .evaluation import evaluate, load_manifest
-    from .inference import Engine
-    from .pipeline import Aligner
-
-_LAZY = {
-    "Aligner": "pipeline",
-    "Engine": "inference",
-    "discover": "discovery",
-    "load_audio": "audio",
-    "stream_audio": "audio",
-    "evaluate": "evaluation",
-    "load_manifest": "evaluation",
-}
-
-
-def __getattr__(name: str) -> Any:
-    """Import the heavy parts (torch, transformers, PyAV) only when first used."""
-    if name in _LAZY:
-        import importlib
-
-        module = importlib.import_module(f".{_LAZY[name]}", __name__)
-        return getattr(module, name)
-    raise AttributeError(f"module 'w2v2cli' has no attribute {name!r}")
-
 
 __all__ = [
     "AlignOptions",
