@@ -16,16 +16,9 @@ from ..evaluation import load_manifest
 from ..fsutil import check_output_dir
 from ..options import AlignOptions, DecodeOptions, RunOptions
 from ..run import Aligner, iter_align
+from .builders import build_output_options, build_run_options, build_shard
 from .errors import EXIT_FAILED, Console, handle_errors
-from .options import (
-    build_output_options,
-    build_run_options,
-    build_shard,
-    model_options,
-    output_options,
-    quiet_option,
-    scale_options,
-)
+from .options import model_options, output_options, quiet_option, scale_options
 from .transcribe import open_manifest, report_input_errors, run_files
 
 if TYPE_CHECKING:

@@ -25,14 +25,9 @@ from ..fsutil import check_output_dir, check_output_file
 from ..inference import Engine
 from ..options import DecodeOptions
 from ..pipeline import NullProgress
+from .builders import build_decode_options, build_run_options
 from .errors import EXIT_FAILED, Console, handle_errors
-from .options import (
-    build_decode_options,
-    build_run_options,
-    decode_options,
-    model_options,
-    quiet_option,
-)
+from .options import decode_options, model_options, quiet_option
 from .progress import RichProgress
 from .render import SummaryRow, alignment_text, summary_table
 

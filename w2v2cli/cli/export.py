@@ -8,8 +8,8 @@ import click
 
 from ..inference.export import export
 from ..options import DEFAULT_MODEL, INT8_METHODS, ModelOptions
+from .builders import calibration_files
 from .errors import Console, handle_errors
-from .options import calibration_files
 
 
 @click.command("export")

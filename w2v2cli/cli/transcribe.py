@@ -19,18 +19,9 @@ from ..pipeline import NullProgress
 from ..run import Transcriber, iter_run
 from ..scale import RunManifest
 from ..scale.ray_data import RayOptions, iter_run_ray
+from .builders import build_decode_options, build_output_options, build_run_options, build_shard
 from .errors import EXIT_FAILED, Console, handle_errors
-from .options import (
-    build_decode_options,
-    build_output_options,
-    build_run_options,
-    build_shard,
-    decode_options,
-    model_options,
-    output_options,
-    quiet_option,
-    scale_options,
-)
+from .options import decode_options, model_options, output_options, quiet_option, scale_options
 from .progress import RichProgress
 from .render import format_seconds
 
