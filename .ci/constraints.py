@@ -79,8 +79,9 @@ def resolve(extras: str, timeout: float) -> dict[str, tuple[str, str]]:
             command, capture_output=True, text=True, timeout=timeout, cwd=tmp, check=False
         )
         if done.returncode != 0:
-            lines = [ln for ln in done.stderr.splitlines() if "is ignored" not in ln]
-            raise RuntimeError("pip could not resolve: " + " / ".join(lines[-3:]))
+            lines = [ln.strip() for ln in done.stderr.splitlines() if "is ignored" not in ln]
+            errors = [ln for ln in lines if ln.startswith("ERROR")] or lines[-1:]
+            raise RuntimeError("pip could not resolve: " + " / ".join(errors[:2]))
         data = json.loads(report.read_text(encoding="utf-8"))
     out = {}
     for item in data["install"]:
