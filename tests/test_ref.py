@@ -143,3 +143,23 @@ def _touch(path: Path, *_: object) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(b"x")
     return path
+
+
+def test_a_tokenizer_folder_will_do_where_only_the_tokenizer_is_read(group_model, tmp_path):
+    folder = tmp_path / "tokenizer"
+    folder.mkdir()
+    for name in ("vocab.json", "tokenizer_config.json", "special_tokens_map.json"):
+        if (group_model / name).is_file():
+            shutil.copy(group_model / name, folder / name)
+    with pytest.raises(ModelError, match="it has no config.json"):
+        locate_model(str(folder))
+    assert locate_model(str(folder), tokenizer_only=True).kind == FOLDER
+    text = tmp_path / "t.txt"
+    text.write_text("hello world\n" * 20)
+    audio = tmp_path / "a.wav"
+    sf.write(audio, noise_audio(1.0, 3), 16000)
+    runner = CliRunner()
+    transcribe = runner.invoke(main, ["transcribe", str(audio), "-m", str(folder)])
+    assert transcribe.exit_code == 2 and "it has no config.json" in transcribe.stderr
+    languages = runner.invoke(main, ["languages", str(folder)])
+    assert languages.exit_code == 2 and "has a single vocabulary" in languages.stderr

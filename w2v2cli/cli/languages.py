@@ -26,7 +26,7 @@ def languages_command(model: str, cache_dir: Path | None, revision: str | None, 
 
     Only the model's vocab.json is read (downloaded alone for a hub id not yet cached).
     """
-    codes = model_languages(locate_model(model, cache_dir, revision))
+    codes = model_languages(locate_model(model, cache_dir, revision, tokenizer_only=True))
     for code in codes:
         click.echo(code)
     Console(quiet).info(f"{len(codes)} languages")

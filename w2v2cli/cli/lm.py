@@ -114,7 +114,7 @@ def build_command(
     """
     if language and not model:
         raise ConfigError("--language chooses a vocabulary of --model; give the model too")
-    vocab = load_vocabulary(resolve_model(model), language) if model else None
+    vocab = load_vocabulary(resolve_model(model, tokenizer_only=True), language) if model else None
     result = build_lm(
         list(text_files),
         output,

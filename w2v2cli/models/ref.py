@@ -16,7 +16,8 @@ kind                  what was typed                              ``folder`` (fi
 ``hub``               a hub id not in the cache                    None (downloaded)
 ====================  ==========================================  =========================
 
-Refused with one line: a path that does not exist, a folder without ``config.json``, an
+Refused with one line: a path that does not exist, a folder without ``config.json`` (for
+the commands that read only a tokenizer, a folder with a tokenizer will do), an
 OpenVINO IR file alone (``.xml``: its tokenizer and config are not beside it; give the
 folder ``w2v2 export`` wrote) and an ONNX file. A hub id that must be downloaded when the
 hub cannot be reached is refused by ``ModelRef.check_downloadable`` when (and only when) a
@@ -50,6 +51,8 @@ KINDS = (FOLDER, EXPORTED, CHECKPOINT, CACHED, HUB)
 
 #: The file ``w2v2 export`` writes the OpenVINO model to (``inference/openvino_backend.py``).
 IR_FILE = "model.xml"
+#: Files of which one makes a folder without ``config.json`` a tokenizer (``tokenizer_only``).
+TOKENIZER_FILES = ("vocab.json", "tokenizer_config.json", "tokenizer.json")
 
 
 @dataclass(frozen=True)
@@ -134,10 +137,16 @@ def is_local(name: str) -> bool:
 
 
 def locate_model(
-    name: str, cache_dir: Path | str | None = None, revision: str | None = None
+    name: str,
+    cache_dir: Path | str | None = None,
+    revision: str | None = None,
+    *,
+    tokenizer_only: bool = False,
 ) -> ModelRef:
     """What ``name`` points at (module docstring), without converting or downloading
-    anything; raises ``ModelError`` with one line for a name that cannot be a model."""
+    anything; raises ``ModelError`` with one line for a name that cannot be a model.
+    ``tokenizer_only``: the caller reads only the tokenizer (``lm build --model``, ``w2v2
+    languages``), so a folder holding a tokenizer without ``config.json`` will do."""
     cache = Path(cache_dir) if cache_dir is not None else None
     common = {"revision": revision, "cache_dir": cache}
     if not is_local(name):
@@ -164,7 +173,8 @@ def locate_model(
         raise ModelError(f"model folder {name!r} does not exist")
     if (path / IR_FILE).is_file():
         return ModelRef(name, EXPORTED, path=path, folder=path, **common)
-    if not (path / "config.json").is_file():
+    tokenizer = any((path / f).is_file() for f in TOKENIZER_FILES)
+    if not (path / "config.json").is_file() and not (tokenizer_only and tokenizer):
         raise ModelError(f"{name!r} is not a model folder: it has no config.json")
     return ModelRef(name, FOLDER, path=path, folder=path, **common)
 
@@ -174,10 +184,12 @@ def resolve_model(
     cache_dir: Path | str | None = None,
     revision: str | None = None,
     notify: Callable[[str], None] | None = None,
+    *,
+    tokenizer_only: bool = False,
 ) -> ModelRef:
     """``locate_model``, with a checkpoint file converted to its model folder (once: the
     conversion is cached, ``convert.converted_folder``; ``notify`` hears of it)."""
-    ref = locate_model(name, cache_dir, revision)
+    ref = locate_model(name, cache_dir, revision, tokenizer_only=tokenizer_only)
     return converted(ref, notify)
 
 
