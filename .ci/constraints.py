@@ -20,6 +20,13 @@ CUDA). Both are resolved by pip for the running interpreter (CI's: Linux x86-64,
     python3 .ci/constraints.py check     # one line: what is newer than the files (never fails)
 
 Nothing is installed: ``pip install --dry-run --ignore-installed --report`` resolves.
+
+The main environment is the machine's own interpreter, and CI's machine ships packages of
+its own there (awscli's botocore requires ``python-dateutil<3``, aws-sam-translator
+``pydantic~=2.13.3``): pins that broke them would fail install.sh's ``pip check``. So the
+resolution is bounded by the requirements of every package installed beside ours in the
+interpreter that runs this script (``image_requirements``): run ``refresh`` on a machine of
+CI's kind.
 """
 
 from __future__ import annotations
@@ -45,6 +52,9 @@ ENVIRONMENTS = {
 }
 #: Never written to a constraints file: the project, pip itself, torch (install.sh's).
 SKIP = {"w2v2cli", "pip", "torch"}
+#: Installed packages whose requirements do not bound the resolution: install.sh removes
+#: them from the main environment (pyctcdecode would hold numpy below 2).
+REMOVED = {"pyctcdecode", "kenlm"}
 
 
 def canonical(name: str) -> str:
@@ -58,10 +68,43 @@ def torch_spec() -> str:
     return match.group(1) if match else "torch"
 
 
+def image_requirements(ours: set[str]) -> list[str]:
+    """The requirements of the packages installed in this interpreter that are not ``ours``
+    (the project's own closure): what the machine ships besides (module docstring)."""
+    from importlib.metadata import distributions
+
+    from packaging.requirements import InvalidRequirement, Requirement
+
+    found = set()
+    for dist in distributions():
+        name = canonical(dist.metadata["Name"] or "")
+        if not name or name in ours or name in SKIP or name in REMOVED:
+            continue
+        for line in dist.requires or []:
+            try:
+                req = Requirement(line)
+            except InvalidRequirement:
+                continue
+            if req.marker is not None and not req.marker.evaluate({"extra": ""}):
+                continue
+            if req.specifier and canonical(req.name) not in SKIP:
+                found.add(f"{canonical(req.name)}{req.specifier}")
+    return sorted(found)
+
+
 def resolve(extras: str, timeout: float) -> dict[str, tuple[str, str]]:
-    """``{canonical name: (name, version)}`` that a fresh install would get today."""
+    """``{canonical name: (name, version)}`` that a fresh install would get today, within the
+    requirements of the packages installed beside ours (``image_requirements``)."""
+    first = _resolve(extras, timeout, [])
+    bounds = image_requirements(set(first))
+    return _resolve(extras, timeout, bounds) if bounds else first
+
+
+def _resolve(extras: str, timeout: float, bounds: list[str]) -> dict[str, tuple[str, str]]:
     with tempfile.TemporaryDirectory() as tmp:
         report = Path(tmp) / "report.json"
+        constraints = Path(tmp) / "image.txt"
+        constraints.write_text("\n".join(bounds) + "\n", encoding="utf-8")
         command = [
             sys.executable,
             "-m",
@@ -72,6 +115,8 @@ def resolve(extras: str, timeout: float) -> dict[str, tuple[str, str]]:
             "--quiet",
             "--report",
             str(report),
+            "-c",
+            str(constraints),
             torch_spec(),
             f"{ROOT}[{extras}]",
         ]
