@@ -94,16 +94,20 @@ def test_full_int8_stays_within_one_wer_point(trained_model, speech: Speech, cal
     int8 = texts(t, speech.paths)
     info = json.loads((t.engine.runner.backend.ir.parent / "w2v2cli-ir.json").read_text())
     assert info["precision"] == "int8-full" and info["calibration"] != "input"
-    wer32, wer8 = jiwer.wer(speech.references, fp32), jiwer.wer(speech.references, int8)
-    cer32, cer8 = jiwer.cer(speech.references, fp32), jiwer.cer(speech.references, int8)
+
     # Within one WER point; a set of this size cannot resolve less than one word (1.05
-    # points of its 95), so one word either way is allowed. Characters resolve finer: the
-    # CER must stay within one point too. (On an AVX-512 VNNI CPU the calibrated model
-    # changes one word of 95 and no character count: WER 54.74 -> 55.79, CER 15.38 both.)
+    # points of its 95), so one word either way is allowed (counted in words, not compared
+    # as floats). Characters resolve finer: the CER must stay within one point too. (On an
+    # AVX-512 VNNI CPU the calibrated model changes one word of 95 and no character count.)
+    def errors(hypotheses: list[str]) -> int:
+        out = jiwer.process_words(speech.references, hypotheses)
+        return out.substitutions + out.deletions + out.insertions
+
     words = sum(len(r.split()) for r in speech.references)
-    assert abs(wer8 - wer32) <= max(0.01, 1 / words), (wer32, wer8)
+    assert abs(errors(int8) - errors(fp32)) <= max(1, 0.01 * words), (errors(fp32), errors(int8))
+    cer32, cer8 = jiwer.cer(speech.references, fp32), jiwer.cer(speech.references, int8)
     assert abs(cer8 - cer32) <= 0.01, (cer32, cer8)
-    assert int8 != fp32 or wer8 == wer32  # it ran a different model, or exactly as well
+    assert int8 != fp32 or errors(int8) == errors(fp32)  # a different model, or as well
     # A second run finds it in the cache and does not calibrate again.
     again: list[str] = []
     t2 = transcriber(
