@@ -9,12 +9,11 @@ import pytest
 from w2v2cli.alignment import align, split_text
 from w2v2cli.alignment.viterbi import (
     GARBAGE,
-    AlignmentImpossible,
     AlignToken,
     build_graph,
     forced_states,
 )
-from w2v2cli.errors import AlignmentError
+from w2v2cli.errors import AlignmentError, AlignmentImpossible
 from w2v2cli.records import Emissions, Vocabulary
 
 TOKENS = ("<pad>", "<s>", "</s>", "<unk>", "|", *"ETAONIHSRDLUMWCFGYPBVK'XJQZ")

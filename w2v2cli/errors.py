@@ -19,6 +19,8 @@ class              raised when                                            CLI ex
 ``DecodeError``    decoding one file's emissions failed                   1 (per file)
 ``AlignmentError`` a text cannot be aligned to its audio, or does not      1 (per file)
                    match it (``w2v2 align``)
+``AlignmentImpossible`` forced alignment finds no path (more tokens than  (becomes an
+                   frames): the aligner turns it into ``AlignmentError``  AlignmentError)
 =================  =====================================================  ============
 
 Per-file faults (audio, decoding, writing one output) fail that file: the run goes on and
@@ -106,6 +108,12 @@ class AlignmentError(DecodeError):
     """``w2v2 align``: one file's text cannot be aligned to its audio (nothing in it can be
     spelled, more letters than frames) or does not match it (its score is below the
     minimum): that file fails."""
+
+
+class AlignmentImpossible(W2V2Error, ValueError):
+    """The tokens cannot be placed in the frames (more tokens than frames): raised by the
+    forced-alignment search (``alignment/viterbi.py``), which knows no files; the aligner
+    reports it as the file's ``AlignmentError``."""
 
 
 class Terminated(KeyboardInterrupt):

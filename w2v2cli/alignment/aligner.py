@@ -39,14 +39,13 @@ from ..decoding.timing import (
     letter_mask,
     refine_spans,
 )
-from ..errors import AlignmentError
+from ..errors import AlignmentError, AlignmentImpossible
 from ..records import Emissions, Transcript, Vocabulary, Word
 from .text import TextWord, split_text
 from .viterbi import (
     DEFAULT_COMMIT,
     DEFAULT_WINDOW,
     GARBAGE,
-    AlignmentImpossible,
     AlignToken,
     Graph,
     build_graph,

@@ -30,6 +30,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..errors import AlignmentImpossible
+
 #: Label of the garbage token (a column added to the log-probabilities).
 GARBAGE = -1
 #: What the garbage token gives up against its frame's best label (natural log): enough
@@ -41,10 +43,6 @@ _MAX_STEP = 4
 
 DEFAULT_WINDOW = 1000  # frames: 20 s of 20 ms frames
 DEFAULT_COMMIT = 500
-
-
-class AlignmentImpossible(ValueError):
-    """The tokens cannot be placed in the frames (more tokens than frames)."""
 
 
 @dataclass(frozen=True)
