@@ -4,23 +4,28 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import click
 from rich.console import Console as RichConsole
 
+from .. import __version__
 from ..decoding import make_decoders
 from ..evaluation import (
     LogitsStore,
     ModelSource,
     SavedSource,
+    eval_report,
     evaluate,
     load_manifest,
     report_format,
     worst,
     write_report,
 )
+from ..evaluation.html_report import write_eval_page
+from ..evaluation.reports import About
 from ..fsutil import check_output_dir, check_output_file
 from ..inference import Engine
 from ..options import DecodeOptions
@@ -49,12 +54,33 @@ def emission_source(kw: dict[str, Any], console: Console) -> Iterator[Any]:
 
 
 def check_outputs(kw: dict[str, Any], files: tuple[str, ...] = ()) -> None:
-    """Refuse unwritable output paths before any work (``--save-logits`` and ``files``)."""
+    """Refuse unwritable output paths before any work (``--save-logits`` and ``files``,
+    options of one path or of several)."""
     if kw.get("save_logits") is not None:
         check_output_dir(kw["save_logits"], "logits folder")
     for name in files:
-        if kw.get(name) is not None:
-            check_output_file(kw[name], name.replace("_", " "))
+        value = kw.get(name)
+        for path in value if isinstance(value, (tuple, list)) else [value]:
+            if path is not None:
+                check_output_file(path, name.replace("_", " "))
+
+
+def check_reports(paths: tuple[Path, ...]) -> None:
+    """Each ``--report`` path's format is known (by its extension), before any work."""
+    for path in paths:
+        report_format(path)
+
+
+def run_about(manifest: Path, model: str, kw: dict[str, Any], *extra: tuple[str, str]) -> About:
+    """What a report page says about the run it comes from."""
+    return (
+        ("manifest", str(manifest)),
+        ("model", model),
+        *extra,
+        ("normalisation", "off (--no-normalize)" if kw["no_normalize"] else "on"),
+        ("written", datetime.now().astimezone().isoformat(timespec="seconds")),
+        ("w2v2cli", __version__),
+    )
 
 
 @click.command("eval")
@@ -69,7 +95,10 @@ def check_outputs(kw: dict[str, Any], files: tuple[str, ...] = ()) -> None:
 @click.option(
     "--report",
     type=click.Path(dir_okay=False, path_type=Path),
-    help="Per-utterance report: .jsonl, .csv or .tsv.",
+    multiple=True,
+    metavar="FILE",
+    help="Per-utterance report: .jsonl, .csv or .tsv, or a page to look at: .html. "
+    "Repeatable: --report r.jsonl --report r.html.",
 )
 @click.option(
     "--show-worst",
@@ -101,8 +130,7 @@ def eval_command(manifest: Path, **kw: Any) -> int:
     console = Console(kw["quiet"])
     names = list(dict.fromkeys(kw["decoder"]))
     decoding = build_decode_options(kw, decoder=names[0])  # validates the beam options
-    if kw["report"] is not None:
-        report_format(kw["report"])
+    check_reports(kw["report"])
     check_outputs(kw, ("report",))
     loaded_manifest = load_manifest(manifest)
 
@@ -142,12 +170,17 @@ def eval_command(manifest: Path, **kw: Any) -> int:
         for d in result.decoders
     ]
     out.print(summary_table(rows, title=manifest.name or str(manifest)))
-    if kw["report"] is not None:
-        write_report(
-            kw["report"],
-            [{"decoder": d.name, **u.to_row()} for d in result.decoders for u in d.utterances],
-        )
-        console.info(f"report written to {kw['report']}")
+    if kw["report"]:
+        lm = () if kw["lm"] is None else (("LM", str(kw["lm"])),)
+        used = ", ".join(d.name for d in result.decoders)
+        about = run_about(manifest, source.model_name, kw, ("decoders", used), *lm)
+        report = eval_report(result, title=f"w2v2 eval: {manifest.name or manifest}", about=about)
+        for path in kw["report"]:
+            if report_format(path) == "html":
+                write_eval_page(path, report)
+            else:
+                write_report(path, report.rows)
+            console.info(f"report written to {path}")
     if kw["show_worst"]:
         for d in result.decoders:
             out.rule(f"worst {kw['show_worst']}: {d.name}")

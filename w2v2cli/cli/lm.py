@@ -11,7 +11,8 @@ from rich.console import Console as RichConsole
 
 from ..decoding.beam import beam_settings
 from ..errors import ConfigError
-from ..evaluation import compute_emissions, load_manifest
+from ..evaluation import compute_emissions, load_manifest, report_format, tune_report, write_report
+from ..evaluation.html_report import write_tune_page
 from ..evaluation.tune import TuneRow, grid_pairs, grid_values, random_pairs, tune_pairs
 from ..lm import attrs_path, build_lm, update_lm_attrs
 from ..lm.build import KENLM_MAX_ORDER
@@ -19,7 +20,7 @@ from ..models import load_vocabulary, resolve_model
 from ..options import DecodeOptions
 from ..pipeline import NullProgress
 from .errors import EXIT_FAILED, Console, handle_errors
-from .eval import check_outputs, emission_source
+from .eval import check_outputs, check_reports, emission_source, run_about
 from .options import model_options, parse_numbers, parse_range, quiet_option
 from .progress import RichProgress
 from .render import results_table
@@ -277,6 +278,14 @@ def _search_pairs(kw: dict[str, Any], ctx: click.Context) -> list[tuple[float, f
     is_flag=True,
     help="Score raw text (whitespace split only): no case folding or punctuation removal.",
 )
+@click.option(
+    "--report",
+    type=click.Path(dir_okay=False, path_type=Path),
+    multiple=True,
+    metavar="FILE",
+    help="Every pair's scores: .jsonl, .csv or .tsv, or a page with a heat map of WER over "
+    "alpha and beta: .html. Repeatable.",
+)
 @quiet_option("No progress; the table still prints.")
 @click.pass_context
 @handle_errors
@@ -291,7 +300,8 @@ def tune_command(ctx: click.Context, manifest: Path, **kw: Any) -> int:
     pairs = _search_pairs(kw, ctx)
     if kw["write_attrs"] is not None:
         attrs_path(kw["write_attrs"])  # a bad target fails now, not after the search
-    check_outputs(kw)
+    check_reports(kw["report"])
+    check_outputs(kw, ("report",))
     decoding = DecodeOptions(
         decoder="beam",
         lm=kw["lm"],
@@ -351,6 +361,23 @@ def tune_command(ctx: click.Context, manifest: Path, **kw: Any) -> int:
     if kw["write_attrs"] is not None:
         written = update_lm_attrs(kw["write_attrs"], best.alpha, best.beta)
         console.info(f"alpha {best.alpha:g} and beta {best.beta:g} written to {written}")
+    if kw["report"]:
+        about = run_about(
+            manifest,
+            source.model_name,
+            kw,
+            ("LM", str(kw["lm"])),
+            ("beam width", str(kw["beam_width"])),
+        )
+        pairs_report = tune_report(
+            result, title=f"w2v2 lm tune: {manifest.name or manifest}", about=about
+        )
+        for path in kw["report"]:
+            if report_format(path) == "html":
+                write_tune_page(path, pairs_report)
+            else:
+                write_report(path, pairs_report.rows)
+            console.info(f"report written to {path}")
     console.info(
         f"{len(result.rows)} pairs, {result.utterances} utterances in {result.seconds:.1f} s "
         f"({result.workers or 'no'} worker processes)"

@@ -9,16 +9,26 @@ from .emissions import (
     SavedSource,
     compute_emissions,
 )
-from .evaluate import DecoderResult, EvalResult, evaluate, score_decoders
+from .evaluate import DecoderResult, EvalResult, UtteranceAudio, evaluate, score_decoders
 from .manifest import Manifest, ManifestEntry, load_manifest
 from .normalize import Normalization, normalize, prepare
-from .reports import report_format, write_report
+from .reports import (
+    DecoderSummary,
+    EvalReport,
+    TuneReport,
+    eval_report,
+    report_format,
+    tune_report,
+    write_report,
+)
 from .scoring import ErrorCounts, Score, UtteranceScore, aggregate, score, utterance_scores, worst
 
 __all__ = [
     "DecoderResult",
+    "DecoderSummary",
     "EmissionSource",
     "ErrorCounts",
+    "EvalReport",
     "EvalResult",
     "LogitsStore",
     "Manifest",
@@ -27,9 +37,12 @@ __all__ = [
     "Normalization",
     "SavedSource",
     "Score",
+    "TuneReport",
+    "UtteranceAudio",
     "UtteranceScore",
     "aggregate",
     "compute_emissions",
+    "eval_report",
     "evaluate",
     "load_manifest",
     "normalize",
@@ -37,6 +50,7 @@ __all__ = [
     "report_format",
     "score",
     "score_decoders",
+    "tune_report",
     "utterance_scores",
     "worst",
     "write_report",

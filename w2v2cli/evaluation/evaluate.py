@@ -15,22 +15,36 @@ from pathlib import Path
 
 from ..decoding import Decoder
 from ..errors import W2V2Error, reason_of
-from ..records import Emissions
+from ..records import Emissions, Transcript
 from .emissions import EmissionSource, compute_emissions
 from .manifest import Manifest, ManifestEntry
-from .normalize import Normalization
+from .normalize import Normalization, prepare
 from .scoring import Score, UtteranceScore, aggregate, utterance_scores
+
+
+@dataclass(frozen=True)
+class UtteranceAudio:
+    """Where a scored utterance came from: its manifest entry, the audio's duration in
+    seconds, and the times of its hypothesis words *as scored* (one ``(start, end)`` per
+    word of ``UtteranceScore.hyp``, in seconds), or None when the decoder gave none that
+    match them (see ``scored_word_times``)."""
+
+    entry: ManifestEntry
+    duration: float
+    hyp_times: tuple[tuple[float, float], ...] | None
 
 
 @dataclass
 class DecoderResult:
-    """One decoder's scores over the utterances it decoded, and those it could not."""
+    """One decoder's scores over the utterances it decoded, and those it could not.
+    ``audio[i]`` says where ``utterances[i]`` came from."""
 
     name: str
     utterances: list[UtteranceScore]
     score: Score
     decode_seconds: float
     failed: list[tuple[ManifestEntry, str]] = field(default_factory=list)
+    audio: list[UtteranceAudio] = field(default_factory=list)
 
 
 @dataclass
@@ -59,22 +73,43 @@ def score_decoders(
     for decoder in decoders:
         started = time.perf_counter()
         futures = [(entry, decoder.submit(em)) for entry, em in emissions]
-        decoded: list[tuple[ManifestEntry, str]] = []
+        decoded: list[tuple[ManifestEntry, Transcript]] = []
         failed: list[tuple[ManifestEntry, str]] = []
         for entry, future in futures:
             try:
-                decoded.append((entry, future.result().text))
+                decoded.append((entry, future.result()))
             except W2V2Error as exc:
                 failed.append((entry, reason_of(exc)))
         seconds = time.perf_counter() - started
         utts = utterance_scores(
             [e.text for e, _ in decoded],
-            [hyp for _, hyp in decoded],
+            [t.text for _, t in decoded],
             normalize=normalize,
             ids=[manifest.entry_id(e) for e, _ in decoded],
         )
-        results.append(DecoderResult(decoder.name, utts, aggregate(utts), seconds, failed))
+        audio = [
+            UtteranceAudio(entry, t.duration, scored_word_times(t, u.hyp, normalize))
+            for (entry, t), u in zip(decoded, utts, strict=True)
+        ]
+        results.append(DecoderResult(decoder.name, utts, aggregate(utts), seconds, failed, audio))
     return results
+
+
+def scored_word_times(
+    transcript: Transcript, hyp: str, normalize: Normalization = True
+) -> tuple[tuple[float, float], ...] | None:
+    """The ``(start, end)`` of every word of ``hyp`` (the hypothesis as scored), from the
+    transcript's timed words. Normalisation may split a word ("well-known" → "well known":
+    both parts get its times) or drop one (a lone "-"); each word is prepared alone, and
+    the times are kept only when the words so prepared are exactly ``hyp``'s, else None
+    (a normalisation function that joins words, say)."""
+    tokens: list[str] = []
+    times: list[tuple[float, float]] = []
+    for word in transcript.words:
+        for token in prepare(word.text, normalize).split():
+            tokens.append(token)
+            times.append((round(word.start, 3), round(word.end, 3)))
+    return tuple(times) if tokens == hyp.split() else None
 
 
 def evaluate(
