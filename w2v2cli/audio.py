@@ -64,6 +64,8 @@ _SOXR_QUALITY = "HQ"
 
 # Frames per soundfile read: ~6 s at 44.1 kHz, a few MB even for multichannel files.
 _BLOCK_FRAMES = 1 << 18
+#: Samples PyAV's decoded frames are gathered into before they go on (``_pyav_blocks``).
+_PYAV_BLOCK = 1 << 15
 
 # Extensions whose files go straight to PyAV (see the module docstring).
 _PYAV_ONLY_EXTENSIONS = frozenset({"mp3", "mp2", "mp1", "mpga"})
@@ -359,20 +361,40 @@ def _pyav_blocks(p: Path) -> Iterator[tuple[np.ndarray, int]]:
         bad_packets = 0
         last_error = ""
         decoded = 0
+        # Frames are short (1,152 samples of MP3, 1,024 of AAC): they are gathered into
+        # blocks of about _PYAV_BLOCK samples, so the Python work and the resampler's calls
+        # are per block, not per frame (the resampler's output does not depend on how its
+        # input is cut).
+        pending: list[np.ndarray] = []
+        pending_size, pending_rate = 0, 0
         for frame in _pyav_frames(p, container, stream):
             if isinstance(frame, Exception):
                 bad_packets += 1
                 last_error = _ffmpeg_reason(frame)
                 continue
-            planar = frame.to_ndarray()  # (channels, samples), float32
-            decoded += planar.shape[-1]
-            yield _to_mono(planar, axis=0), frame.sample_rate
+            mono = _to_mono(frame.to_ndarray(), axis=0)  # (channels, samples), float32
+            decoded += mono.size
+            if pending and frame.sample_rate != pending_rate:
+                yield _joined(pending), pending_rate
+                pending, pending_size = [], 0
+            pending.append(mono)
+            pending_size += mono.size
+            pending_rate = frame.sample_rate
+            if pending_size >= _PYAV_BLOCK:
+                yield _joined(pending), pending_rate
+                pending, pending_size = [], 0
+        if pending:
+            yield _joined(pending), pending_rate
         if bad_packets:
             log.warning(
                 "%s: skipped %d undecodable %s packet(s): %s", p, bad_packets, codec, last_error
             )
             if decoded == 0:
                 raise AudioError(p, f"corrupt {codec} audio data ({last_error})")
+
+
+def _joined(blocks: list[np.ndarray]) -> np.ndarray:
+    return blocks[0] if len(blocks) == 1 else np.concatenate(blocks)
 
 
 def _pyav_frames(
@@ -409,6 +431,9 @@ def _pyav_frames(
                 yield e
                 continue
             for frame in frames:
+                if frame.format.name == "fltp":  # already planar float: nothing to convert
+                    yield frame
+                    continue
                 key = (frame.format.name, frame.layout.name, frame.sample_rate)
                 if key != setup:
                     resampler = av.AudioResampler(format="fltp")
