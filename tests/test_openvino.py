@@ -42,6 +42,12 @@ def texts(t: Transcriber, paths: list[Path]) -> list[str]:
     return [x.text for x in t.transcribe_files(paths)]
 
 
+def cache_entries(cache: Path) -> list[Path]:
+    """The IR cache's entries (each has a hidden lock file beside it)."""
+    root = cache / "w2v2cli-openvino"
+    return sorted(p for p in root.iterdir() if not p.name.startswith("."))
+
+
 def test_auto_picks_openvino_on_cpu(trained_model: Path, tmp_path: Path) -> None:
     assert transcriber(trained_model, "auto", tmp_path).engine.backend == "openvino"
 
@@ -108,7 +114,7 @@ def test_converted_once_then_cached(trained_model: Path, tmp_path: Path) -> None
         notify=notes.append,
     )
     assert any(n.startswith("converting") for n in notes)
-    entries = list((tmp_path / "w2v2cli-openvino").iterdir())
+    entries = cache_entries(tmp_path)
     assert len(entries) == 1 and (entries[0] / "model.xml").is_file()
     stamp = (entries[0] / "model.xml").stat().st_mtime_ns
     first.close()
@@ -119,10 +125,12 @@ def test_converted_once_then_cached(trained_model: Path, tmp_path: Path) -> None
     )
     assert notes == [] and again.loaded.model is None  # no conversion, no torch weights
     assert (entries[0] / "model.xml").stat().st_mtime_ns == stamp
-    assert sorted(p.name for p in (tmp_path / "w2v2cli-openvino").iterdir()) == [entries[0].name]
+    assert cache_entries(tmp_path) == entries
 
 
 def test_two_runs_converting_at_once_share_one_entry(trained_model, speech: Speech, tmp_path):
+    """The entry's lock makes the second run wait for the first one's conversion and use
+    it: one conversion, one entry, no temporary folder left."""
     cmd = [
         sys.executable,
         "-m",
@@ -136,7 +144,6 @@ def test_two_runs_converting_at_once_share_one_entry(trained_model, speech: Spee
         "--cache-dir",
         str(tmp_path / "cache"),
         "--stdout",
-        "-q",
     ]
     procs = [
         subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -145,11 +152,11 @@ def test_two_runs_converting_at_once_share_one_entry(trained_model, speech: Spee
     outs = [p.communicate(timeout=300) for p in procs]
     assert [p.returncode for p in procs] == [0, 0], outs
     assert outs[0][0] == outs[1][0] and outs[0][0].strip()
+    assert "".join(err for _, err in outs).count("converting ") == 1, outs
     root = tmp_path / "cache" / "w2v2cli-openvino"
-    assert [p.name for p in root.iterdir() if not p.name.startswith(".")] and not [
-        p for p in root.iterdir() if p.name.startswith(".")
-    ]  # no temporary folder left behind
-    assert len(list(root.iterdir())) == 1
+    entries = [p.name for p in root.iterdir() if not p.name.startswith(".")]
+    hidden = [p.name for p in root.iterdir() if p.name.startswith(".")]
+    assert len(entries) == 1 and hidden == [f".{entries[0]}.lock"]  # no temporary folder
 
 
 def test_int8_stays_within_one_wer_point(trained_model, speech: Speech, tmp_path):
@@ -160,7 +167,7 @@ def test_int8_stays_within_one_wer_point(trained_model, speech: Speech, tmp_path
     wer32 = jiwer.wer(speech.references, fp32)
     wer8 = jiwer.wer(speech.references, int8)
     assert abs(wer8 - wer32) <= 0.01, (wer32, wer8)
-    assert len(list((tmp_path / "w2v2cli-openvino").iterdir())) == 2  # its own cache entry
+    assert len(cache_entries(tmp_path)) == 2  # its own cache entry
 
 
 def test_bfloat16_runs_where_the_cpu_has_it_and_is_refused_elsewhere(

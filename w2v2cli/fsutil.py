@@ -13,14 +13,22 @@ with 0777, both minus the umask. A file that replaces one keeps the mode of the 
 
 ``check_output_file`` and ``check_output_dir`` let commands refuse an unwritable output
 path before any work starts, so a long run never ends in a path error.
+
+The caches the tool writes (converted checkpoints, OpenVINO IRs) repair themselves with
+three more helpers: ``locked`` (an exclusive ``fcntl`` lock on a file beside an entry,
+held while it is checked, set aside and rebuilt, so two runs never rebuild one entry at
+once; the kernel drops it when a process dies, SIGKILL included), ``set_aside`` (a damaged
+entry renamed out of the way at once, then removed) and ``remove_leftovers`` (what killed
+runs left of an entry: temporary folders, entries set aside but not yet removed).
 """
 
 from __future__ import annotations
 
+import glob
 import os
 import secrets
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
@@ -151,6 +159,61 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+@contextmanager
+def locked(path: str | Path, on_wait: Callable[[], None] | None = None) -> Iterator[None]:
+    """Hold an exclusive lock on the file ``path`` (created if missing, never removed:
+    removing a lock file lets two processes lock two different files) while inside.
+    ``on_wait`` is called once when another process holds it, before waiting for it.
+    A lock file that cannot be created is an ``OutputError`` naming it."""
+    import fcntl  # deferred: POSIX only, and only the caches' repairs lock
+
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+    except OSError as exc:
+        raise OutputError(f"cannot lock {path}: {exc.strerror or exc}") from None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            if on_wait is not None:
+                on_wait()
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def set_aside(path: str | Path) -> None:
+    """Move the folder or file ``path`` out of the way at once (renamed to a hidden
+    ``.NAME.XXXXXXXX.damaged`` beside it, so nothing can read it half-removed), then
+    remove it. A removal that fails leaves the hidden name for ``remove_leftovers``."""
+    path = Path(path)
+    aside = temp_path(path, ".damaged")
+    os.rename(path, aside)
+    if aside.is_dir():
+        shutil.rmtree(aside, ignore_errors=True)
+    else:
+        aside.unlink(missing_ok=True)
+
+
+def remove_leftovers(path: str | Path) -> list[Path]:
+    """Remove what killed processes left of ``path``: its temporary folders and files
+    (``atomic_dir``, ``atomic_file``) and copies set aside (``set_aside``). Only safe
+    under the lock every writer of ``path`` holds (``locked``); returns what went."""
+    path = Path(path)
+    gone = []
+    for suffix in (".dir", ".tmp", ".damaged"):
+        for leftover in path.parent.glob(f".{glob.escape(path.name)}.*{suffix}"):
+            if leftover.is_dir() and not leftover.is_symlink():
+                shutil.rmtree(leftover, ignore_errors=True)
+            else:
+                leftover.unlink(missing_ok=True)
+            gone.append(leftover)
+    return gone
 
 
 def _existing_mode(path: Path) -> int | None:

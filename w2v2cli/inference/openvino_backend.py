@@ -10,9 +10,16 @@
   depends on: the model's config (content) and weights (size and modification time), the
   precision, and the OpenVINO, NNCF, transformers and converter versions. An entry is
   written to a temporary folder and renamed into place (``fsutil.atomic_dir``), so a
-  crash or a second run converting at the same time never leaves half an entry; the
-  second run simply uses the first one's. A second run does not convert again, and it
-  never loads the torch weights.
+  crash never leaves half an entry. A second run does not convert again, and it never
+  loads the torch weights.
+- **Repair.** An entry that cannot be used (a file missing or cut short, an emptied
+  ``model.xml``, written by another ``CONVERTER_VERSION``, an IR OpenVINO cannot read or
+  compile) is set aside, said so in one line, and converted again (``open_entry``), as
+  the Hugging Face hub fetches a damaged file again. Converting and repairing happen under
+  the entry's lock (``fsutil.locked``) after checking again, so two runs that find one
+  entry missing or damaged convert it once, and the second uses the first one's. A folder
+  written by ``w2v2 export`` is the user's: one that cannot be loaded is reported, never
+  rewritten.
 - **Precision.** ``float32`` runs with OpenVINO's f32 precision hint (its CPU plugin would
   otherwise pick bf16 on CPUs that have it); ``bfloat16`` with the bf16 hint, only on CPUs
   with native bf16; ``int8`` as above.
@@ -30,6 +37,7 @@ import contextlib
 import hashlib
 import json
 import logging
+import re
 import sys
 import time
 import warnings
@@ -41,7 +49,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ConfigError, ConversionError, ModelError, OutputError
-from ..fsutil import atomic_dir, atomic_write
+from ..fsutil import atomic_dir, atomic_write, locked, remove_leftovers, set_aside
 from ..models import LoadedModel, load_weights, locate_model
 from ..models.ref import IR_FILE
 from ..options import ModelOptions
@@ -54,6 +62,9 @@ log = logging.getLogger("w2v2cli")
 CONVERTER_VERSION = 1
 CACHE_FOLDER = "w2v2cli-openvino"
 IR_INFO = "w2v2cli-ir.json"
+IR_WEIGHTS = IR_FILE.replace(".xml", ".bin")
+#: What ``entry_problem`` says of a cache entry that does not exist.
+MISSING = "missing"
 #: What ``export`` copies beside the IR: the files a processor is read from.
 PROCESSOR_FILES = (
     "config.json",
@@ -189,15 +200,23 @@ def convert(
         "openvino": package_version("openvino"),
         "converter": CONVERTER_VERSION,
     }
+    save_ir(ov_model, target, info)
+    notify(f"converted in {time.perf_counter() - started:.0f} s")
+
+
+def save_ir(ov_model: Any, target: Path, info: dict[str, Any]) -> None:
+    """Write ``ov_model`` (fp32 weights) and ``info`` to a new folder ``target``,
+    atomically; ``info`` gets the sizes of the IR's files, which ``entry_problem`` checks."""
+    ov = import_openvino()
     try:
         with atomic_dir(target) as tmp:
             ov.save_model(ov_model, str(tmp / IR_FILE), compress_to_fp16=False)
-            atomic_write(tmp / IR_INFO, json.dumps(info, indent=1))
+            sizes = {name: (tmp / name).stat().st_size for name in (IR_FILE, IR_WEIGHTS)}
+            atomic_write(tmp / IR_INFO, json.dumps({**info, "sizes": sizes}, indent=1))
     except OutputError:
         if not (target / IR_FILE).is_file():
             raise
-        log.debug("another run converted %s at the same time; using its IR", parts.name)
-    notify(f"converted in {time.perf_counter() - started:.0f} s")
+        log.debug("another run wrote %s at the same time; using it", target)
 
 
 def _compress_int8(ov_model: Any, notify: Callable[[str], None]) -> Any:
@@ -231,8 +250,7 @@ class OpenVINOBackend:
             with keep_signal_stack():
                 compiled = ov.Core().compile_model(str(ir), "CPU", config)
         except Exception as exc:  # noqa: BLE001 - a damaged cache entry, an old OpenVINO
-            reason = " ".join(str(exc).split())[:300] or type(exc).__name__
-            raise ModelError(f"OpenVINO cannot load {ir}: {reason}") from None
+            raise ModelError(f"OpenVINO cannot load {ir}: {ov_reason(exc)}") from None
         self._request = compiled.create_infer_request()
         self.precision = precision
         self.threads = int(threads)
@@ -302,6 +320,118 @@ def _log_softmax(logits: np.ndarray) -> np.ndarray:
     return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
 
 
+def ov_reason(exc: BaseException) -> str:
+    """OpenVINO's message on one line, without its chain of ``Exception from
+    src/...cpp:N:`` prefixes (the check that failed is what tells)."""
+    text = re.sub(r"Exception from \S+:\d+:\s*", "", " ".join(str(exc).split()))
+    return text[:300] or type(exc).__name__
+
+
+def readable(ir: Path) -> Path:
+    """``ir`` once OpenVINO has read it (its XML parsed, its weights file found whole),
+    for callers that copy or quantize it rather than compile it; else ``ModelError``."""
+    ov = import_openvino()
+    try:
+        with keep_signal_stack():
+            ov.Core().read_model(str(ir))
+    except Exception as exc:  # noqa: BLE001 - whatever OpenVINO finds wrong
+        raise ModelError(f"OpenVINO cannot read {ir}: {ov_reason(exc)}") from None
+    return ir
+
+
+def files_problem(folder: Path) -> str | None:
+    """What is wrong with the IR files of ``folder`` (cache entry or export), judged from
+    the files alone: a file missing, ``model.xml`` empty, a size other than the one
+    written (``save_ir`` records them); None when nothing is."""
+    for name in (IR_FILE, IR_WEIGHTS, IR_INFO):
+        if not (folder / name).is_file():
+            return f"{name} is missing"
+    if (folder / IR_FILE).stat().st_size == 0:
+        return f"{IR_FILE} is empty"
+    try:
+        info = json.loads((folder / IR_INFO).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return f"{IR_INFO} cannot be read"
+    sizes = info.get("sizes") if isinstance(info, dict) else None
+    for name in (IR_FILE, IR_WEIGHTS):
+        written = sizes.get(name) if isinstance(sizes, dict) else None
+        size = (folder / name).stat().st_size
+        if isinstance(written, int) and size != written:
+            return f"{name} has {size} bytes, {written} were written"
+    return None
+
+
+def entry_problem(folder: Path, ir_precision: str) -> str | None:
+    """Why the cache entry ``folder`` cannot be used, judged from its files: ``MISSING``
+    where there is none, a reason where it is damaged or was written by another converter
+    version, None where it looks whole (``open_entry`` then reads or compiles it)."""
+    if not folder.exists():
+        return MISSING
+    problem = files_problem(folder)
+    if problem is not None:
+        return problem
+    try:
+        info = json.loads((folder / IR_INFO).read_text(encoding="utf-8"))
+        converter, precision = info["converter"], info["precision"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return f"{IR_INFO} is not valid"
+    if converter != CONVERTER_VERSION:
+        return f"written by converter version {converter}, this is version {CONVERTER_VERSION}"
+    if precision != ir_precision:
+        return f"it holds a {precision} model, not {ir_precision}"
+    return None
+
+
+def open_entry(
+    target: Path,
+    ir_precision: str,
+    use: Callable[[Path], Any],
+    notify: Callable[[str], None],
+    build: Callable[[Path], None] | None = None,
+    remedy: str = "converted again",
+) -> Any:
+    """``use(target / IR_FILE)`` on the cache entry ``target`` (an IR at ``ir_precision``),
+    made or repaired first where needed (the module docstring's "Repair").
+
+    A missing entry is built (``build(target)``, which writes it atomically). A damaged
+    one (``entry_problem`` says why, or ``use`` raises ``ModelError``: OpenVINO cannot
+    read or compile it) is set aside, with one line through ``notify`` (ending "it is set
+    aside and ``remedy``"), and built again.
+    Both under the entry's lock, after checking again: an entry another run built or
+    repaired meanwhile is used as it is. Without ``build`` (a calibrated IR, built later
+    from the run's audio) returns None where the entry is missing or was set aside. An
+    entry that still fails once rebuilt raises ``ModelError``.
+    """
+    ir = target / IR_FILE
+    problem = entry_problem(target, ir_precision)
+    if problem is None:
+        try:
+            return use(ir)
+        except ModelError as exc:
+            problem = str(exc)
+    if problem == MISSING and build is None:
+        return None
+    waiting = f"waiting for another run that is writing {target}"
+    with locked(target.parent / f".{target.name}.lock", lambda: notify(waiting)):
+        remove_leftovers(target)  # of runs killed while writing it
+        problem = entry_problem(target, ir_precision)
+        if problem is None:
+            try:
+                return use(ir)
+            except ModelError as exc:
+                problem = str(exc)
+        if problem != MISSING:
+            notify(
+                f"the cached OpenVINO model {target} cannot be used ({problem}); it is set "
+                f"aside and {remedy}"
+            )
+            set_aside(target)
+        if build is None:
+            return None
+        build(target)
+        return use(ir)
+
+
 def exported_precision(folder: Path | None) -> str | None:
     """The IR precision of a folder written by ``w2v2 export``, or None for other folders."""
     if folder is None or not (folder / IR_FILE).is_file():
@@ -313,11 +443,9 @@ def exported_precision(folder: Path | None) -> str | None:
         raise ModelError(f"{folder} holds an OpenVINO model but no valid {IR_INFO}") from None
 
 
-def cached_ir(
-    parts: LoadedModel, options: ModelOptions, precision: str, notify: Callable[[str], None]
-) -> Path:
-    """The IR for ``parts`` at ``precision``: an exported folder's own, or the cache's
-    (converted first when missing). Checks the precision against this CPU."""
+def _exported_ir(parts: LoadedModel, precision: str) -> Path | None:
+    """Checks ``precision`` (against this CPU too); the IR of an exported folder, or None
+    where the model is not one (its IR is then the cache's)."""
     if precision not in PRECISIONS:
         raise ConfigError(
             f"the OpenVINO backend runs {', '.join(PRECISIONS)}, not {precision} "
@@ -330,18 +458,50 @@ def cached_ir(
             f"one offers {', '.join(cpu_capabilities())}: use float32 or int8"
         )
     exported = exported_precision(parts.local_dir)
+    if exported is None:
+        return None
+    if _ir_precision(precision) != dtype_of(exported):
+        raise ConfigError(
+            f"{parts.local_dir} was exported at {exported}; it runs as {dtype_of(exported)}"
+            + (" or bfloat16" if exported == "float32" else "")
+        )
+    folder: Path = parts.local_dir  # type: ignore[assignment]
+    problem = files_problem(folder)
+    if problem is not None:  # the user's folder: reported, never rewritten
+        raise ModelError(f"{folder} (written by w2v2 export) cannot be used: {problem}")
+    return folder / IR_FILE
+
+
+def cache_entry(parts: LoadedModel, options: ModelOptions, precision: str) -> Path:
+    """The cache folder of the IR of ``parts`` at ``precision``."""
+    return cache_root(options) / cache_key(model_folder(parts, options), precision)
+
+
+def cached_ir(
+    parts: LoadedModel, options: ModelOptions, precision: str, notify: Callable[[str], None]
+) -> Path:
+    """The IR for ``parts`` at ``precision``: an exported folder's own, or the cache's
+    (converted first when missing, again when damaged: ``open_entry``; read once to
+    check it). Checks the precision against this CPU."""
+    exported = _exported_ir(parts, precision)
     if exported is not None:
-        if _ir_precision(precision) != dtype_of(exported):
-            raise ConfigError(
-                f"{parts.local_dir} was exported at {exported}; it runs as {dtype_of(exported)}"
-                + (" or bfloat16" if exported == "float32" else "")
-            )
-        return parts.local_dir / IR_FILE  # type: ignore[operator]
-    target = cache_root(options) / cache_key(model_folder(parts, options), precision)
-    if not (target / IR_FILE).is_file():
-        convert(parts, options, precision, target, notify)
+        return exported
+    target = cache_entry(parts, options, precision)
+    ir: Path = open_entry(
+        target,
+        _ir_precision(precision),
+        readable,
+        notify,
+        _converter(parts, options, precision, notify),
+    )
     log.debug("OpenVINO IR for %s: %s", parts.name, target)
-    return target / IR_FILE
+    return ir
+
+
+def _converter(
+    parts: LoadedModel, options: ModelOptions, precision: str, notify: Callable[[str], None]
+) -> Callable[[Path], None]:
+    return lambda target: convert(parts, options, precision, target, notify)
 
 
 def model_folder(parts: LoadedModel, options: ModelOptions) -> Path:
@@ -363,5 +523,22 @@ def open_openvino(
     threads: int,
     notify: Callable[[str], None],
 ) -> OpenVINOBackend:
-    """The IR of ``parts`` at ``precision`` (see ``cached_ir``), compiled for this CPU."""
-    return OpenVINOBackend(cached_ir(parts, options, precision, notify), precision, threads)
+    """The IR of ``parts`` at ``precision``, compiled for this CPU: an exported folder's
+    (one that cannot be loaded is a ``ModelError``), or the cache's, converted or
+    repaired first where needed (``open_entry``)."""
+    exported = _exported_ir(parts, precision)
+    if exported is not None:
+        try:
+            return OpenVINOBackend(exported, precision, threads)
+        except ModelError as exc:
+            raise ModelError(f"{exc} (a folder written by w2v2 export: export it again)") from None
+    target = cache_entry(parts, options, precision)
+    backend: OpenVINOBackend = open_entry(
+        target,
+        _ir_precision(precision),
+        lambda ir: OpenVINOBackend(ir, precision, threads),
+        notify,
+        _converter(parts, options, precision, notify),
+    )
+    log.debug("OpenVINO IR for %s: %s", parts.name, target)
+    return backend

@@ -18,14 +18,15 @@ The calibrated IR is cached like the others, keyed by the model, ``int8-full`` a
 was calibrated on (the ``--calibration`` files' names, sizes and times, or "input": then
 the first run calibrates and later runs reuse it). A run with less than
 ``MIN_CALIBRATION_SECONDS`` of audio does not calibrate from its input: it says so and uses
-weight-only int8 for that run.
+weight-only int8 for that run. A calibrated entry that cannot be used is set aside, said so,
+and calibrated again from this run's audio (``openvino_backend.open_entry``); calibrating
+and writing it happen under the entry's lock, so two runs calibrating at once write it once.
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
 import logging
 import sys
 import time
@@ -37,8 +38,7 @@ import numpy as np
 from .. import chunking
 from ..audio import load_audio
 from ..chunking import ChunkPlan
-from ..errors import ConfigError, OutputError, W2V2Error
-from ..fsutil import atomic_dir, atomic_write
+from ..errors import ConfigError, W2V2Error
 from ..models import LoadedModel
 from ..options import INT8_METHODS, ChunkOptions, ModelOptions
 from ..records import Chunk
@@ -129,7 +129,7 @@ def quantize(
     notify: Callable[[str], None],
 ) -> Path:
     """Quantize the fp32 IR on ``inputs`` (model input rows) and save it at ``target``
-    (atomically; a second run quantizing at the same time uses the first one's)."""
+    (atomically, ``openvino_backend.save_ir``)."""
     ov = ovb.import_openvino()
     try:
         import nncf
@@ -151,13 +151,7 @@ def quantize(
             subset_size=len(inputs),
             ignored_scope=first_conv,
         )
-    try:
-        with atomic_dir(target) as tmp:
-            ov.save_model(quantized, str(tmp / ovb.IR_FILE), compress_to_fp16=False)
-            atomic_write(tmp / ovb.IR_INFO, json.dumps(info, indent=1))
-    except OutputError:
-        if not (target / ovb.IR_FILE).is_file():
-            raise
+    ovb.save_ir(quantized, target, info)
     notify(f"quantized in {time.perf_counter() - started:.0f} s")
     return target / ovb.IR_FILE
 
@@ -203,13 +197,17 @@ class PendingQuantization:
                 f"on (at least {MIN_CALIBRATION_SECONDS:.0f} s); this run uses weight-only "
                 "int8 (--calibration FILES calibrates on other audio)"
             )
-            ir = ovb.cached_ir(self._parts, self._options, "int8", self._notify)
-        else:
+            self._inner = ovb.open_openvino(
+                self._parts, self._options, "int8", self.threads, self._notify
+            )
+            return
+
+        def build(target: Path) -> None:
             fp32 = ovb.cached_ir(self._parts, self._options, "float32", self._notify)
             self._notify(
                 f"calibrating int8 quantization of {self._parts.name} on {len(inputs)} "
                 f"chunks ({seconds:.0f} s) of {source}; this happens once, the result is "
-                f"cached in {self._target.parent}"
+                f"cached in {target.parent}"
             )
             info = {
                 "model": self._parts.name,
@@ -218,8 +216,15 @@ class PendingQuantization:
                 "openvino": ovb.package_version("openvino"),
                 "converter": ovb.CONVERTER_VERSION,
             }
-            ir = quantize(fp32, inputs, self._target, info, self._notify)
-        self._inner = ovb.OpenVINOBackend(ir, "int8", self.threads)
+            quantize(fp32, inputs, target, info, self._notify)
+
+        # Under the entry's lock: a run that calibrated it meanwhile is used as it is.
+        self._inner = ovb.open_entry(
+            self._target, FULL, self._compile, self._notify, build, "calibrated again"
+        )
+
+    def _compile(self, ir: Path) -> ovb.OpenVINOBackend:
+        return ovb.OpenVINOBackend(ir, "int8", self.threads)
 
     def start(self, batch: np.ndarray, lengths: list[int]) -> Done:
         """Computes at once (the CPU is both host and device)."""
@@ -243,9 +248,17 @@ def open_full_int8(
     folder = ovb.model_folder(parts, options)
     key = ovb.cache_key(folder, FULL, extra=calibration_id(options.calibration))
     target = ovb.cache_root(options) / key
-    if (target / ovb.IR_FILE).is_file():
+    backend = ovb.open_entry(
+        target,
+        FULL,
+        lambda ir: ovb.OpenVINOBackend(ir, "int8", threads),
+        notify,
+        remedy="calibrated again on first use",
+    )
+    if backend is not None:
         log.debug("OpenVINO IR for %s: %s", parts.name, target)
-        return ovb.OpenVINOBackend(target / ovb.IR_FILE, "int8", threads)
+        return backend
+    # A missing entry, or one set aside as damaged: calibrated on first use.
     return PendingQuantization(parts, options, threads, target, notify)
 
 

@@ -17,7 +17,10 @@ normalises with its own 1e-7.
 ``converted_folder`` is what ``-m checkpoint.pt`` uses: the conversion is done once and
 kept in the Hugging Face cache folder under ``w2v2cli-converted/``, keyed by the
 checkpoint's size, modification time, first and last MiB, the dictionary's content and
-``CONVERTER_VERSION``.
+``CONVERTER_VERSION``. A cached folder that cannot be used (a JSON file missing or not
+JSON, a weights file missing or cut short: ``entry_problem``) is set aside, said so in one
+line, and converted again; converting and repairing happen under the entry's lock
+(``fsutil.locked``), so two runs that find it missing or damaged convert it once.
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ModelError, OutputError
-from ..fsutil import atomic_dir, check_output_dir
+from ..fsutil import atomic_dir, check_output_dir, locked, remove_leftovers, set_aside
 from .checkpoints import NORMALIZE_EPS, ConvertedCheckpoint, read_checkpoint
 from .fairseq import from_fairseq
 from .hub import quiet_hub_logging
@@ -45,6 +48,10 @@ CACHE_FOLDER = "w2v2cli-converted"
 #: The dictionary a fairseq checkpoint is fine-tuned with, found beside it by default.
 DICTIONARY_NAME = "dict.ltr.txt"
 NORMALIZE_EPS_KEY = "w2v2cli_normalize_eps"
+#: What ``entry_problem`` says of a cached conversion that does not exist.
+MISSING = "missing"
+#: The JSON files of a converted folder (``write_folder``).
+FOLDER_JSON = ("config.json", "vocab.json", "preprocessor_config.json")
 
 KINDS = {"nvidia": "NVIDIA DeepLearningExamples", "fairseq": "fairseq"}
 
@@ -244,18 +251,62 @@ def cache_root(cache_dir: Path | None) -> Path:
     return Path(constants.HF_HUB_CACHE) / CACHE_FOLDER
 
 
+def _safetensors_problem(path: Path) -> str | None:
+    """Whether a ``.safetensors`` file is whole: its header reads, and the file is as long
+    as the header says (a file cut short is not)."""
+    try:
+        size = path.stat().st_size
+        with open(path, "rb") as f:
+            length = int.from_bytes(f.read(8), "little")
+            if length <= 0 or 8 + length > size:
+                return f"{path.name} has no valid header"
+            header = json.loads(f.read(length))
+        end = max(
+            (int(v["data_offsets"][1]) for k, v in header.items() if k != "__metadata__"),
+            default=0,
+        )
+    except (OSError, ValueError, KeyError, TypeError, IndexError, AttributeError):
+        return f"{path.name} has no valid header"
+    if size != 8 + length + end:
+        return f"{path.name} has {size} bytes, {8 + length + end} expected"
+    return None
+
+
+def entry_problem(folder: Path) -> str | None:
+    """Why the cached conversion ``folder`` cannot be used, judged from its files:
+    ``MISSING`` where there is none, a reason where it is damaged, None where it is whole."""
+    if not folder.exists():
+        return MISSING
+    for name in FOLDER_JSON:
+        try:
+            json.loads((folder / name).read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return f"{name} is missing"
+        except (OSError, ValueError):
+            return f"{name} is not valid JSON"
+    weights = sorted(folder.glob("*.safetensors"))
+    if not weights:
+        return "its weights file is missing"
+    for path in weights:
+        problem = _safetensors_problem(path)
+        if problem is not None:
+            return problem
+    return None
+
+
 def cached_conversion(path: Path, cache_dir: Path | None) -> Path | None:
-    """The cached folder of ``path`` when it was converted before, else None."""
+    """The cached folder of ``path`` when it was converted before and is whole, else None."""
     path = Path(path).expanduser()
     dictionary = default_dictionary(path)
     folder = cache_root(cache_dir) / cache_key(path, dictionary)
-    return folder if (folder / "config.json").is_file() else None
+    return folder if entry_problem(folder) is None else None
 
 
 def converted_folder(
     path: Path, cache_dir: Path | None = None, notify: Callable[[str], None] | None = None
 ) -> Path:
-    """The model folder of checkpoint ``path``, converted on first use and cached."""
+    """The model folder of checkpoint ``path``, converted on first use and cached; a
+    cached folder that cannot be used is set aside and converted again."""
     path = Path(path).expanduser()
     cached = cached_conversion(path, cache_dir)
     if cached is not None:
@@ -263,16 +314,23 @@ def converted_folder(
     notify = notify or log.info
     dictionary = default_dictionary(path)
     target = cache_root(cache_dir) / cache_key(path, dictionary)
-    converted = read_converted(path)
-    notify(
-        f"converting {path} ({KINDS[converted.kind]} checkpoint) once; the result is "
-        f"cached in {target.parent}"
-    )
-    model = build_model(converted, str(path))
-    try:
+    waiting = f"waiting for another run that is converting {path}"
+    with locked(target.parent / f".{target.name}.lock", lambda: notify(waiting)):
+        remove_leftovers(target)  # of runs killed while writing it
+        problem = entry_problem(target)
+        if problem is None:  # converted meanwhile by another run
+            return target
+        if problem != MISSING:
+            notify(
+                f"the cached conversion {target} of {path} cannot be used ({problem}); it "
+                "is set aside and converted again"
+            )
+            set_aside(target)
+        converted = read_converted(path)
+        notify(
+            f"converting {path} ({KINDS[converted.kind]} checkpoint) once; the result is "
+            f"cached in {target.parent}"
+        )
+        model = build_model(converted, str(path))
         write_folder(converted, model, target)
-    except OutputError:
-        if not (target / "config.json").is_file():
-            raise
-        log.debug("another run converted %s at the same time; using its folder", path)
     return target
