@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install w2v2cli as users get it (the OpenVINO, VAD and Ray extras) plus the test tools on a
 #   fresh Debian/Ubuntu machine: system packages (espeak-ng for test speech; ffmpeg for the
-#   subtitle example; cmake, a C++ compiler and Boost to build KenLM's lmplz/build_binary),
+#   subtitle example; chromium for the tests that open the HTML reports headless; cmake, a
+#   C++ compiler and Boost to build KenLM's lmplz/build_binary),
 #   the CPU build of PyTorch, the project itself, and KenLM's tools into lm/bin/. Safe to
 #   run again.
 #
@@ -41,8 +42,22 @@ for pkg in "${system_packages[@]}"; do
     *) missing=1 ;;
     esac
 done
+# Chromium for the tests of the HTML reports (they skip without it): Debian's chromium
+# package, where apt has one (Ubuntu ships Chromium only as a snap).
+browser=0
+if ! command -v chromium >/dev/null 2>&1 && ! command -v chromium-browser >/dev/null 2>&1; then
+    missing=1
+    browser=1
+fi
 if [ "$missing" = 1 ]; then
     $SUDO apt-get update -qq
+    if [ "$browser" = 1 ]; then
+        if apt-cache policy chromium 2>/dev/null | grep -q 'Candidate: [0-9]'; then
+            system_packages+=(chromium)
+        else
+            echo "apt has no chromium package: the tests of the HTML reports will skip." >&2
+        fi
+    fi
     $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
         "${system_packages[@]}" >/dev/null
 fi

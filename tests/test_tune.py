@@ -373,6 +373,39 @@ def test_cli_on_saved_logits_prints_table_and_writes_attrs(
     assert len(table_rows(r.stdout)) == 4 and "WER 0.00%" in r.stdout
 
 
+def test_cli_report_pages_and_rows(
+    constructed_logits: tuple[Path, Path], lm_dir: Path, tmp_path: Path
+) -> None:
+    """--report writes every pair's scores (.jsonl, .csv) and a page whose heat map marks
+    the known best pair; the page holds the .jsonl's rows. A random search is drawn as
+    points in the alpha/beta plane instead."""
+    from w2v2cli.evaluation.html_report import page_data
+
+    manifest, logits = constructed_logits
+    base = ["lm", "tune", manifest, "--lm", lm_dir, "--load-logits", logits, "--decode-workers", 0]
+    grid = ["--alphas", ",".join(map(str, ALPHAS)), "--betas", ",".join(map(str, BETAS))]
+    pages = tmp_path / "pages"
+    r = invoke(*base, *grid, "--report", pages / "t.html", "--report", pages / "t.jsonl", "-q")
+    assert r.exit_code == 0, r.output
+    rows = [json.loads(x) for x in (pages / "t.jsonl").read_text().splitlines()]
+    assert [(row["alpha"], row["beta"]) for row in rows] == [
+        (float(a), float(b)) for a, b, *_ in table_rows(r.stdout)
+    ]
+    assert (rows[0]["alpha"], rows[0]["beta"]) == BEST and rows[0]["wer"] == 0.0
+    page = (pages / "t.html").read_text(encoding="utf-8")
+    assert page_data(page)["rows"] == rows
+    assert page.count('<g class="cell') == len(ALPHAS) * len(BETAS)
+    assert page.count('<g class="cell best" data-alpha="0.25" data-beta="0">') == 1
+
+    r = invoke(*base, "--random", 5, "--report", pages / "random.html", "-q")
+    assert r.exit_code == 0, r.output
+    page = (pages / "random.html").read_text(encoding="utf-8")
+    assert page.count("<circle cx=") == 5 and page.count('<circle class="chosen"') == 1
+
+    r = invoke(*base, *grid, "--report", pages / "t.pdf")
+    assert r.exit_code == 2 and "t.pdf" in r.stderr and ".html" in r.stderr
+
+
 def test_cli_runs_the_model_once_then_reuses_its_logits(
     group_model: Path, lm_dir: Path, tmp_path: Path
 ) -> None:

@@ -24,12 +24,14 @@ from .scoring import Score, UtteranceScore, aggregate, utterance_scores
 
 @dataclass(frozen=True)
 class UtteranceAudio:
-    """Where a scored utterance came from: its manifest entry, the audio's duration in
+    """Where a scored utterance came from: its manifest entry and position in the manifest
+    (``index``: what lines decoders up, as ids may repeat), the audio's duration in
     seconds, and the times of its hypothesis words *as scored* (one ``(start, end)`` per
     word of ``UtteranceScore.hyp``, in seconds), or None when the decoder gave none that
     match them (see ``scored_word_times``)."""
 
     entry: ManifestEntry
+    index: int
     duration: float
     hyp_times: tuple[tuple[float, float], ...] | None
 
@@ -70,6 +72,12 @@ def score_decoders(
 ) -> list[DecoderResult]:
     """Decode the same emissions with each decoder and score against the references."""
     results = []
+    positions = {id(entry): i for i, entry in enumerate(manifest.entries)}
+
+    def position(entry: ManifestEntry) -> int:  # the manifest's own entry, or an equal one
+        found = positions.get(id(entry))
+        return manifest.entries.index(entry) if found is None else found
+
     for decoder in decoders:
         started = time.perf_counter()
         futures = [(entry, decoder.submit(em)) for entry, em in emissions]
@@ -88,7 +96,9 @@ def score_decoders(
             ids=[manifest.entry_id(e) for e, _ in decoded],
         )
         audio = [
-            UtteranceAudio(entry, t.duration, scored_word_times(t, u.hyp, normalize))
+            UtteranceAudio(
+                entry, position(entry), t.duration, scored_word_times(t, u.hyp, normalize)
+            )
             for (entry, t), u in zip(decoded, utts, strict=True)
         ]
         results.append(DecoderResult(decoder.name, utts, aggregate(utts), seconds, failed, audio))

@@ -98,40 +98,23 @@ def audio_link(audio: str | Path, page_dir: Path) -> str:
 
 
 def _utterances(report: EvalReport, page_dir: Path) -> list[dict]:
-    """The scored utterances, each with the index of its row for every decoder (None where
-    that decoder failed it), in manifest order. A decoder's rows are in manifest order
-    and may lack some utterances, so each decoder's sequence is merged into the order
-    found so far, every new utterance placed after the one before it. An utterance is its
-    id and the how-manieth time that id appears (a manifest may list a file twice)."""
+    """The scored utterances in manifest order, each with the index of its row for every
+    decoder (None where that decoder failed it)."""
     names = [d.name for d in report.decoders]
-    order: list[tuple[str, int]] = []
-    found: dict[tuple[str, int], list[int | None]] = {}
-    first_row: dict[tuple[str, int], int] = {}
-    for d, name in enumerate(names):
-        seen: Counter[str] = Counter()
-        at = -1
-        for r, row in enumerate(report.rows):
-            if row["decoder"] != name:
-                continue
-            key = (str(row["id"]), seen[str(row["id"])])
-            seen[str(row["id"])] += 1
-            if key in found:
-                at = order.index(key)
-            else:
-                at += 1
-                order.insert(at, key)
-                found[key] = [None] * len(names)
-                first_row[key] = r
-            found[key][d] = r
+    found: dict[int, list[int | None]] = {}
+    first_row: dict[int, int] = {}
+    for r, (row, position) in enumerate(zip(report.rows, report.positions, strict=True)):
+        first_row.setdefault(position, r)
+        found.setdefault(position, [None] * len(names))[names.index(str(row["decoder"]))] = r
     utterances = []
-    for key in order:
-        row = report.rows[first_row[key]]
+    for position in sorted(found):
+        row = report.rows[first_row[position]]
         utterances.append(
             {
-                "id": key[0],
+                "id": row["id"],
                 "link": audio_link(str(row["audio"]), page_dir),
                 "duration": row.get("duration"),
-                "rows": found[key],
+                "rows": found[position],
             }
         )
     return utterances

@@ -84,11 +84,13 @@ class FailedUtterance:
 @dataclass(frozen=True)
 class EvalReport:
     """Everything ``eval --report`` writes: ``rows`` (one per decoder and scored
-    utterance, decoders in turn, utterances in manifest order), one ``DecoderSummary`` per
+    utterance, decoders in turn, utterances in manifest order), each row's position in the
+    manifest (``positions``: the page lines decoders up by it), one ``DecoderSummary`` per
     decoder, the failures, and what the page says about the run."""
 
     title: str
     rows: tuple[Row, ...]
+    positions: tuple[int, ...]
     decoders: tuple[DecoderSummary, ...]
     failed: tuple[FailedUtterance, ...] = ()
     about: About = ()
@@ -100,6 +102,7 @@ def eval_report(result: EvalResult, *, title: str, about: About = ()) -> EvalRep
     ``duration`` (seconds) and ``hyp_times`` (``[start, end]`` of each word of ``hyp``,
     or None)."""
     rows: list[Row] = []
+    positions: list[int] = []
     summaries = []
     failed = [FailedUtterance(str(e.audio), None, why) for e, why in result.failed]
     for d in result.decoders:
@@ -113,6 +116,7 @@ def eval_report(result: EvalResult, *, title: str, about: About = ()) -> EvalRep
                     "hyp_times": None if a.hyp_times is None else [list(t) for t in a.hyp_times],
                 }
             )
+            positions.append(a.index)
         summaries.append(
             DecoderSummary(
                 d.name,
@@ -123,7 +127,7 @@ def eval_report(result: EvalResult, *, title: str, about: About = ()) -> EvalRep
             )
         )
         failed += [FailedUtterance(str(e.audio), d.name, why) for e, why in d.failed]
-    return EvalReport(title, tuple(rows), tuple(summaries), tuple(failed), about)
+    return EvalReport(title, tuple(rows), tuple(positions), tuple(summaries), tuple(failed), about)
 
 
 @dataclass(frozen=True)
