@@ -5,7 +5,11 @@ trained model. The calibration speech is other sentences than the test set's."""
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import signal
 import subprocess
+import sys
 from pathlib import Path
 
 import jiwer
@@ -16,6 +20,7 @@ from speech import Speech
 from w2v2cli import Transcriber
 from w2v2cli.cli import main
 from w2v2cli.errors import ConfigError
+from w2v2cli.inference import openvino_backend as ovb
 from w2v2cli.inference import quantize
 from w2v2cli.options import ModelOptions, RunOptions
 
@@ -218,3 +223,95 @@ def test_cli_full_int8_export_and_errors(
     assert r.exit_code == 2, r.output
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and "--calibration" in lines[0] and "broken.wav" in lines[0], lines
+
+
+# --- faults: a damaged calibrated entry, a run killed while calibrating ---------------------
+
+
+def full_int8_entries(cache: Path) -> list[Path]:
+    """The cache's entries calibrated on --calibration files (not on a run's input)."""
+    found = []
+    for p in (cache / "w2v2cli-openvino").iterdir():
+        if not p.name.startswith("."):
+            info = json.loads((p / "w2v2cli-ir.json").read_text())
+            if info["precision"] == "int8-full" and info["calibration"] != "input":
+                found.append(p)
+    return found
+
+
+def full_int8_entry(cache: Path) -> Path:
+    (entry,) = full_int8_entries(cache)
+    return entry
+
+
+def calibrated_texts(model: Path, cache: Path, calibration: Path, paths, notes=None) -> list[str]:
+    files = calibration_files(calibration)
+    t = transcriber(model, cache, notes, dtype="int8", int8="full", calibration=files)
+    return texts(t, paths)
+
+
+def test_a_damaged_calibrated_entry_is_calibrated_again(
+    trained_model, speech: Speech, calibration, cache, tmp_path
+):
+    good = calibrated_texts(trained_model, cache, calibration, speech.paths[:4])
+    copy = Path(shutil.copytree(cache, tmp_path / "cache"))
+    entry = full_int8_entry(copy)
+    weights = entry / "model.bin"
+    os.truncate(weights, weights.stat().st_size // 2)
+    notes: list[str] = []
+    assert calibrated_texts(trained_model, copy, calibration, speech.paths[:4], notes) == good
+    damaged = [n for n in notes if "cannot be used" in n]
+    assert len(damaged) == 1 and str(entry) in damaged[0], notes
+    assert damaged[0].endswith("set aside and calibrated again on first use")
+    assert any(n.startswith("calibrating int8 quantization") for n in notes), notes
+    assert full_int8_entry(copy) == entry and ovb.entry_problem(entry, quantize.FULL) is None
+    again: list[str] = []
+    assert calibrated_texts(trained_model, copy, calibration, speech.paths[:4], again) == good
+    assert again == []
+
+
+def test_a_run_killed_while_calibrating_is_finished_by_the_next(
+    trained_model, speech: Speech, calibration, cache, tmp_path
+):
+    """SIGKILL while NNCF calibrates: nothing half-written is left in the cache, and the
+    next run calibrates and gives the text a whole cache gives."""
+    good = calibrated_texts(trained_model, cache, calibration, speech.paths[:4])
+    copy = Path(shutil.copytree(cache, tmp_path / "cache"))
+    shutil.rmtree(full_int8_entry(copy))  # the float32 IR stays: only calibration is left
+    out = tmp_path / "out"
+    cmd = [
+        sys.executable,
+        "-m",
+        "w2v2cli",
+        "transcribe",
+        *map(str, speech.paths[:4]),
+        "-m",
+        str(trained_model),
+        "--dtype",
+        "int8",
+        "--int8",
+        "full",
+        "--calibration",
+        str(calibration),
+        "--cache-dir",
+        str(copy),
+        "-o",
+        str(out),
+    ]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stderr is not None
+    for line in proc.stderr:
+        if line.startswith("calibrating int8 quantization"):
+            proc.send_signal(signal.SIGKILL)
+            break
+    proc.communicate(timeout=60)
+    assert proc.returncode == -signal.SIGKILL
+    root = copy / "w2v2cli-openvino"
+    assert full_int8_entries(copy) == []
+    assert not out.exists() or not list(out.iterdir())
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert "calibrating int8 quantization" in r.stderr and "cannot be used" not in r.stderr
+    assert [(out / f"{p.stem}.txt").read_text().strip() for p in speech.paths[:4]] == good
+    hidden = [p.name for p in root.iterdir() if p.name.startswith(".")]
+    assert all(name.endswith(".lock") for name in hidden), hidden
