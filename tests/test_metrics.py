@@ -327,8 +327,11 @@ def test_report_format() -> None:
     assert report_format("r.json") == "jsonl"
     assert report_format("r.csv") == "csv"
     assert report_format("r.tsv") == "tsv"
-    with pytest.raises(ConfigError, match=r"\.jsonl, \.json, \.csv or \.tsv"):
+    assert report_format("r.HTML") == report_format("r.htm") == "html"
+    with pytest.raises(ConfigError, match=r"\.jsonl, \.json, \.csv, \.tsv or \.html"):
         report_format("r.txt")
+    with pytest.raises(ConfigError, match="html_report"):  # a page needs more than rows
+        write_report("r.html", [])
 
 
 # --- summary table -----------------------------------------------------------------------

@@ -201,7 +201,10 @@ def _summary_table(report: EvalReport) -> str:
             _num("substitutions", s["substitutions"]),
             _num("deletions", s["deletions"]),
             _num("insertions", s["insertions"]),
-            _num("speed", "–" if speed is None else f"{speed:.1f}×"),
+            _num(
+                "speed",
+                "–" if speed is None else f"{speed:.0f}×" if speed >= 100 else f"{speed:.1f}×",
+            ),
         ]
         lines.append(f'<tr data-decoder="{_e(d.name)}">{"".join(cells)}</tr>')
     return (
