@@ -195,23 +195,21 @@ def test_a_bad_model_or_lm_ends_the_run_in_one_line(
     assert not (tmp_path / "o2").exists() or not list((tmp_path / "o2").rglob("*.json"))
 
 
-def test_a_dead_worker_is_retried_without_duplicates_or_partial_files(
-    inputs: Path, trained_model: Path, tmp_path: Path
-) -> None:
-    """The first model actor dies in its first batch (os._exit, as an OOM kill would);
-    Ray restarts it and retries the batch: the outputs are the local run's, each file has
-    one manifest line, no temporary file is left. Runs the command as its own process,
-    which starts (and stops) its own local Ray."""
+@pytest.fixture(scope="module")
+def local_all(inputs: Path, trained_model: Path, tmp_path_factory) -> dict[str, bytes]:
+    """What a local run writes for ``inputs`` in every format."""
+    out = tmp_path_factory.mktemp("local-all")
+    local = invoke("transcribe", inputs, "-m", trained_model, "-o", out, "-f", "all", "-q")
+    assert local.exit_code == 1  # broken.wav
+    return tree(out)
+
+
+def ray_run(inputs: Path, model: Path, out: Path, manifest: Path, **env: str):
+    """``w2v2 transcribe --ray`` as its own process, which starts (and stops) its own
+    local Ray; ``env``: the test faults of ``ray_stages``."""
     if ray.is_initialized():
         ray.shutdown()
-    marker = tmp_path / "crashed"
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join(sys.path),
-        "W2V2_RAY_TEST_CRASH_ONCE": str(marker),
-    }
-    out = tmp_path / "ray"
-    run = subprocess.run(
+    return subprocess.run(
         [
             sys.executable,
             "-m",
@@ -219,30 +217,77 @@ def test_a_dead_worker_is_retried_without_duplicates_or_partial_files(
             "transcribe",
             str(inputs),
             "-m",
-            str(trained_model),
+            str(model),
             "-o",
             str(out),
             "-f",
             "all",
             "--ray",
             "--manifest-out",
-            str(tmp_path / "run.jsonl"),
+            str(manifest),
         ],
-        env=env,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), **env},
         capture_output=True,
         text=True,
         timeout=600,
     )
+
+
+def test_a_dead_worker_is_retried_without_duplicates_or_partial_files(
+    inputs: Path, trained_model: Path, tmp_path: Path, local_all
+) -> None:
+    """The first model actor is killed with SIGKILL in its first batch, as the kernel's
+    out-of-memory killer would; Ray restarts it and retries the batch: the outputs are the
+    local run's, each file has one manifest line, no temporary file is left."""
+    from w2v2cli.scale.ray_stages import CRASH_ONCE_ENV
+
+    marker = tmp_path / "crashed"
+    out = tmp_path / "ray"
+    run = ray_run(
+        inputs, trained_model, out, tmp_path / "run.jsonl", **{CRASH_ONCE_ENV: str(marker)}
+    )
     assert run.returncode == 1, run.stderr
     assert marker.is_file()  # it did die
-    local = invoke(
-        "transcribe", inputs, "-m", trained_model, "-o", tmp_path / "local", "-f", "all", "-q"
-    )
-    assert local.exit_code == 1
-    assert tree(out) == tree(tmp_path / "local")
+    assert tree(out) == local_all
     lines = (tmp_path / "run.jsonl").read_text().splitlines()
     assert len(lines) == 6 and len({json.loads(x)["audio_filepath"] for x in lines}) == 6
     assert run.stdout == ""
+
+
+def test_files_ray_gives_up_on_are_reported_and_a_rerun_finishes_them(
+    inputs: Path, trained_model: Path, tmp_path: Path, local_all
+) -> None:
+    """A file whose batch kills its model actor (SIGKILL) on every try: once Ray's retries
+    are spent (ray_stages.MODEL_RETRIES) the files of that batch are reported not done,
+    one error line each, the run ends with status 1 and every other file is written
+    whole; the manifest lists each file once. A rerun finishes them: the outputs are then
+    the local run's."""
+    from w2v2cli.scale.ray_stages import CRASH_ON_ENV
+
+    poison = next(p for p in inputs.rglob("s02.wav"))
+    out = tmp_path / "ray"
+    run = ray_run(inputs, trained_model, out, tmp_path / "run.jsonl", **{CRASH_ON_ENV: "s02.wav"})
+    assert run.returncode == 1, run.stderr
+    assert run.stdout == ""
+    errors = [line for line in run.stderr.splitlines() if line.startswith("error:")]
+    not_done = {line.split()[1].rstrip(":") for line in errors if "not done: Ray gave up" in line}
+    assert str(poison) in not_done, run.stderr
+    every = {str(p) for p in inputs.rglob("*.wav")}
+    assert len(errors) == len(not_done | {str(inputs / "sub" / "broken.wav")})  # one each
+    written = tree(out)
+    assert written == {k: v for k, v in local_all.items() if k in written}  # whole files
+    done = {str(inputs / Path(k).with_suffix(".wav")) for k in written}
+    assert done | not_done | {str(inputs / "sub" / "broken.wav")} == every
+    assert not done & not_done
+    lines = [json.loads(x) for x in (tmp_path / "run.jsonl").read_text().splitlines()]
+    assert sorted(x["audio_filepath"] for x in lines) == sorted(every)
+    assert {x["audio_filepath"] for x in lines if x["status"] == "done"} == done
+
+    again = ray_run(inputs, trained_model, out, tmp_path / "again.jsonl")
+    assert again.returncode == 1, again.stderr  # broken.wav, as locally
+    finished = len(not_done - {str(inputs / "sub" / "broken.wav")})
+    assert f"{finished} done, {5 - finished} skipped, 1 failed" in again.stderr
+    assert tree(out) == local_all
 
 
 def test_missing_extra_and_bad_address_are_one_line(

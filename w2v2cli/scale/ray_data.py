@@ -21,8 +21,13 @@ Failures: a file that fails at any stage becomes a row with its error (never an
 exception that would fail the dataset). The driver loads the model's processor first, so
 a model that cannot load fails at once, in one line. Actors are restarted and their tasks
 retried when a worker dies; outputs are written atomically (``fsutil``), so a retried
-file is written whole again, never half. Only faults of the whole run (the model, the LM)
-end the run, as locally.
+file is written whole again, never half. A batch whose worker dies on every try (a file
+that runs it out of memory) is given up after ``ray_stages.MODEL_RETRIES`` retries, and
+the run goes on without it; once more than ``GIVEN_UP_TASKS`` tasks were given up, or Ray
+fails otherwise, it stops. Either way each file not done is reported in one line (a
+failed ``FileResult``) and the status says so: a rerun finishes them (the files done are
+skipped). Only faults of the whole run (the model, the LM) end the run with an error, as
+locally.
 
 Chunking runs inside the model actor, beside inference: stitching needs all of a file's
 chunks together, and a shuffle of chunks between stages would cost more than the
@@ -49,12 +54,15 @@ from ..options import RunOptions
 from ..pipeline import NullProgress, Progress, pending, write_outputs
 from ..records import AudioItem, FileResult, Transcript
 from .ray_plan import DECODE_CPUS, RayOptions, StagePlan, plan_stages
-from .ray_stages import CRASH_ONCE_ENV, FILES_PER_CALL, pipeline
+from .ray_stages import CRASH_ON_ENV, CRASH_ONCE_ENV, FILES_PER_CALL, MODEL_RETRIES, pipeline
 
 __all__ = [
     "CRASH_ONCE_ENV",
+    "CRASH_ON_ENV",
     "DECODE_CPUS",
     "FILES_PER_CALL",
+    "GIVEN_UP_TASKS",
+    "MODEL_RETRIES",
     "RayOptions",
     "StagePlan",
     "check_model",
@@ -72,6 +80,10 @@ if TYPE_CHECKING:
 log = logging.getLogger("w2v2cli")
 
 EXTRA_HINT = "install it with: pip install 'w2v2cli[ray]'"
+#: Tasks Ray may give up (``ray_stages.MODEL_RETRIES``) before the run stops: a few files
+#: that kill their worker every time are skipped, a fault that kills every batch is not
+#: retried through the whole input.
+GIVEN_UP_TASKS = 8
 
 
 def import_ray() -> Any:
@@ -164,6 +176,10 @@ def _quiet_ray_data() -> None:
     ctx.execution_options.verbose_progress = False
     for name in ("ray", "ray.data", "ray.data._internal"):
         logging.getLogger(name).setLevel(logging.ERROR)
+    # A task given up is logged there with its traceback; the run reports its files.
+    logging.getLogger("ray.data._internal.execution.streaming_executor_state").setLevel(
+        logging.CRITICAL
+    )
 
 
 def check_model(options: RunOptions, notify: Callable[[str], None] | None = None) -> int:
@@ -250,11 +266,18 @@ def iter_run_ray(
             for k, i in enumerate(todo)
         ]
         ds = pipeline(ray.data.from_items(rows), plan, rate, write=stream is None)
+        ds.context.max_errored_blocks = GIVEN_UP_TASKS
         header = stream is not None and len(items) > 1
+        done: set[int] = set()
+        gave_up = (
+            f"not done: Ray gave up on its batch after {MODEL_RETRIES} retries (its "
+            "worker died each time); run the command again to finish it"
+        )
         try:
             for row in ds.iter_rows():
                 if row["w2v2_fatal"]:
                     raise pickle.loads(row["w2v2_fatal"])  # the LM's LMError, as locally
+                done.add(int(row["w2v2_index"]))
                 item = todo[int(row["w2v2_index"])]
                 progress.advance_audio(float(row["w2v2_duration"]))
                 progress.file_done()
@@ -267,8 +290,15 @@ def iter_run_ray(
                 raise cause from None
             if type(exc).__module__.split(".")[0] != "ray":
                 raise  # not Ray's: a bug, with its traceback
-            first = " ".join(str(exc).split())[:300]
-            raise W2V2Error(f"the Ray run failed: {type(exc).__name__}: {first}") from None
+            first = " ".join(str(exc).split())[:200]
+            gave_up = (
+                f"not done: the Ray run stopped ({type(exc).__name__}: {first}); run the "
+                "command again to finish it"
+            )
+        for k, item in enumerate(todo):  # given up by Ray: each reported, as a failure
+            if k not in done:
+                progress.file_done()
+                yield FileResult(item, "failed", error=gave_up)
     finally:
         if started_here:
             ray.shutdown()

@@ -15,6 +15,8 @@ import dataclasses
 import json
 import os
 import pickle
+import signal
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -35,10 +37,18 @@ if TYPE_CHECKING:
     import ray.data
 
 #: Set to a file path, makes the first model actor that finds the file missing create it
-#: and die in its first batch (the tests' way to check that Ray retries a dead worker).
+#: and kill itself (SIGKILL) in its first batch (the tests' way to check that Ray
+#: restarts a dead worker and retries its batch).
 CRASH_ONCE_ENV = "W2V2_RAY_TEST_CRASH_ONCE"
+#: Set to a piece of a path, makes a model actor kill itself (SIGKILL) whenever its batch
+#: holds a file whose path contains it, on every try (the tests' way to exhaust retries).
+CRASH_ON_ENV = "W2V2_RAY_TEST_CRASH_ON"
 #: Files a model actor takes per call: enough to share batches across short files.
 FILES_PER_CALL = 8
+#: Tries of a model batch after the first when its worker dies (killed for memory, a
+#: crash): a dead actor is always restarted, but a batch that kills it every time is
+#: given up after these, and its files are reported not done (``ray_data.iter_run_ray``).
+MODEL_RETRIES = 3
 
 
 def _decode(row: dict[str, Any], rate: int, cwd: str) -> dict[str, Any]:
@@ -85,7 +95,7 @@ class _ModelStage:
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, Any]:
         self.calls += 1
-        _maybe_crash(self.calls)
+        _maybe_crash(self.calls, [str(p) for p in batch["w2v2_path"]])
         if self.fatal:  # every row says so; the driver ends the run with this error
             n = len(batch["w2v2_index"])
             out = {
@@ -138,11 +148,16 @@ def _enter(cwd: str) -> None:
         os.chdir(cwd)
 
 
-def _maybe_crash(calls: int) -> None:
+def _maybe_crash(calls: int, paths: list[str]) -> None:
+    """The tests' faults (``CRASH_ONCE_ENV``, ``CRASH_ON_ENV``): a worker killed mid-batch
+    with SIGKILL, as the kernel's out-of-memory killer does."""
     marker = os.environ.get(CRASH_ONCE_ENV)
     if marker and calls == 1 and not os.path.exists(marker):
         Path(marker).write_text(str(os.getpid()))
-        os._exit(1)  # a worker that dies mid-batch, as an OOM kill would
+        os.kill(os.getpid(), signal.SIGKILL)
+    poison = os.environ.get(CRASH_ON_ENV)
+    if poison and any(poison in p for p in paths):
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 class _FinishStage:
@@ -223,16 +238,23 @@ def pipeline(ds: ray.data.Dataset, plan: StagePlan, rate: int, write: bool) -> r
     """The three stages over a dataset of input rows (see the module docstring)."""
     cwd = os.getcwd()
     ds = ds.map(_decode, fn_kwargs={"rate": rate, "cwd": cwd}, num_cpus=DECODE_CPUS)
-    # Ray Data restarts dead actors and retries their batches by default.
-    ds = ds.map_batches(
-        _ModelStage,
-        fn_constructor_kwargs={"options": plan.options, "cwd": cwd},
-        batch_size=FILES_PER_CALL,
-        batch_format="numpy",
-        concurrency=(1, plan.actors),
-        num_cpus=plan.model_cpus,
-        num_gpus=plan.model_gpus or None,
-    )
+    model_stage = {
+        "fn_constructor_kwargs": {"options": plan.options, "cwd": cwd},
+        "batch_size": FILES_PER_CALL,
+        "batch_format": "numpy",
+        "concurrency": (1, plan.actors),
+        "num_cpus": plan.model_cpus,
+        "num_gpus": plan.model_gpus or None,
+    }
+    # Ray Data restarts dead actors (always) and retries their batches: MODEL_RETRIES
+    # times, given as a remote argument, which Ray 2.60 calls deprecated without naming
+    # another way; a Ray without it retries for ever, its default.
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", "`ray_remote_args` is deprecated")
+            ds = ds.map_batches(_ModelStage, **model_stage, max_task_retries=MODEL_RETRIES)
+    except TypeError:
+        ds = ds.map_batches(_ModelStage, **model_stage)
     return ds.map_batches(
         _FinishStage,
         fn_constructor_kwargs={"options": plan.options, "write": write, "cwd": cwd},
