@@ -263,3 +263,53 @@ def test_decoders_word_ends_are_refined_too(aligner, timed, timed_emissions, dec
     assert np.median(ends) <= MEDIAN and np.percentile(ends, 90) <= P90
     assert np.median(starts) <= MEDIAN
     assert np.percentile(raw_ends, 90) > P90
+
+
+# --- faults of the text: not UTF-8, empty, nothing the model can spell --------------------
+
+
+def test_cli_text_that_is_not_utf8_is_one_line_before_the_model_loads(speech, tmp_path):
+    """As a text file and as a manifest row; the model named does not exist, so the line
+    comes before any model is loaded."""
+    latin1 = tmp_path / "fox.txt"
+    latin1.write_bytes("the quick brown fox caf\u00e9\n".encode("latin-1"))
+    manifest = tmp_path / "set.tsv"
+    manifest.write_bytes(f"path\ttext\n{speech.paths[0]}\tcaf\u00e9\n".encode("latin-1"))
+    for inputs, where in (
+        ((speech.paths[0], latin1), f"{latin1}:"),
+        ((manifest,), f"{manifest}:2:"),
+    ):
+        r = w2v2("align", *inputs, "-m", tmp_path / "no-model", "--stdout")
+        assert r.exit_code == 2
+        (line,) = r.stderr.strip().splitlines()
+        assert line == f"error: {where} not UTF-8 text", line
+
+
+def test_cli_empty_and_unspellable_texts(trained_model, speech, tmp_path):
+    """An empty text aligns to nothing (an empty transcript, as transcribe gives for
+    silence); a text with nothing the model can spell fails that file alone, named in one
+    line, while the other files of the manifest are aligned."""
+    empty = tmp_path / "empty.txt"
+    empty.write_text("")
+    r = w2v2("align", speech.paths[0], empty, "-m", trained_model, "--backend", "torch", "--stdout")
+    assert r.exit_code == 0, r.stderr
+    doc = json.loads(r.stdout)
+    assert doc["text"] == "" and doc["words"] == []
+
+    manifest = tmp_path / "set.tsv"
+    rows = [
+        "path\ttext",
+        f"{speech.paths[0]}\t\u65e5\u672c\u8a9e \u2603",
+        f"{speech.paths[2]}\t{SENTENCES[2]}",
+    ]
+    manifest.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    out = tmp_path / "out"
+    r = w2v2("align", manifest, "-m", trained_model, "--backend", "torch", "-o", out)
+    assert r.exit_code == 1
+    errors = [line for line in r.stderr.splitlines() if line.startswith("error:")]
+    assert errors == [
+        f"error: {speech.paths[0]}: none of the text's words can be spelled with the model's "
+        "alphabet"
+    ], r.stderr
+    assert sorted(p.name for p in out.iterdir()) == [f"{speech.paths[2].stem}.json"]
+    assert json.loads((out / f"{speech.paths[2].stem}.json").read_text())["text"] == SENTENCES[2]

@@ -97,12 +97,28 @@ def test_saved_logits_decode_again_without_model(labelled, group_model, tmp_path
     assert scores(first.stdout) and scores(first.stdout) == scores(again.stdout)
 
 
-def test_broken_manifest_line_names_the_line(tmp_path, group_model):
-    m = tmp_path / "m.jsonl"
-    m.write_text('{"audio_filepath": "a.wav", "text": "A"}\n{"audio_filepath": "b.wav"}\n')
-    r = invoke("eval", m, "-m", group_model)
-    assert r.exit_code == 2
-    assert "m.jsonl:2" in r.stderr and "text" in r.stderr
+@pytest.mark.parametrize(
+    ("name", "content", "reason"),
+    [
+        (
+            "m.jsonl",
+            '{"audio_filepath": "a.wav", "text": "A"}\n{"audio_filepath": "b.wav"}\n',
+            "text",
+        ),
+        ("m.jsonl", '{"audio_filepath": "a.wav", "text": "A"}\n{not json\n', "invalid JSON"),
+        ("m.tsv", "path\ttext\nb.wav\na.wav\tA\n", "expected 2 columns"),
+    ],
+)
+def test_broken_manifest_line_names_the_line(tmp_path, group_model, name, content, reason):
+    """File and line named in one line, before the model runs: with a model that does not
+    exist, the manifest's line is still the one reported."""
+    m = tmp_path / name
+    m.write_text(content)
+    for model in (group_model, tmp_path / "no-model"):
+        r = invoke("eval", m, "-m", model)
+        assert r.exit_code == 2
+        (line,) = r.stderr.strip().splitlines()
+        assert line.startswith(f"error: {m}:2: ") and reason in line, line
 
 
 def test_eval_hypotheses_equal_transcribe_output(labelled, group_model, tmp_path):
