@@ -265,6 +265,38 @@ def test_cli_vad_same_text_at_any_batch_size_and_subtitles_break_at_pauses(
     assert srt.count(" --> ") >= 5  # a cue per phrase: the pauses break them
 
 
+def test_cli_vad_on_silence_noise_and_a_blip(trained_model, speech, tmp_path):
+    """Digital silence, loud white noise, a mains hum and a 50 ms blip: no speech, so each
+    gets an empty transcript (not a failure, not a crash); a spoken file beside them is
+    transcribed, and the run exits 0."""
+    require_silero()
+    rng = np.random.default_rng(7)
+    t = np.arange(5 * SR) / SR
+    clips = {
+        "zeros": np.zeros(5 * SR, np.float32),
+        "noise": np.clip(0.3 * rng.standard_normal(5 * SR), -1, 1).astype(np.float32),
+        "hum": (0.5 * np.sin(2 * np.pi * 100 * t)).astype(np.float32),
+        "blip": (0.3 * rng.standard_normal(SR // 20)).astype(np.float32),
+    }
+    for name, samples in clips.items():
+        sf.write(tmp_path / f"{name}.wav", samples, SR)
+    out = tmp_path / "out"
+    inputs = [*(tmp_path / f"{name}.wav" for name in clips), speech.paths[0]]
+    args = ["-m", trained_model, "--backend", "torch", "-f", "json", "-q"]
+    r = invoke("transcribe", *inputs, "--vad", "-o", out, *args)
+    assert r.exit_code == 0, r.stderr
+    docs = {p.stem: json.loads(p.read_text()) for p in out.rglob("*.json")}
+    assert sorted(docs) == sorted([*clips, speech.paths[0].stem])
+    for name in clips:
+        assert docs[name]["text"] == "" and docs[name]["words"] == [], (name, docs[name])
+    assert docs["zeros"]["duration"] == 5.0 and docs["blip"]["duration"] == 0.05
+    plain = invoke("transcribe", speech.paths[0], "-o", tmp_path / "plain", *args)
+    assert plain.exit_code == 0
+    (spoken_path,) = (tmp_path / "plain").rglob("*.json")
+    spoken = json.loads(spoken_path.read_text())
+    assert docs[speech.paths[0].stem]["text"] == spoken["text"] != ""
+
+
 def test_cli_eval_takes_vad(trained_model, speech, tmp_path):
     manifest = tmp_path / "m.tsv"
     manifest.write_text(
