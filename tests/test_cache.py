@@ -17,11 +17,13 @@ import signal
 import subprocess
 import sys
 from collections.abc import Callable
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 from conftest import TORCH_1_ARGS
+from test_survival import MOUNTS, mounted_tmpfs
 
 from w2v2cli.cli import main
 from w2v2cli.inference import openvino_backend as ovb
@@ -257,6 +259,47 @@ main()
     assert "converting" in r.stderr and "cannot be used" not in r.stderr
     assert leftovers(root) == [] and len(entries(root)) == 1
     assert text_of(r.stdout) == good[1]
+
+
+@contextmanager
+def read_only_copy(cache: Path, place: Path, damage: Callable[[Path], None] | None):
+    """A copy of ``cache`` (its entry damaged by ``damage``) on a read-only disk: a real
+    tmpfs remounted read-only where the tests may mount (as root, as in CI), else chmod."""
+    copy = place / "cache"
+    if MOUNTS:
+        with mounted_tmpfs(place, 64 * 1024):
+            shutil.copytree(cache, copy)
+            if damage is not None:
+                damage(one_entry(copy))
+            subprocess.run(["mount", "-o", "remount,ro", str(place)], check=True)
+            yield copy
+        return
+    shutil.copytree(cache, copy)
+    if damage is not None:
+        damage(one_entry(copy))
+    for folder in (copy, copy / ovb.CACHE_FOLDER, one_entry(copy)):
+        folder.chmod(0o555)
+    yield copy
+
+
+@pytest.mark.parametrize("damaged", [False, True])
+def test_a_read_only_cache(good, trained_model, speech, tmp_path, damaged):
+    """A cache on a read-only disk (a shared one): a whole entry runs as it is, nothing
+    written; a damaged one cannot be repaired there, and the one line says which entry,
+    what is wrong and why it stays so. The entry is left as it was."""
+    with read_only_copy(good[0], tmp_path / "disk", cut_bin if damaged else None) as cache:
+        entry = one_entry(cache)
+        before = {p.name: p.read_bytes() for p in entry.iterdir()}
+        r = invoke(*transcribe_args(speech.paths[0], trained_model, cache))
+        assert {p.name: p.read_bytes() for p in entry.iterdir()} == before
+    if not damaged:
+        assert r.exit_code == 0 and text_of(r.stdout) == good[1], r.output
+        assert "converting" not in r.stderr
+    else:
+        assert r.exit_code == 2
+        (line,) = r.stderr.strip().splitlines()
+        assert line.startswith(f"error: the cached OpenVINO model {entry} cannot be used"), line
+        assert "model.bin has" in line and "the cache cannot be written" in line, line
 
 
 # --- the cache of converted checkpoints -----------------------------------------------------

@@ -195,6 +195,41 @@ def test_read_only_input_folder_fails_each_file_next_to_it(group_model, tmp_path
         run()
 
 
+@contextmanager
+def read_only_folder(path: Path) -> Iterator[Path]:
+    """An empty folder no one can write into: a read-only tmpfs as root, else chmod."""
+    if MOUNTS:
+        with mounted_tmpfs(path, 64):
+            make_read_only(path)
+            yield path
+    else:
+        path.mkdir()
+        make_read_only(path)
+        yield path
+
+
+@pytest.mark.parametrize("command", ["export", "convert"])
+def test_export_and_convert_into_a_read_only_folder_fail_before_work(
+    command, trained_model, nvidia, tmp_path
+):
+    """One line naming the folder and why, status 2, before anything is converted (the
+    cache stays empty)."""
+    cache = tmp_path / "cache"
+    if command == "export":
+        args, what = [trained_model, "--cache-dir", cache], "export folder"
+    else:
+        args, what = [nvidia.checkpoints["hourglass"]], "output folder"
+    with read_only_folder(tmp_path / "ro") as folder:
+        for target in (folder / "new", folder / "new" / "deeper"):
+            r = invoke(command, *args, "-o", target)
+            assert r.exit_code == 2, r.output
+            (line,) = r.stderr.strip().splitlines()
+            want = f"error: {what} {target} cannot be created: {folder} is not writable"
+            assert line.startswith(want), line
+        assert list(folder.iterdir()) == []
+    assert not cache.exists()
+
+
 # --- concurrency and signals -------------------------------------------------------------
 
 

@@ -412,24 +412,34 @@ def open_entry(
     if problem == MISSING and build is None:
         return None
     waiting = f"waiting for another run that is writing {target}"
-    with locked(target.parent / f".{target.name}.lock", lambda: notify(waiting)):
-        remove_leftovers(target)  # of runs killed while writing it
-        problem = entry_problem(target, ir_precision)
-        if problem is None:
-            try:
-                return use(ir)
-            except ModelError as exc:
-                problem = str(exc)
-        if problem != MISSING:
-            notify(
-                f"the cached OpenVINO model {target} cannot be used ({problem}); it is set "
-                f"aside and {remedy}"
-            )
-            set_aside(target)
-        if build is None:
-            return None
-        build(target)
-        return use(ir)
+    locking = True
+    try:
+        with locked(target.parent / f".{target.name}.lock", lambda: notify(waiting)):
+            locking = False
+            remove_leftovers(target)  # of runs killed while writing it
+            problem = entry_problem(target, ir_precision)
+            if problem is None:
+                try:
+                    return use(ir)
+                except ModelError as exc:
+                    problem = str(exc)
+            if problem != MISSING:
+                notify(
+                    f"the cached OpenVINO model {target} cannot be used ({problem}); it is "
+                    f"set aside and {remedy}"
+                )
+                set_aside(target)
+            if build is None:
+                return None
+            build(target)
+            return use(ir)
+    except OutputError as exc:
+        if not locking:
+            raise
+        state = "does not exist yet" if problem == MISSING else f"cannot be used ({problem})"
+        raise OutputError(
+            f"the cached OpenVINO model {target} {state}, and the cache cannot be written: {exc}"
+        ) from None
 
 
 def exported_precision(folder: Path | None) -> str | None:

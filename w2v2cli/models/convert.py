@@ -315,22 +315,29 @@ def converted_folder(
     dictionary = default_dictionary(path)
     target = cache_root(cache_dir) / cache_key(path, dictionary)
     waiting = f"waiting for another run that is converting {path}"
-    with locked(target.parent / f".{target.name}.lock", lambda: notify(waiting)):
-        remove_leftovers(target)  # of runs killed while writing it
-        problem = entry_problem(target)
-        if problem is None:  # converted meanwhile by another run
-            return target
-        if problem != MISSING:
+    locking = True
+    try:
+        with locked(target.parent / f".{target.name}.lock", lambda: notify(waiting)):
+            locking = False
+            remove_leftovers(target)  # of runs killed while writing it
+            problem = entry_problem(target)
+            if problem is None:  # converted meanwhile by another run
+                return target
+            if problem != MISSING:
+                notify(
+                    f"the cached conversion {target} of {path} cannot be used ({problem}); "
+                    "it is set aside and converted again"
+                )
+                set_aside(target)
+            converted = read_converted(path)
             notify(
-                f"the cached conversion {target} of {path} cannot be used ({problem}); it "
-                "is set aside and converted again"
+                f"converting {path} ({KINDS[converted.kind]} checkpoint) once; the result "
+                f"is cached in {target.parent}"
             )
-            set_aside(target)
-        converted = read_converted(path)
-        notify(
-            f"converting {path} ({KINDS[converted.kind]} checkpoint) once; the result is "
-            f"cached in {target.parent}"
-        )
-        model = build_model(converted, str(path))
-        write_folder(converted, model, target)
+            model = build_model(converted, str(path))
+            write_folder(converted, model, target)
+    except OutputError as exc:
+        if not locking:
+            raise
+        raise OutputError(f"{path} cannot be converted into the cache: {exc}") from None
     return target
