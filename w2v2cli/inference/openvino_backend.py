@@ -478,7 +478,9 @@ def _exported_ir(parts: LoadedModel, precision: str) -> Path | None:
     folder: Path = parts.local_dir  # type: ignore[assignment]
     problem = files_problem(folder)
     if problem is not None:  # the user's folder: reported, never rewritten
-        raise ModelError(f"{folder} (written by w2v2 export) cannot be used: {problem}")
+        raise ModelError(
+            f"{folder} (written by w2v2 export) cannot be used: {problem}; export it again"
+        )
     return folder / IR_FILE
 
 
