@@ -318,13 +318,15 @@ def frame_energy(samples: np.ndarray, first: int, stop: int, samples_per_frame: 
     short). Used to find where words really end (``decoding.timing.refine_spans``)."""
     n = max(stop - first, 0)
     out = np.full(n, SILENCE_DB, dtype=np.float32)
-    piece = np.asarray(samples[first * samples_per_frame : stop * samples_per_frame], np.float64)
+    piece = samples[first * samples_per_frame : stop * samples_per_frame]
     full = min(n, piece.shape[0] // samples_per_frame)
+    # Squared in float64 straight from the samples (no float64 copy first: same values).
     if full:
-        power = np.square(piece[: full * samples_per_frame]).reshape(full, -1).mean(axis=1)
+        squares = np.square(piece[: full * samples_per_frame], dtype=np.float64)
+        power = squares.reshape(full, -1).mean(axis=1)
         out[:full] = 10.0 * np.log10(np.maximum(power, 10 ** (SILENCE_DB / 10)))
     if full < n and piece.shape[0] > full * samples_per_frame:
-        power = float(np.square(piece[full * samples_per_frame :]).mean())
+        power = float(np.square(piece[full * samples_per_frame :], dtype=np.float64).mean())
         out[full] = 10.0 * np.log10(max(power, 10 ** (SILENCE_DB / 10)))
     return out
 
