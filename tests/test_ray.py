@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -255,39 +256,49 @@ def test_a_dead_worker_is_retried_without_duplicates_or_partial_files(
 
 
 def test_files_ray_gives_up_on_are_reported_and_a_rerun_finishes_them(
-    inputs: Path, trained_model: Path, tmp_path: Path, local_all
+    inputs: Path, speech, trained_model: Path, tmp_path: Path
 ) -> None:
     """A file whose batch kills its model actor (SIGKILL) on every try: once Ray's retries
     are spent (ray_stages.MODEL_RETRIES) the files of that batch are reported not done,
-    one error line each, the run ends with status 1 and every other file is written
-    whole; the manifest lists each file once. A rerun finishes them: the outputs are then
-    the local run's."""
-    from w2v2cli.scale.ray_stages import CRASH_ON_ENV
+    one error line each, and the run goes on: the other batch is written whole, the
+    status is 1, the manifest lists each file once. A rerun finishes them: the outputs
+    are then the local run's. Twelve inputs, so that they make two batches of a model
+    actor (ray_stages.FILES_PER_CALL), the file that kills it in the second."""
+    from w2v2cli.scale.ray_stages import CRASH_ON_ENV, FILES_PER_CALL
 
-    poison = next(p for p in inputs.rglob("s02.wav"))
+    many = Path(shutil.copytree(inputs, tmp_path / "inputs"))
+    for path in speech.paths[4:10]:
+        shutil.copyfile(path, many / path.name)
+    every = {str(p) for p in many.rglob("*.wav")}
+    broken = str(many / "sub" / "broken.wav")
+    assert len(every) == 12 > FILES_PER_CALL
+    local = invoke("transcribe", many, "-m", trained_model, "-o", tmp_path / "local", "-f", "all")
+    assert local.exit_code == 1
+    want = tree(tmp_path / "local")
+
     out = tmp_path / "ray"
-    run = ray_run(inputs, trained_model, out, tmp_path / "run.jsonl", **{CRASH_ON_ENV: "s02.wav"})
+    poison = str(many / "sub" / "s03.wav")
+    run = ray_run(many, trained_model, out, tmp_path / "run.jsonl", **{CRASH_ON_ENV: "s03.wav"})
     assert run.returncode == 1, run.stderr
     assert run.stdout == ""
     errors = [line for line in run.stderr.splitlines() if line.startswith("error:")]
     not_done = {line.split()[1].rstrip(":") for line in errors if "not done: Ray gave up" in line}
-    assert str(poison) in not_done, run.stderr
-    every = {str(p) for p in inputs.rglob("*.wav")}
-    assert len(errors) == len(not_done | {str(inputs / "sub" / "broken.wav")})  # one each
+    assert poison in not_done, run.stderr
+    assert len(errors) == len(not_done | {broken})  # one line each
     written = tree(out)
-    assert written == {k: v for k, v in local_all.items() if k in written}  # whole files
-    done = {str(inputs / Path(k).with_suffix(".wav")) for k in written}
-    assert done | not_done | {str(inputs / "sub" / "broken.wav")} == every
-    assert not done & not_done
+    assert written == {k: v for k, v in want.items() if k in written}  # whole files
+    done = {str(many / Path(k).with_suffix(".wav")) for k in written}
+    assert done, "the run went on with the other batch"
+    assert done | not_done | {broken} == every and not done & not_done
     lines = [json.loads(x) for x in (tmp_path / "run.jsonl").read_text().splitlines()]
     assert sorted(x["audio_filepath"] for x in lines) == sorted(every)
     assert {x["audio_filepath"] for x in lines if x["status"] == "done"} == done
 
-    again = ray_run(inputs, trained_model, out, tmp_path / "again.jsonl")
+    again = ray_run(many, trained_model, out, tmp_path / "again.jsonl")
     assert again.returncode == 1, again.stderr  # broken.wav, as locally
-    finished = len(not_done - {str(inputs / "sub" / "broken.wav")})
-    assert f"{finished} done, {5 - finished} skipped, 1 failed" in again.stderr
-    assert tree(out) == local_all
+    finished = len(not_done - {broken})
+    assert f"{finished} done, {11 - finished} skipped, 1 failed" in again.stderr
+    assert tree(out) == want
 
 
 def test_missing_extra_and_bad_address_are_one_line(
