@@ -10,8 +10,9 @@ attachment. Decisions, with reasons:
   What the page adds is derived from them: each row's word alignment (``ops``: one letter
   per column, C/S/D/I, from ``scoring.align_words``), the utterances' audio links and the
   rows of each utterance side by side.
-- **Charts are SVG written here**, not a charting library inlined: a histogram and a
-  scatter plot are a few dozen lines, and 1,000 utterances cost about 100 bytes a point.
+- **Charts are SVG written by the tool** (``html_charts.py``), not a charting library
+  inlined: a histogram and a scatter plot are a few dozen lines, and 1,000 utterances
+  cost about 100 bytes a point.
   The utterance table is built by the page's script from the data (only the data travels,
   not the same numbers twice), and sorted and filtered there.
 - **Audio links are relative to the page's folder** (``os.path.relpath``), so a report
@@ -23,9 +24,7 @@ attachment. Decisions, with reasons:
 
 from __future__ import annotations
 
-import html
 import json
-import math
 import os
 import re
 from collections import Counter
@@ -35,13 +34,20 @@ from urllib.parse import quote
 
 from ..fsutil import atomic_write
 from .html_assets import EVAL_SCRIPT, STYLE
+from .html_charts import (
+    colour,
+    escape,
+    heat_map,
+    histogram,
+    histogram_svg,
+    pair_scatter,
+    scatter_svg,
+)
 from .reports import EvalReport, Row, TuneReport
 from .scoring import align_words
 
 #: The id of the ``<script type="application/json">`` element that holds a page's data.
 DATA_ID = "w2v2-data"
-#: Bins of the WER histogram: exactly 0, then (0, 10%], ..., (90%, 100%], then above.
-HISTOGRAM_EDGES = tuple(i / 10 for i in range(11))
 #: How many of the most frequent substitutions, deletions and insertions a decoder lists.
 TOP_ERRORS = 15
 
@@ -141,7 +147,7 @@ def eval_page(report: EvalReport, *, page_dir: Path) -> str:
         name: [r for r, row in enumerate(report.rows) if row["decoder"] == name] for name in names
     }
     max_count = max(
-        (max(_histogram([report.rows[r] for r in rows])) for rows in by_decoder.values() if rows),
+        (max(histogram([report.rows[r] for r in rows])) for rows in by_decoder.values() if rows),
         default=0,
     )
     max_duration = max((float(row.get("duration") or 0) for row in report.rows), default=0.0)
@@ -153,11 +159,11 @@ def eval_page(report: EvalReport, *, page_dir: Path) -> str:
     for name in names:
         rows = by_decoder[name]
         panels.append(
-            f'<section class="panel"><h3>{_e(name)}</h3>'
+            f'<section class="panel"><h3>{escape(name)}</h3>'
             + (
                 '<div class="charts">'
-                + _histogram_svg(name, [report.rows[r] for r in rows], max_count)
-                + _scatter_svg(name, rows, report.rows, utterance_of, max_duration, max_wer)
+                + histogram_svg(name, [report.rows[r] for r in rows], max_count)
+                + scatter_svg(name, rows, report.rows, utterance_of, max_duration, max_wer)
                 + "</div>"
                 + _error_tables(name, [report.rows[r] for r in rows], [ops[r] for r in rows])
                 if rows
@@ -166,7 +172,7 @@ def eval_page(report: EvalReport, *, page_dir: Path) -> str:
             + "</section>"
         )
     body = [
-        f"<h1>{_e(report.title)}</h1>",
+        f"<h1>{escape(report.title)}</h1>",
         _about(report.about),
         "<h2>Summary</h2>",
         _summary_table(report),
@@ -192,7 +198,7 @@ def _summary_table(report: EvalReport) -> str:
         s = d.to_dict()
         speed = s["speed"]
         cells = [
-            f'<td class="name">{_e(d.name)}</td>',
+            f'<td class="name">{escape(d.name)}</td>',
             _num("utterances", s["utterances"]),
             _num("failed", s["failed"]),
             _num("audio_seconds", _duration(d.audio_seconds)),
@@ -206,7 +212,7 @@ def _summary_table(report: EvalReport) -> str:
                 "–" if speed is None else f"{speed:.0f}×" if speed >= 100 else f"{speed:.1f}×",
             ),
         ]
-        lines.append(f'<tr data-decoder="{_e(d.name)}">{"".join(cells)}</tr>')
+        lines.append(f'<tr data-decoder="{escape(d.name)}">{"".join(cells)}</tr>')
     return (
         f'<table id="summary" class="summary"><thead><tr>{head}</tr></thead>'
         f"<tbody>{''.join(lines)}</tbody></table>"
@@ -217,7 +223,7 @@ def _summary_table(report: EvalReport) -> str:
 
 
 def _num(key: str, value: object) -> str:
-    return f'<td class="num" data-key="{key}">{_e(str(value))}</td>'
+    return f'<td class="num" data-key="{key}">{escape(str(value))}</td>'
 
 
 def _duration(seconds: float) -> str:
@@ -232,7 +238,7 @@ def _duration(seconds: float) -> str:
 def _about(about: Sequence[tuple[str, str]]) -> str:
     if not about:
         return ""
-    items = "".join(f"<dt>{_e(k)}</dt><dd>{_e(v)}</dd>" for k, v in about)
+    items = "".join(f"<dt>{escape(k)}</dt><dd>{escape(v)}</dd>" for k, v in about)
     return f'<dl class="about">{items}</dl>'
 
 
@@ -240,8 +246,8 @@ def _failed_list(report: EvalReport) -> str:
     if not report.failed:
         return ""
     items = "".join(
-        f"<li><code>{_e(f.audio)}</code>{'' if f.decoder is None else f' ({_e(f.decoder)})'}: "
-        f"{_e(f.reason)}</li>"
+        f"<li><code>{escape(f.audio)}</code>"
+        f"{'' if f.decoder is None else f' ({escape(f.decoder)})'}: {escape(f.reason)}</li>"
         for f in report.failed
     )
     return (
@@ -271,7 +277,7 @@ def _utterance_table(names: Sequence[str]) -> str:
     heads = ['<th data-sort="num">#</th>', '<th data-sort="str">Id</th>']
     heads.append('<th data-sort="num" title="seconds">Dur.</th>')
     for name in names:
-        label = f"<br><small>{_e(name)}</small>" if len(names) > 1 else ""
+        label = f"<br><small>{escape(name)}</small>" if len(names) > 1 else ""
         heads.append(f'<th data-sort="num" title="word error rate, %">WER{label}</th>')
         heads.append(f'<th data-sort="num" title="S + D + I">Err.{label}</th>')
     heads.append(
@@ -280,133 +286,6 @@ def _utterance_table(names: Sequence[str]) -> str:
         '<span class="w I">inserted</span></th>'
     )
     return f'<table id="utterances"><thead><tr>{"".join(heads)}</tr></thead><tbody></tbody></table>'
-
-
-def _histogram(rows: Sequence[Row]) -> list[int]:
-    """Counts per bin: WER exactly 0, (0, 10%], ..., (90%, 100%], above 100%."""
-    counts = [0] * (len(HISTOGRAM_EDGES) + 1)
-    for row in rows:
-        wer = float(row["wer"])
-        if wer <= 0:
-            counts[0] += 1
-        elif wer > 1:
-            counts[-1] += 1
-        else:
-            counts[min(10, math.ceil(round(wer * 10, 9)))] += 1
-    return counts
-
-
-def _histogram_svg(name: str, rows: Sequence[Row], max_count: int) -> str:
-    counts = _histogram(rows)
-    width, height, left, bottom, top = 420, 190, 34, 34, 12
-    plot_w, plot_h = width - left - 8, height - bottom - top
-    gap = 0.8  # bar widths between the last decile and the bar above 100%
-    bar_w = plot_w / (len(counts) + gap)
-    ceiling = max(max_count, 1)
-    parts = []
-    for i, count in enumerate(counts):
-        h = plot_h * count / ceiling
-        x = left + (i + (gap if i == len(counts) - 1 else 0)) * bar_w
-        if i == 0:
-            what = "WER 0"
-        elif i == len(counts) - 1:
-            what = "WER above 100%"
-        else:
-            what = f"WER in ({10 * (i - 1)}%, {10 * i}%]"
-        cls = "bar ok" if i == 0 else "bar"
-        parts.append(
-            f'<rect class="{cls}" x="{x + 1:.1f}" y="{top + plot_h - h:.1f}" '
-            f'width="{bar_w - 2:.1f}" height="{h:.1f}"><title>{count} utterances: {what}'
-            "</title></rect>"
-        )
-        if count:
-            parts.append(
-                f'<text class="count" x="{x + bar_w / 2:.1f}" y="{top + plot_h - h - 2:.1f}">'
-                f"{count}</text>"
-            )
-        # The exact-zero and the above-100% bars are labelled under their middle; between
-        # them, every other decile's upper edge under the boundary it ends at.
-        if i == 0 or i == len(counts) - 1:
-            label, at = ("0" if i == 0 else ">100"), x + bar_w / 2
-        elif i % 2 == 0:
-            label, at = f"{10 * i}", x + bar_w
-        else:
-            continue
-        parts.append(f'<text class="tick" x="{at:.1f}" y="{top + plot_h + 13}">{label}</text>')
-    parts.append(
-        f'<line class="axis" x1="{left}" y1="{top + plot_h}" x2="{left + plot_w}" '
-        f'y2="{top + plot_h}"/>'
-        f'<text class="label" x="{left + plot_w / 2:.0f}" y="{height - 4}">'
-        "utterance WER, %</text>"
-        f'<text class="label" transform="rotate(-90)" x="{-(top + plot_h / 2):.0f}" y="12">'
-        "utterances</text>"
-    )
-    return _svg(f"hist-{name}", width, height, f"Histogram of utterance WER, {name}", parts)
-
-
-def _nice_step(span: float, ticks: int = 5) -> float:
-    raw = span / ticks if span > 0 else 1.0
-    power = 10 ** math.floor(math.log10(raw))
-    for m in (1, 2, 2.5, 5, 10):
-        if raw <= m * power:
-            return m * power
-    return 10 * power
-
-
-def _scatter_svg(
-    name: str,
-    rows: Sequence[int],
-    all_rows: Sequence[Row],
-    utterance_of: dict[int, int],
-    max_duration: float,
-    max_wer: float,
-) -> str:
-    width, height, left, bottom, top, right = 420, 210, 40, 34, 10, 10
-    plot_w, plot_h = width - left - right, height - bottom - top
-    x_step = _nice_step(max(max_duration, 1.0))
-    x_max = x_step * math.ceil(max(max_duration, 1.0) / x_step)
-    y_max = 1.0 if max_wer <= 1.0 else min(2.0, math.ceil(max_wer * 4) / 4)
-    y_step = _nice_step(100 * y_max) / 100
-
-    def px(seconds: float) -> float:
-        return left + plot_w * seconds / x_max
-
-    def py(wer: float) -> float:
-        return top + plot_h * (1 - min(wer, y_max) / y_max)
-
-    parts = []
-    v = 0.0
-    while v <= y_max + 1e-9:
-        y = py(v)
-        parts.append(
-            f'<line class="grid" x1="{left}" y1="{y:.1f}" x2="{left + plot_w}" y2="{y:.1f}"/>'
-            f'<text class="tick end" x="{left - 4}" y="{y + 3:.1f}">{100 * v:g}</text>'
-        )
-        v += y_step
-    v = 0.0
-    while v <= x_max + 1e-9:
-        x = px(v)
-        parts.append(f'<text class="tick" x="{x:.1f}" y="{top + plot_h + 13}">{v:g}</text>')
-        v += x_step
-    for r in rows:
-        row = all_rows[r]
-        wer = float(row["wer"])
-        duration = float(row.get("duration") or 0)
-        clipped = " clipped" if wer > y_max else ""
-        cls = "pt ok" if wer == 0 else f"pt{clipped}"
-        parts.append(
-            f'<circle class="{cls}" cx="{px(duration):.1f}" cy="{py(wer):.1f}" r="3" '
-            f'data-u="{utterance_of[r]}"><title>{_e(str(row["id"]))}: WER '
-            f"{100 * wer:.1f}%, {duration:.1f} s</title></circle>"
-        )
-    parts.append(
-        f'<line class="axis" x1="{left}" y1="{top + plot_h}" x2="{left + plot_w}" '
-        f'y2="{top + plot_h}"/>'
-        f'<text class="label" x="{left + plot_w / 2:.0f}" y="{height - 4}">duration, s</text>'
-        f'<text class="label" transform="rotate(-90)" x="{-(top + plot_h / 2):.0f}" y="11">'
-        "WER, %</text>"
-    )
-    return _svg(f"scatter-{name}", width, height, f"Utterance WER against duration, {name}", parts)
 
 
 def _error_tables(name: str, rows: Sequence[Row], ops: Sequence[str]) -> str:
@@ -433,7 +312,7 @@ def _error_tables(name: str, rows: Sequence[Row], ops: Sequence[str]) -> str:
     tables = []
     for title, counts in (("Substitutions", subs), ("Deletions", dels), ("Insertions", ins)):
         lines = "".join(
-            f'<tr><td>{_e(w)}</td><td class="num">{n}</td></tr>'
+            f'<tr><td>{escape(w)}</td><td class="num">{n}</td></tr>'
             for w, n in counts.most_common(TOP_ERRORS)
         )
         body = lines or '<tr><td class="none" colspan="2">none</td></tr>'
@@ -442,7 +321,7 @@ def _error_tables(name: str, rows: Sequence[Row], ops: Sequence[str]) -> str:
             f'<table class="top {title.lower()}"><caption>{title} ({total})</caption>'
             f"<tbody>{body}</tbody></table>"
         )
-    return f'<div class="tops" data-decoder="{_e(name)}">{"".join(tables)}</div>'
+    return f'<div class="tops" data-decoder="{escape(name)}">{"".join(tables)}</div>'
 
 
 # --------------------------------------------------------------------------- tune page
@@ -454,7 +333,7 @@ def tune_page(report: TuneReport) -> str:
     data = {"kind": "tune", "title": report.title, **_table(report.rows)}
     best = report.best
     body = [
-        f"<h1>{_e(report.title)}</h1>",
+        f"<h1>{escape(report.title)}</h1>",
         _about(report.about),
         f'<p class="best">Best: <code>--alpha {best["alpha"]:g} --beta {best["beta"]:g}</code> '
         f"(WER {100 * float(best['wer']):.2f}%, CER {100 * float(best['cer']):.2f}%), "
@@ -468,12 +347,6 @@ def tune_page(report: TuneReport) -> str:
     return _page(report.title, "\n".join(body), data, "")
 
 
-def _colour(wer: float, low: float, high: float) -> str:
-    """Green for the lowest WER through yellow to red for the highest."""
-    t = 0.0 if high <= low else (wer - low) / (high - low)
-    return f"hsl({120 * (1 - t):.0f},70%,{62 + 10 * t:.0f}%)"
-
-
 def _tune_chart(rows: Sequence[Row]) -> str:
     alphas = sorted({float(r["alpha"]) for r in rows})
     betas = sorted({float(r["beta"]) for r in rows})
@@ -481,124 +354,16 @@ def _tune_chart(rows: Sequence[Row]) -> str:
     low, high = min(wers), max(wers)
     best = rows[0]
     if len(rows) == len(alphas) * len(betas):
-        chart = _heat_map(rows, alphas, betas, low, high, best)
+        chart = heat_map(rows, alphas, betas, low, high, best)
     else:
-        chart = _pair_scatter(rows, low, high, best)
+        chart = pair_scatter(rows, low, high, best)
     legend = (
         '<p class="legend"><span class="swatch" style="background:'
-        f'{_colour(low, low, high)}"></span> {100 * low:.2f}% (lowest) '
-        f'<span class="swatch" style="background:{_colour(high, low, high)}"></span> '
+        f'{colour(low, low, high)}"></span> {100 * low:.2f}% (lowest) '
+        f'<span class="swatch" style="background:{colour(high, low, high)}"></span> '
         f"{100 * high:.2f}% (highest); the chosen pair is outlined.</p>"
     )
     return chart + legend
-
-
-def _pair_title(row: Row) -> str:
-    return (
-        f"alpha {row['alpha']:g}, beta {row['beta']:g}: WER {100 * float(row['wer']):.2f}%, "
-        f"CER {100 * float(row['cer']):.2f}%, S/D/I {row['substitutions']}/{row['deletions']}/"
-        f"{row['insertions']}"
-    )
-
-
-def _heat_map(
-    rows: Sequence[Row],
-    alphas: list[float],
-    betas: list[float],
-    low: float,
-    high: float,
-    best: Row,
-) -> str:
-    cell_w = max(46, min(90, 640 // len(betas)))
-    cell_h = max(22, min(44, 440 // len(alphas)))
-    left, top = 62, 26
-    width = left + cell_w * len(betas) + 10
-    height = top + cell_h * len(alphas) + 40
-    at = {(float(r["alpha"]), float(r["beta"])): r for r in rows}
-    parts = [
-        f'<text class="label" x="{left + cell_w * len(betas) / 2:.0f}" y="12">beta</text>',
-        f'<text class="label" transform="rotate(-90)" x="{-(top + cell_h * len(alphas) / 2):.0f}"'
-        ' y="12">alpha</text>',
-    ]
-    for j, beta in enumerate(betas):
-        parts.append(
-            f'<text class="tick" x="{left + (j + 0.5) * cell_w:.0f}" y="{top - 4}">'
-            f"{beta:.4g}</text>"
-        )
-    marked = ""
-    for i, alpha in enumerate(alphas):
-        y = top + i * cell_h
-        parts.append(
-            f'<text class="tick end" x="{left - 4}" y="{y + cell_h / 2 + 4:.0f}">{alpha:.4g}</text>'
-        )
-        for j, beta in enumerate(betas):
-            row = at[(alpha, beta)]
-            x = left + j * cell_w
-            wer = float(row["wer"])
-            chosen = row is best
-            parts.append(
-                f'<g class="cell{" best" if chosen else ""}" data-alpha="{alpha:g}" '
-                f'data-beta="{beta:g}"><rect x="{x}" y="{y}" width="{cell_w}" height="{cell_h}" '
-                f'fill="{_colour(wer, low, high)}"/><text x="{x + cell_w / 2:.0f}" '
-                f'y="{y + cell_h / 2 + 4:.0f}">{100 * wer:.2f}</text>'
-                f"<title>{_e(_pair_title(row))}</title></g>"
-            )
-            if chosen:
-                marked = (
-                    f'<rect class="chosen" x="{x + 1.5}" y="{y + 1.5}" width="{cell_w - 3}" '
-                    f'height="{cell_h - 3}"/>'
-                )
-    parts.append(marked)
-    parts.append(
-        f'<text class="note" x="{left}" y="{height - 8}">WER, %, of each pair; '
-        "rows: alpha (LM weight), columns: beta (word bonus)</text>"
-    )
-    return _svg("heatmap", width, height, "WER over alpha and beta", parts)
-
-
-def _pair_scatter(rows: Sequence[Row], low: float, high: float, best: Row) -> str:
-    alphas = [float(r["alpha"]) for r in rows]
-    betas = [float(r["beta"]) for r in rows]
-    width, height, left, bottom, top, right = 560, 360, 50, 40, 14, 16
-    plot_w, plot_h = width - left - right, height - bottom - top
-    a0, a1 = min(alphas), max(alphas)
-    b0, b1 = min(betas), max(betas)
-    a_span, b_span = (a1 - a0) or 1.0, (b1 - b0) or 1.0
-
-    def px(beta: float) -> float:
-        return left + plot_w * (0.04 + 0.92 * (beta - b0) / b_span)
-
-    def py(alpha: float) -> float:
-        return top + plot_h * (1 - (0.04 + 0.92 * (alpha - a0) / a_span))
-
-    parts = [
-        f'<rect class="frame" x="{left}" y="{top}" width="{plot_w}" height="{plot_h}"/>',
-        f'<text class="label" x="{left + plot_w / 2:.0f}" y="{height - 4}">beta</text>',
-        f'<text class="label" transform="rotate(-90)" x="{-(top + plot_h / 2):.0f}" y="12">'
-        "alpha</text>",
-    ]
-    for value in (b0, b1):
-        parts.append(
-            f'<text class="tick" x="{px(value):.0f}" y="{top + plot_h + 14}">{value:.4g}</text>'
-        )
-    for value in (a0, a1):
-        parts.append(
-            f'<text class="tick end" x="{left - 4}" y="{py(value) + 4:.0f}">{value:.4g}</text>'
-        )
-    for row in sorted(rows, key=lambda r: -float(r["wer"])):  # the best drawn last, on top
-        chosen = row is best
-        parts.append(
-            f'<g class="cell{" best" if chosen else ""}" data-alpha="{row["alpha"]:g}" '
-            f'data-beta="{row["beta"]:g}"><circle cx="{px(float(row["beta"])):.1f}" '
-            f'cy="{py(float(row["alpha"])):.1f}" r="{9 if chosen else 7}" '
-            f'fill="{_colour(float(row["wer"]), low, high)}"/>'
-            f"<title>{_e(_pair_title(row))}</title></g>"
-        )
-    parts.append(
-        f'<circle class="chosen" cx="{px(float(best["beta"])):.1f}" '
-        f'cy="{py(float(best["alpha"])):.1f}" r="13"/>'
-    )
-    return _svg("heatmap", width, height, "WER of each (alpha, beta) pair", parts)
 
 
 def _tune_table(rows: Sequence[Row]) -> str:
@@ -626,18 +391,6 @@ def _tune_table(rows: Sequence[Row]) -> str:
 # --------------------------------------------------------------------------- the page
 
 
-def _e(text: str) -> str:
-    return html.escape(text, quote=True)
-
-
-def _svg(ident: str, width: float, height: float, title: str, parts: Sequence[str]) -> str:
-    return (
-        f'<svg id="{_e(ident)}" class="chart" viewBox="0 0 {width:.0f} {height:.0f}" '
-        f'width="{width:.0f}" height="{height:.0f}" role="img" aria-label="{_e(title)}">'
-        f"<title>{_e(title)}</title>{''.join(parts)}</svg>"
-    )
-
-
 def _json_for_script(data: object) -> str:
     """JSON that cannot end its ``<script>`` element early: every ``<`` escaped."""
     return json.dumps(data, ensure_ascii=False, separators=(",", ":")).replace("<", "\\u003c")
@@ -655,7 +408,7 @@ def _page(title: str, body: str, data: object, script: str) -> str:
         "style-src 'unsafe-inline'; script-src 'unsafe-inline'; img-src data:; "
         "media-src 'self' file: blob:\">"
         '<link rel="icon" href="data:,">'
-        f"<title>{_e(title)}</title><style>{STYLE}</style></head>\n<body>\n{body}\n"
+        f"<title>{escape(title)}</title><style>{STYLE}</style></head>\n<body>\n{body}\n"
         f'<script type="application/json" id="{DATA_ID}">{_json_for_script(data)}</script>\n'
         f"{script_tag}\n</body></html>\n"
     )
