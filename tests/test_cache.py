@@ -26,7 +26,7 @@ from conftest import TORCH_1_ARGS
 from test_survival import MOUNTS, mounted_tmpfs
 
 from w2v2cli.cli import main
-from w2v2cli.inference import openvino_backend as ovb
+from w2v2cli.inference import ir_cache
 from w2v2cli.models import convert
 
 pytestmark = pytest.mark.slow
@@ -72,7 +72,7 @@ def leftovers(root: Path) -> list[str]:
 
 
 def one_entry(cache: Path) -> Path:
-    (entry,) = entries(cache / ovb.CACHE_FOLDER)
+    (entry,) = entries(cache / ir_cache.CACHE_FOLDER)
     return entry
 
 
@@ -82,7 +82,7 @@ def good(tmp_path_factory: pytest.TempPathFactory, trained_model: Path, speech):
     cache = tmp_path_factory.mktemp("good-cache")
     r = invoke(*transcribe_args(speech.paths[0], trained_model, cache))
     assert r.exit_code == 0 and "converting" in r.stderr, r.output
-    assert ovb.entry_problem(one_entry(cache), "float32") is None
+    assert ir_cache.entry_problem(one_entry(cache), "float32") is None
     return cache, text_of(r.stdout)
 
 
@@ -91,15 +91,15 @@ def copy_of(cache: Path, tmp_path: Path) -> Path:
 
 
 def _info(entry: Path) -> dict:
-    return json.loads((entry / ovb.IR_INFO).read_text())
+    return json.loads((entry / ir_cache.IR_INFO).read_text())
 
 
 def _write_info(entry: Path, info: dict) -> None:
-    (entry / ovb.IR_INFO).write_text(json.dumps(info))
+    (entry / ir_cache.IR_INFO).write_text(json.dumps(info))
 
 
 def cut_bin(entry: Path) -> None:
-    os.truncate(entry / ovb.IR_WEIGHTS, (entry / ovb.IR_WEIGHTS).stat().st_size // 2)
+    os.truncate(entry / ir_cache.IR_WEIGHTS, (entry / ir_cache.IR_WEIGHTS).stat().st_size // 2)
 
 
 def cut_bin_unrecorded(entry: Path) -> None:
@@ -110,19 +110,19 @@ def cut_bin_unrecorded(entry: Path) -> None:
 
 
 def empty_xml(entry: Path) -> None:
-    (entry / ovb.IR_FILE).write_bytes(b"")
+    (entry / ir_cache.IR_FILE).write_bytes(b"")
 
 
 def no_bin(entry: Path) -> None:
-    (entry / ovb.IR_WEIGHTS).unlink()
+    (entry / ir_cache.IR_WEIGHTS).unlink()
 
 
 def no_info(entry: Path) -> None:
-    (entry / ovb.IR_INFO).unlink()
+    (entry / ir_cache.IR_INFO).unlink()
 
 
 def older_converter(entry: Path) -> None:
-    _write_info(entry, {**_info(entry), "converter": ovb.CONVERTER_VERSION - 1})
+    _write_info(entry, {**_info(entry), "converter": ir_cache.CONVERTER_VERSION - 1})
 
 
 DAMAGES: dict[str, Callable[[Path], None]] = {
@@ -152,9 +152,9 @@ def test_a_damaged_ir_is_set_aside_and_converted_again(
     assert len(notes) == 1, r.stderr
     assert str(entry) in notes[0] and notes[0].endswith("set aside and converted again")
     assert "converting" in r.stderr
-    root = cache / ovb.CACHE_FOLDER
+    root = cache / ir_cache.CACHE_FOLDER
     assert entries(root) == [entry] and leftovers(root) == []
-    assert ovb.entry_problem(entry, "float32") is None
+    assert ir_cache.entry_problem(entry, "float32") is None
     again = invoke(*transcribe_args(speech.paths[0], trained_model, cache))
     assert again.exit_code == 0 and text_of(again.stdout) == good[1]
     assert "cannot be used" not in again.stderr and "converting" not in again.stderr
@@ -169,7 +169,7 @@ def test_export_repairs_the_cache_entry_it_copies(good, trained_model, speech, t
     r = invoke("export", trained_model, "-o", out, "--cache-dir", cache)
     assert r.exit_code == 0, r.output
     assert "cannot be used" in r.stderr and "converting" in r.stderr
-    assert ovb.files_problem(out) is None
+    assert ir_cache.files_problem(out) is None
     run = invoke(*transcribe_args(speech.paths[0], out, tmp_path / "unused"))
     assert run.exit_code == 0 and text_of(run.stdout) == good[1]
 
@@ -214,9 +214,9 @@ def test_two_runs_finding_one_damaged_entry_rebuild_it_once(good, trained_model,
     stderr = "".join(err for _, err in outs)
     assert stderr.count("cannot be used") == 1, stderr
     assert stderr.count("converting ") == 1, stderr
-    root = cache / ovb.CACHE_FOLDER
+    root = cache / ir_cache.CACHE_FOLDER
     assert entries(root) == [entry] and leftovers(root) == []
-    assert ovb.entry_problem(entry, "float32") is None
+    assert ir_cache.entry_problem(entry, "float32") is None
 
 
 def test_a_run_killed_while_converting_leaves_nothing_in_the_way(
@@ -235,23 +235,23 @@ def test_a_run_killed_while_converting_leaves_nothing_in_the_way(
             break
     proc.communicate(timeout=60)
     assert proc.returncode == -signal.SIGKILL
-    root = cache / ovb.CACHE_FOLDER
+    root = cache / ir_cache.CACHE_FOLDER
     assert not root.exists() or entries(root) == []
 
     script = f"""
 import os, signal, sys
 from w2v2cli.cli import main
-from w2v2cli.inference import openvino_backend
+from w2v2cli.inference import ir_cache
 def killed(*args, **kwargs):
     os.kill(os.getpid(), signal.SIGKILL)
-openvino_backend.atomic_write = killed  # the info file: written after the IR
+ir_cache.atomic_write = killed  # the info file: written after the IR
 sys.argv = ["w2v2", *{[str(a) for a in args]!r}]
 main()
 """
     inside = subprocess.run([sys.executable, "-c", script], capture_output=True, timeout=300)
     assert inside.returncode == -signal.SIGKILL, inside.stderr[-2000:]
     (left,) = leftovers(root)
-    assert left.endswith(".dir") and (root / left / ovb.IR_FILE).is_file()
+    assert left.endswith(".dir") and (root / left / ir_cache.IR_FILE).is_file()
     assert entries(root) == []
 
     r = subprocess.run(w2v2(*args), capture_output=True, text=True, timeout=300)
@@ -277,7 +277,7 @@ def read_only_copy(cache: Path, place: Path, damage: Callable[[Path], None] | No
     shutil.copytree(cache, copy)
     if damage is not None:
         damage(one_entry(copy))
-    for folder in (copy, copy / ovb.CACHE_FOLDER, one_entry(copy)):
+    for folder in (copy, copy / ir_cache.CACHE_FOLDER, one_entry(copy)):
         folder.chmod(0o555)
     yield copy
 

@@ -20,8 +20,7 @@ from speech import Speech
 from w2v2cli import Transcriber
 from w2v2cli.cli import main
 from w2v2cli.errors import ConfigError
-from w2v2cli.inference import openvino_backend as ovb
-from w2v2cli.inference import quantize
+from w2v2cli.inference import ir_cache, quantize
 from w2v2cli.options import ModelOptions, RunOptions
 
 pytestmark = pytest.mark.slow
@@ -264,7 +263,7 @@ def test_a_damaged_calibrated_entry_is_calibrated_again(
     assert len(damaged) == 1 and str(entry) in damaged[0], notes
     assert damaged[0].endswith("set aside and calibrated again on first use")
     assert any(n.startswith("calibrating int8 quantization") for n in notes), notes
-    assert full_int8_entry(copy) == entry and ovb.entry_problem(entry, quantize.FULL) is None
+    assert full_int8_entry(copy) == entry and ir_cache.entry_problem(entry, quantize.FULL) is None
     again: list[str] = []
     assert calibrated_texts(trained_model, copy, calibration, speech.paths[:4], again) == good
     assert again == []

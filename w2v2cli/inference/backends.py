@@ -1,8 +1,9 @@
 """Choosing and opening the backend that runs the model: ``--backend auto|torch|openvino``.
 
 ``auto`` runs OpenVINO on the CPU when the extra is installed (faster, same text at
-float32; see ``openvino_backend.py``) and PyTorch otherwise; CUDA always runs PyTorch. When
-OpenVINO cannot convert a model family, ``auto`` says so in one line and uses PyTorch;
+float32; see ``openvino_backend.py`` and ``ir_cache.py``) and PyTorch otherwise; CUDA
+always runs PyTorch. When OpenVINO cannot convert a model family, ``auto`` says so in one
+line and uses PyTorch;
 ``--backend openvino`` fails with that line instead. Families OpenVINO is known not to run
 here (``models/families.py``: W2V-BERT, whose filterbank input and mask the IR does not
 take) go to PyTorch under ``auto`` without a notice.
@@ -20,7 +21,7 @@ from ..errors import ConfigError, ConversionError
 from ..models import LoadedModel, ModelRef, family_of, load_model, load_parts, resolve_dtype
 from ..models.ref import EXPORTED, converted, locate_model
 from ..options import ModelOptions
-from . import openvino_backend
+from . import ir_cache, openvino_backend
 from .quantize import choose_method, open_full_int8
 from .runner import Backend
 from .threads import resolve_threads
@@ -91,7 +92,7 @@ def open_backend(
         parts = load_parts(ref, options.language, notify)
         family = family_of(parts.config)
         if family.openvino:
-            exported = openvino_backend.exported_precision(parts.local_dir)
+            exported = ir_cache.exported_precision(parts.local_dir)
             precision = resolve_dtype(options.dtype, "cpu")
             if exported is not None and options.dtype == "auto":
                 precision = openvino_backend.dtype_of(exported)
@@ -100,9 +101,7 @@ def open_backend(
                 if precision == "int8" and exported is None and choose_method(options) == "full":
                     backend = open_full_int8(parts, options, threads, notify)
                 else:
-                    backend = openvino_backend.open_openvino(
-                        parts, options, precision, threads, notify
-                    )
+                    backend = ir_cache.open_openvino(parts, options, precision, threads, notify)
             except ConversionError as exc:
                 if options.backend == "openvino" or precision == "int8":
                     raise

@@ -1,6 +1,6 @@
 """``w2v2 export``: a folder that ``-m`` accepts on any machine with the OpenVINO extra.
 
-The IR at float32 (``openvino_backend.cached_ir``) or int8 (``quantize.export_ir``), with
+The IR at float32 (``ir_cache.cached_ir``) or int8 (``quantize.export_ir``), with
 the config, tokenizer and feature-extractor files beside it, and the model's
 ``language_model/`` and ``alphabet.json`` when it has them; written atomically.
 """
@@ -15,7 +15,7 @@ from ..errors import ConfigError, OutputError
 from ..fsutil import atomic_dir, check_output_dir
 from ..models import load_processor, model_ref
 from ..options import ModelOptions
-from .openvino_backend import IR_FILE, IR_INFO, PROCESSOR_FILES, cached_ir, model_folder
+from .ir_cache import IR_FILE, IR_INFO, PROCESSOR_FILES, cached_ir, model_folder
 from .quantize import export_ir
 
 

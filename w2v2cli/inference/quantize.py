@@ -2,7 +2,7 @@
 
 ``--dtype int8`` has two methods (``--int8``):
 
-- ``weights``: NNCF compresses the weights to int8 (``openvino_backend.convert``);
+- ``weights``: NNCF compresses the weights to int8 (``ir_cache.convert``);
   activations stay fp32. No data needed; the same IR on every machine.
 - ``full``: NNCF post-training quantization of weights *and* activations, calibrated on
   audio: the first chunks of the run's own input, or ``--calibration`` files. It uses the
@@ -19,7 +19,7 @@ was calibrated on (the ``--calibration`` files' names, sizes and times, or "inpu
 the first run calibrates and later runs reuse it). A run with less than
 ``MIN_CALIBRATION_SECONDS`` of audio does not calibrate from its input: it says so and uses
 weight-only int8 for that run. A calibrated entry that cannot be used is set aside, said so,
-and calibrated again from this run's audio (``openvino_backend.open_entry``); calibrating
+and calibrated again from this run's audio (``ir_cache.open_entry``); calibrating
 and writing it happen under the entry's lock, so two runs calibrating at once write it once.
 """
 
@@ -42,6 +42,7 @@ from ..errors import ConfigError, W2V2Error
 from ..models import LoadedModel
 from ..options import INT8_METHODS, ChunkOptions, ModelOptions
 from ..records import Chunk
+from . import ir_cache
 from . import openvino_backend as ovb
 from .libc import keep_signal_stack
 from .runner import Done, chunk_features
@@ -129,7 +130,7 @@ def quantize(
     notify: Callable[[str], None],
 ) -> Path:
     """Quantize the fp32 IR on ``inputs`` (model input rows) and save it at ``target``
-    (atomically, ``openvino_backend.save_ir``)."""
+    (atomically, ``ir_cache.save_ir``)."""
     ov = ovb.import_openvino()
     try:
         import nncf
@@ -151,9 +152,9 @@ def quantize(
             subset_size=len(inputs),
             ignored_scope=first_conv,
         )
-    ovb.save_ir(quantized, target, info)
+    ir_cache.save_ir(quantized, target, info)
     notify(f"quantized in {time.perf_counter() - started:.0f} s")
-    return target / ovb.IR_FILE
+    return target / ir_cache.IR_FILE
 
 
 class PendingQuantization:
@@ -197,13 +198,13 @@ class PendingQuantization:
                 f"on (at least {MIN_CALIBRATION_SECONDS:.0f} s); this run uses weight-only "
                 "int8 (--calibration FILES calibrates on other audio)"
             )
-            self._inner = ovb.open_openvino(
+            self._inner = ir_cache.open_openvino(
                 self._parts, self._options, "int8", self.threads, self._notify
             )
             return
 
         def build(target: Path) -> None:
-            fp32 = ovb.cached_ir(self._parts, self._options, "float32", self._notify)
+            fp32 = ir_cache.cached_ir(self._parts, self._options, "float32", self._notify)
             self._notify(
                 f"calibrating int8 quantization of {self._parts.name} on {len(inputs)} "
                 f"chunks ({seconds:.0f} s) of {source}; this happens once, the result is "
@@ -214,12 +215,12 @@ class PendingQuantization:
                 "precision": FULL,
                 "calibration": calibration_id(self._options.calibration),
                 "openvino": ovb.package_version("openvino"),
-                "converter": ovb.CONVERTER_VERSION,
+                "converter": ir_cache.CONVERTER_VERSION,
             }
             quantize(fp32, inputs, target, info, self._notify)
 
         # Under the entry's lock: a run that calibrated it meanwhile is used as it is.
-        self._inner = ovb.open_entry(
+        self._inner = ir_cache.open_entry(
             self._target, FULL, self._compile, self._notify, build, "calibrated again"
         )
 
@@ -245,10 +246,10 @@ def open_full_int8(
 ) -> ovb.OpenVINOBackend | PendingQuantization:
     """The fully quantized model from the cache, or one that calibrates on first use."""
     ovb.import_openvino()
-    folder = ovb.model_folder(parts, options)
-    key = ovb.cache_key(folder, FULL, extra=calibration_id(options.calibration))
-    target = ovb.cache_root(options) / key
-    backend = ovb.open_entry(
+    folder = ir_cache.model_folder(parts, options)
+    key = ir_cache.cache_key(folder, FULL, extra=calibration_id(options.calibration))
+    target = ir_cache.cache_root(options) / key
+    backend = ir_cache.open_entry(
         target,
         FULL,
         lambda ir: ovb.OpenVINOBackend(ir, "int8", threads),
@@ -270,7 +271,7 @@ def export_ir(parts: LoadedModel, options: ModelOptions, notify: Callable[[str],
         options.int8 if options.int8 != "auto" else ("full" if options.calibration else "weights")
     )
     if method == "weights":
-        return ovb.cached_ir(parts, options, "int8", notify)
+        return ir_cache.cached_ir(parts, options, "int8", notify)
     if not options.calibration:
         raise ConfigError("export --int8 full needs --calibration audio to calibrate on")
     backend = open_full_int8(parts, options, 1, notify)

@@ -49,7 +49,7 @@ CACHED = "cached"
 HUB = "hub"
 KINDS = (FOLDER, EXPORTED, CHECKPOINT, CACHED, HUB)
 
-#: The file ``w2v2 export`` writes the OpenVINO model to (``inference/openvino_backend.py``).
+#: The file ``w2v2 export`` writes the OpenVINO model to (``inference/ir_cache.py``).
 IR_FILE = "model.xml"
 #: Files of which one makes a folder without ``config.json`` a tokenizer (``tokenizer_only``).
 TOKENIZER_FILES = ("vocab.json", "tokenizer_config.json", "tokenizer.json")
