@@ -32,7 +32,13 @@ from ..options import DecodeOptions
 from ..pipeline import NullProgress
 from .builders import build_decode_options, build_run_options
 from .errors import EXIT_FAILED, Console, handle_errors
-from .options import decode_options, model_options, quiet_option
+from .options import (
+    decode_options,
+    model_options,
+    no_normalize_option,
+    quiet_option,
+    report_option,
+)
 from .progress import RichProgress
 from .render import SummaryRow, alignment_text, summary_table
 
@@ -87,18 +93,10 @@ def run_about(manifest: Path, model: str, kw: dict[str, Any], *extra: tuple[str,
 @click.argument("manifest", type=click.Path(exists=True, path_type=Path))
 @model_options
 @(lambda f: decode_options(f, several=True))
-@click.option(
-    "--no-normalize",
-    is_flag=True,
-    help="Score raw text (whitespace split only): no case folding or punctuation removal.",
-)
-@click.option(
-    "--report",
-    type=click.Path(dir_okay=False, path_type=Path),
-    multiple=True,
-    metavar="FILE",
-    help="Per-utterance report: .jsonl, .csv or .tsv, or a page to look at: .html. "
-    "Repeatable: --report r.jsonl --report r.html.",
+@no_normalize_option
+@report_option(
+    "Per-utterance report: .jsonl, .csv or .tsv, or a page to look at: .html. "
+    "Repeatable: --report r.jsonl --report r.html."
 )
 @click.option(
     "--show-worst",

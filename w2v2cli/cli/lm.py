@@ -21,7 +21,14 @@ from ..options import DecodeOptions
 from ..pipeline import NullProgress
 from .errors import EXIT_FAILED, Console, handle_errors
 from .eval import check_outputs, check_reports, emission_source, run_about
-from .options import model_options, parse_numbers, parse_range, quiet_option
+from .options import (
+    model_options,
+    no_normalize_option,
+    parse_numbers,
+    parse_range,
+    quiet_option,
+    report_option,
+)
 from .progress import RichProgress
 from .render import results_table
 
@@ -273,18 +280,10 @@ def _search_pairs(kw: dict[str, Any], ctx: click.Context) -> list[tuple[float, f
     help="Write the best alpha and beta into this language_model/ folder's attrs.json (or "
     "a model folder's), keeping its other settings.",
 )
-@click.option(
-    "--no-normalize",
-    is_flag=True,
-    help="Score raw text (whitespace split only): no case folding or punctuation removal.",
-)
-@click.option(
-    "--report",
-    type=click.Path(dir_okay=False, path_type=Path),
-    multiple=True,
-    metavar="FILE",
-    help="Every pair's scores: .jsonl, .csv or .tsv, or a page with a heat map of WER over "
-    "alpha and beta: .html. Repeatable.",
+@no_normalize_option
+@report_option(
+    "Every pair's scores: .jsonl, .csv or .tsv, or a page with a heat map of WER over "
+    "alpha and beta: .html. Repeatable."
 )
 @quiet_option("No progress; the table still prints.")
 @click.pass_context

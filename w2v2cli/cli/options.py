@@ -376,6 +376,26 @@ def scale_options(f: Callable[..., Any]) -> Callable[..., Any]:
     )
 
 
+def no_normalize_option(f: Callable[..., Any]) -> Callable[..., Any]:
+    """``--no-normalize``: score raw text (``eval`` and ``lm tune`` alike)."""
+    return click.option(
+        "--no-normalize",
+        is_flag=True,
+        help="Score raw text (whitespace split only): no case folding or punctuation removal.",
+    )(f)
+
+
+def report_option(help_text: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """``--report FILE``, repeatable; the extension picks the format (``eval``, ``lm tune``)."""
+    return click.option(
+        "--report",
+        type=click.Path(dir_okay=False, path_type=Path),
+        multiple=True,
+        metavar="FILE",
+        help=help_text,
+    )
+
+
 def quiet_option(help_text: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """``-q/--quiet``: no progress or summary; error lines always print."""
     return click.option("-q", "--quiet", is_flag=True, help=help_text)
