@@ -12,13 +12,21 @@ from ..errors import ModelError
 from ..records import Vocabulary
 
 
-def vocabulary_from_tokenizer(tokenizer: Any, vocab_size: int | None = None) -> Vocabulary:
-    """Read the id → token table, the blank (pad), the delimiter and the special ids from a
-    transformers tokenizer (see ``vocabulary_from_table``)."""
+def vocabulary_from_tokenizer(
+    tokenizer: Any, vocab_size: int | None = None, blank_id: int | None = None
+) -> Vocabulary:
+    """Read the id → token table, the blank, the delimiter and the special ids from a
+    transformers tokenizer (see ``vocabulary_from_table``).
+
+    ``blank_id`` is the model's own blank where its config names one
+    (``config.blank_token_id``: Omnilingual ASR's ``<s>`` = 0, Parakeet's last id); without
+    it the blank is the tokenizer's pad token, as for wav2vec2.
+    """
     n = len(tokenizer)
     tokens = list(tokenizer.convert_ids_to_tokens(list(range(n))))
     tokens = [t if isinstance(t, str) else "" for t in tokens]
-    blank_id = tokenizer.pad_token_id
+    if blank_id is None:
+        blank_id = tokenizer.pad_token_id
     if blank_id is None:
         raise ModelError("the tokenizer has no pad token, which CTC models use as the blank")
     return vocabulary_from_table(
