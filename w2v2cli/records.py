@@ -79,15 +79,37 @@ class Emissions:
         return int(self.log_probs.shape[0])
 
 
+#: SentencePiece's word-start marker (U+2581), which begins the first piece of a word.
+WORD_START = "\u2581"
+
+
+def piece_starts_word(token: str) -> bool:
+    """True for a word-initial piece: one that begins with ``▁`` (SentencePiece: Parakeet,
+    LASR/MedASR) or with a literal space (Omnilingual ASR) and has text after it."""
+    return bool(token) and token[0] in (WORD_START, " ") and bool(piece_text(token))
+
+
+def piece_text(token: str) -> str:
+    """A token as it reads in text: without the word-start marker(s) it begins with."""
+    return token.lstrip(WORD_START + " ")
+
+
 @dataclass(frozen=True)
 class Vocabulary:
     """A CTC model's output alphabet, validated once when the model is loaded.
 
-    ``tokens[i]`` is the string of output id ``i``. ``blank_id`` is the CTC blank (the
-    tokenizer's pad token for wav2vec2-style models). ``delimiter_id`` is the word
-    delimiter (``|``) or None for alphabets that use a plain space token or none.
-    ``special_ids`` are ids that must never appear in text (bos/eos/unk/pad and other
-    added special tokens), the blank included.
+    ``tokens[i]`` is the string of output id ``i``, as the tokenizer has it (a subword
+    piece keeps its word-start marker here). ``blank_id`` is the CTC blank (the tokenizer's
+    pad token for wav2vec2-style models; the config's ``blank_token_id`` where it has one).
+    ``delimiter_id`` is the word delimiter (``|``) or None for alphabets that use a plain
+    space token or none. ``special_ids`` are ids that must never appear in text
+    (bos/eos/unk/pad and other added special tokens), the blank included.
+
+    Words are delimited three ways, and a vocabulary may mix them: a boundary token of its
+    own (the delimiter, a ``" "`` token, or a bare ``▁`` piece: ``is_word_boundary``), or a
+    word-initial piece (``▁the``, or `` the`` with a literal space: ``starts_word``), which
+    ends the word before it and begins a new one. ``text(i)`` is what a token adds to a
+    word: the marker never reaches the text.
     """
 
     tokens: tuple[str, ...]
@@ -100,9 +122,29 @@ class Vocabulary:
         return len(self.tokens)
 
     def is_word_boundary(self, token_id: int) -> bool:
+        """The delimiter, or a token of only spaces and ``▁`` markers (``" "``, ``"▁"``)."""
         if token_id == self.delimiter_id:
             return True
-        return self.tokens[token_id] == " "
+        token = self.tokens[token_id]
+        return bool(token) and not piece_text(token)
+
+    def starts_word(self, token_id: int) -> bool:
+        """A word-initial piece (``▁the``, `` the``): it begins a new word."""
+        return piece_starts_word(self.tokens[token_id])
+
+    def text(self, token_id: int) -> str:
+        """What token ``token_id`` adds to a word's text (without a word-start marker)."""
+        return piece_text(self.tokens[token_id])
+
+    @property
+    def is_subword(self) -> bool:
+        """True when words are marked by word-initial pieces (a SentencePiece-style
+        vocabulary), not by a boundary token between them."""
+        return any(
+            self.starts_word(i)
+            for i in range(self.size)
+            if i != self.blank_id and i not in self.special_ids
+        )
 
 
 @dataclass(frozen=True)

@@ -63,7 +63,9 @@ def collapse_path(path: np.ndarray | Sequence[int], blank_id: int) -> list[tuple
 
 
 def token_kind(token_id: int, vocabulary: Vocabulary) -> str:
-    """Classify an id: word boundary (delimiter or a space token), special, or letter.
+    """Classify an id: word boundary (delimiter, a space token or a bare ``▁``), special,
+    or letter (a character, or a subword piece: a word-initial one is a letter too, and
+    ``align_path`` starts a new word at it).
 
     Special ids (other than the blank, which never reaches here) are neither letters nor
     boundaries: they are dropped without splitting a word, so a stray ``<unk>`` inside
@@ -105,8 +107,10 @@ def align_path(
 ) -> tuple[tuple[TokenSpan, ...], tuple[Word, ...]]:
     """Tokens and words of a per-frame id path (argmax for greedy, or any forced path).
 
-    Only letter tokens become ``TokenSpan``s; boundaries split words; specials vanish.
-    Confidences follow the module docstring.
+    Only letter tokens become ``TokenSpan``s; boundaries split words, and so does a
+    word-initial piece (``▁the``, `` the``), which begins the next word; specials vanish.
+    Token and word texts never carry a word-start marker. Confidences follow the module
+    docstring.
     """
     ids = np.asarray(path, dtype=np.int64).reshape(-1)
     _check_frames(emissions)
@@ -140,9 +144,11 @@ def align_path(
             continue
         if kind == SPECIAL:
             continue
+        if vocabulary.starts_word(token_id):
+            close()  # a word-initial piece (``▁the``) ends the word before it
         run_sum = float(frame_probs[first:end].sum())
         span = TokenSpan(
-            text=vocabulary.tokens[token_id],
+            text=vocabulary.text(token_id),
             start=frame_start(emissions, first),
             end=frame_end(emissions, end - 1),
             confidence=run_sum / (end - first),
