@@ -225,3 +225,202 @@ def save_mms_model(folder: Path, seed: int = 0) -> Path:
     ).save_pretrained(folder)
     (folder / "vocab.json").write_text(json.dumps(nested, ensure_ascii=False), encoding="utf-8")
     return folder
+
+
+# --- The subword CTC families (issue 25): mel-feature front ends and word pieces --------
+
+#: English words the tiny tokenizers are trained on (pieces of a few hundred at most).
+CORPUS_WORDS = (
+    "the a an and of to in on at with for from by over under into about after before "
+    "cat dog bird fish horse mouse zebra lion tiger bear fox wolf sheep goat cow "
+    "sat ran jumps walks talks sings reads writes sleeps eats drinks plays works "
+    "quick brown lazy quiet loud small large green red blue yellow black white "
+    "mat house garden river mountain city street school station market kitchen "
+    "one two three four five six seven eight nine ten hundred thousand "
+    "morning evening night today tomorrow yesterday hour minute second week "
+    "speech model record file sound voice word letter sentence story music "
+    "doctor patient nurse heart blood pressure medicine hospital clinic"
+).split()
+
+
+def corpus_lines(count: int = 600, seed: int = 0) -> list[str]:
+    """``count`` made-up English sentences over ``CORPUS_WORDS`` (lower case)."""
+    import random
+
+    rng = random.Random(seed)
+    return [
+        " ".join(rng.choice(CORPUS_WORDS) for _ in range(rng.randint(3, 10))) for _ in range(count)
+    ]
+
+
+def _trained_pieces(kind: str, specials: list[str], size: int) -> Any:
+    """A ``tokenizers.Tokenizer`` trained on ``corpus_lines``: ``kind`` "bpe" or
+    "unigram", SentencePiece-style (``▁`` before each word), ``specials`` first."""
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
+
+    if kind == "bpe":
+        tok = Tokenizer(models.BPE(unk_token="<unk>"))
+        trainer: Any = trainers.BpeTrainer(vocab_size=size, special_tokens=specials)
+    else:
+        tok = Tokenizer(models.Unigram())
+        trainer = trainers.UnigramTrainer(
+            vocab_size=size, special_tokens=specials, unk_token="<unk>"
+        )
+    tok.normalizer = normalizers.Lowercase()
+    tok.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="always")
+    tok.decoder = decoders.Metaspace(replacement="▁", prepend_scheme="always")
+    tok.train_from_iterator(corpus_lines(), trainer)
+    return tok
+
+
+def _unigram_scores(tok: Any) -> list[tuple[str, float]]:
+    return [(str(p), float(s)) for p, s in json.loads(tok.to_str())["model"]["vocab"]]
+
+
+def subword_tokenizer(family: str) -> Any:
+    """The tokenizer of a ``family`` model folder, trained here, as the hub folders have it:
+
+    - ``parakeet_ctc``: ``ParakeetTokenizer`` over SentencePiece-style BPE pieces with
+      ``▁`` (``<unk>`` = 0), the blank ``<pad>`` added last (id = vocabulary size - 1);
+    - ``lasr_ctc``: ``LasrTokenizer`` over Unigram pieces with ``▁``, ``<pad>`` = 0 (the
+      blank), ``</s>`` = 1, ``<unk>`` = 2;
+    - ``omniasr_ctc``: ``ParakeetTokenizer`` over Unigram pieces that start with a literal
+      space instead of ``▁``, ``<s>`` = 0 (the blank, ``config.blank_token_id``),
+      ``<pad>`` = 1, ``</s>`` = 2, ``<unk>`` = 3.
+    """
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers
+    from transformers import LasrTokenizer, ParakeetTokenizer
+
+    if family == "parakeet_ctc":
+        tok = _trained_pieces("bpe", ["<unk>"], 160)
+        out = ParakeetTokenizer(tokenizer_object=tok, unk_token="<unk>")
+        out.add_special_tokens({"pad_token": "<pad>"})
+        return out
+    if family == "lasr_ctc":
+        scores = _unigram_scores(_trained_pieces("unigram", ["<pad>", "</s>", "<unk>"], 160))
+        return LasrTokenizer(vocab=scores, extra_ids=0)
+    if family == "omniasr_ctc":
+        specials = ["<s>", "<pad>", "</s>", "<unk>"]
+        scores = _unigram_scores(_trained_pieces("unigram", specials, 160))
+        spaced = [(p.replace("▁", " "), s) for p, s in scores]
+        tok = Tokenizer(models.Unigram(spaced, unk_id=3, byte_fallback=False))
+        tok.normalizer = normalizers.Lowercase()
+        tok.pre_tokenizer = pre_tokenizers.Metaspace(replacement=" ", prepend_scheme="always")
+        tok.decoder = decoders.Metaspace(replacement=" ", prepend_scheme="always")
+        return ParakeetTokenizer(
+            tokenizer_object=tok,
+            bos_token="<s>",
+            pad_token="<pad>",
+            eos_token="</s>",
+            unk_token="<unk>",
+        )
+    raise ValueError(f"no subword family {family!r}")
+
+
+#: The tiny encoders: hidden size 32, 2 layers, 2 heads (config keys of each family's
+#: inner config: ``encoder_config`` or OmniASR's ``audio_config``).
+SUBWORD_ENCODERS: dict[str, dict[str, Any]] = {
+    "parakeet_ctc": {
+        "hidden_size": 32,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 2,
+        "intermediate_size": 64,
+        "subsampling_conv_channels": 8,
+        "conv_kernel_size": 9,
+    },
+    "lasr_ctc": {
+        "hidden_size": 32,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 2,
+        "intermediate_size": 64,
+        "subsampling_conv_channels": 16,
+        "conv_kernel_size": 7,
+    },
+    "omniasr_ctc": {
+        "model_type": "omniasr_audio",
+        "hidden_size": 32,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 2,
+        "intermediate_size": 64,
+        "conv_dim": (32,) * 7,
+        "num_conv_pos_embeddings": 16,
+        "num_conv_pos_embedding_groups": 4,
+    },
+}
+SUBWORD_FAMILIES = tuple(SUBWORD_ENCODERS)
+
+
+def _calibrate_subword_head(model: Any, inputs: dict, blank: int, starts: list[int]) -> None:
+    """As ``calibrate_head``, for a ``ctc_head`` (a 1x1 convolution or a linear layer):
+    each class's logit is standardised over the frames of noise (``inputs``), so that many
+    pieces win somewhere (a random head on a tiny encoder picks the same two or three),
+    then scaled up; word-initial pieces (``starts``) are biased to win about 25% of
+    frames and the blank 40%, so that it writes short words, as a trained model does."""
+    import torch
+
+    head = model.ctc_head
+    with torch.no_grad():
+        logits = model(**inputs).logits[0]
+        mean, std = logits.mean(0), logits.std(0)
+        std = torch.maximum(std, std.median())  # no class scaled up from nearly nothing
+        shape = (-1,) + (1,) * (head.weight.dim() - 1)
+        head.weight.mul_((4.0 / std).view(shape))
+        head.bias.sub_(mean).mul_(4.0 / std)
+        for tokens, share in ((starts, 0.25), ([blank], 0.4)):
+            logits = model(**inputs).logits[0]
+            chosen = torch.zeros(logits.shape[1], dtype=torch.bool)
+            chosen[tokens] = True
+            margin = logits[:, ~chosen].max(-1).values - logits[:, chosen].max(-1).values
+            head.bias[chosen] += float(torch.quantile(margin, share))
+
+
+def subword_folder(family: str, path: Path, *, seed: int = 0, **config_overrides: Any) -> Path:
+    """A tiny random-weight CTC model folder of ``family`` (``parakeet_ctc``, ``lasr_ctc``,
+    ``omniasr_ctc``) at ``path``, saved the way the hub folders are: the model, the
+    feature extractor and the trained tokenizer (``subword_tokenizer``) through the
+    family's processor's ``save_pretrained``. ``config_overrides`` go to the inner config
+    (``encoder_config``/``audio_config``) where it has the key, else to the CTC config.
+    Its head favours the blank (about 40% of frames on noise), so it writes short runs of
+    pieces. Nothing is downloaded; well under 2 s."""
+    import torch
+    import transformers
+    from conftest import noise_audio
+
+    torch.manual_seed(seed)
+    tokenizer = subword_tokenizer(family)
+    inner = dict(SUBWORD_ENCODERS[family])
+    outer: dict[str, Any] = {"vocab_size": len(tokenizer)}
+    if family == "parakeet_ctc":
+        outer["pad_token_id"] = tokenizer.pad_token_id
+        names = ("ParakeetEncoderConfig", "ParakeetCTCConfig", "ParakeetFeatureExtractor")
+        processor_name = "ParakeetProcessor"
+    elif family == "lasr_ctc":
+        outer["pad_token_id"] = tokenizer.pad_token_id
+        names = ("LasrEncoderConfig", "LasrCTCConfig", "LasrFeatureExtractor")
+        processor_name = "LasrProcessor"
+    else:
+        outer["blank_token_id"] = tokenizer.bos_token_id
+        outer["pad_token_id"] = tokenizer.pad_token_id
+        names = ("OmniASRAudioConfig", "OmniASRCTCConfig", "OmniASRFeatureExtractor")
+        processor_name = "OmniASRCTCProcessor"
+    inner_class = getattr(transformers, names[0])
+    for key, value in config_overrides.items():
+        if key in inner or hasattr(inner_class(), key):
+            inner[key] = value
+        else:
+            outer[key] = value
+    key = "audio_config" if family == "omniasr_ctc" else "encoder_config"
+    config = getattr(transformers, names[1])(**{key: inner, **outer})
+    model = transformers.AutoModelForCTC.from_config(config).eval()
+    extractor = getattr(transformers, names[2])()
+    noise = extractor(noise_audio(8.0, seed=99), sampling_rate=16000, return_tensors="pt")
+    blank = outer.get("blank_token_id", outer["pad_token_id"])
+    pieces = tokenizer.convert_ids_to_tokens(list(range(len(tokenizer))))
+    starts = [i for i, p in enumerate(pieces) if p[:1] in ("▁", " ") and len(p) > 1]
+    _calibrate_subword_head(model, dict(noise), int(blank), starts)
+    path.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(path)
+    getattr(transformers, processor_name)(
+        feature_extractor=extractor, tokenizer=tokenizer
+    ).save_pretrained(path)
+    return path
