@@ -65,12 +65,35 @@ def test_labels_with_space_token_and_both_boundaries() -> None:
 
 
 def test_vocabularies_beam_search_cannot_handle() -> None:
-    with pytest.raises(ConfigError, match="word piece"):
-        ab.decoder_alphabet(Vocabulary(("<pad>", "|", "▁the", "a"), 0, 1, frozenset({0})))
+    with pytest.raises(ConfigError, match="'##' word piece"):
+        ab.decoder_alphabet(Vocabulary(("<pad>", "▁the", "##a"), 0, None, frozenset({0})))
+    with pytest.raises(ConfigError, match="word marker inside"):
+        ab.decoder_alphabet(Vocabulary(("<pad>", "▁the", "a▁b"), 0, None, frozenset({0})))
+    with pytest.raises(ConfigError, match="ambiguous"):  # ▁the and OmniASR's " the"
+        ab.decoder_alphabet(Vocabulary(("<pad>", "▁the", " the"), 0, None, frozenset({0})))
     with pytest.raises(ConfigError, match="whitespace"):
         ab.decoder_alphabet(Vocabulary(("<pad>", "|", "a b"), 0, 1, frozenset({0})))
     no_boundary = ab.decoder_alphabet(Vocabulary(("<pad>", "a", "b"), 0, None, frozenset({0})))
     assert not no_boundary.has_word_boundary
+
+
+def test_subword_labels() -> None:
+    """BPE labels: ▁ + text for word-initial pieces (a literal space too), the text for
+    others, the bare marker and the delimiter one boundary label that does not end in ▁
+    (both engines would force the next token of any beam to start a word)."""
+    tokens = ("<pad>", "<unk>", "▁", "|", "▁the", " cat", "at", "s")
+    vocab = Vocabulary(tokens, 0, 3, frozenset({0, 1}))
+    alphabet = ab.decoder_alphabet(vocab)
+    labels = alphabet.labels
+    assert labels[0] == "" and labels[4:] == ("▁the", "▁cat", "at", "s")
+    assert ab.is_placeholder(labels[1]) and ab.is_placeholder(labels[3])
+    assert labels[2][0] == "▁" and ab.is_placeholder(labels[2][1]) and len(labels[2]) == 2
+    assert set(alphabet.folds) == {(1, 0), (3, 2)}
+    assert alphabet.has_word_boundary
+    assert alphabet.chars == frozenset("thecas")
+    assert alphabet.case == "lower"
+    hf = ab.hf_alphabet_labels(vocab)
+    assert hf == ["", "▁⁇▁", "▁", "|", "▁the", "▁cat", "at", "s"]
 
 
 def test_hf_alphabet_labels_match_transformers_expectations() -> None:

@@ -2,138 +2,39 @@
 marker (Parakeet: blank = the last id; LASR/MedASR: blank ``<pad>`` = 0) and pieces that
 start with a literal space (Omnilingual ASR: blank ``<s>`` = 0 from ``blank_token_id``).
 
-Tokenizers are trained here with the ``tokenizers`` library on the LM tests' corpus and
-wrapped in transformers' own tokenizer classes, so ``decode`` is transformers' own. Emissions
-are built by hand (real log-probability arrays whose best path spells a known piece
-sequence), so every output is decisive; transformers' ``batch_decode`` of the same best
-path is the reference for the text.
+Tokenizers and emissions come from ``subword_fixtures.py``: tokenizers trained here and
+wrapped in transformers' own classes, emissions built by hand (real log-probability arrays
+whose best path spells a known piece sequence), so every output is decisive;
+transformers' ``batch_decode`` of the same best path is the reference for the text.
 """
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
-from lm_fixtures import english_sentences
+from subword_fixtures import (
+    CORPUS,
+    FAMILIES,
+    FRAME,
+    confusion,
+    emissions_for,
+    family_vocabulary,
+    hf_text,
+    spell,
+    word_path,
+)
 
 from w2v2cli.decoding.greedy import GreedyDecoder
-from w2v2cli.models.vocab import vocabulary_from_tokenizer
-from w2v2cli.records import Emissions, Vocabulary
-
-FRAME = 0.08  # Parakeet's 80 ms frames
-
-CORPUS = [s.lower() for s in english_sentences(200)] + [
-    "quick brown foxes jump over lazy dogs",
-    "zebra quilt vexing jazz",
-]
-
-
-def _trained(replacement: str, specials: list[str], vocab_size: int):
-    """A Unigram tokenizer trained on ``CORPUS``: pieces start with ``replacement``."""
-    from tokenizers import Tokenizer, decoders, pre_tokenizers, trainers
-    from tokenizers.models import Unigram
-
-    tok = Tokenizer(Unigram())
-    tok.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="always")
-    tok.decoder = decoders.Metaspace(replacement="▁", prepend_scheme="always")
-    trainer = trainers.UnigramTrainer(
-        vocab_size=vocab_size, special_tokens=specials, unk_token="<unk>"
-    )
-    tok.train_from_iterator(CORPUS, trainer)
-    if replacement == "▁":
-        return tok
-    # Omnilingual ASR's pieces carry a literal space where SentencePiece writes ▁.
-    data = json.loads(tok.to_str())
-    data["model"]["vocab"] = [[p.replace("▁", replacement), s] for p, s in data["model"]["vocab"]]
-    for key in ("pre_tokenizer", "decoder"):
-        data[key] = {
-            "type": "Metaspace",
-            "replacement": replacement,
-            "prepend_scheme": "always",
-            "split": True,
-        }
-    return Tokenizer.from_str(json.dumps(data))
-
-
-def parakeet_tokenizer():
-    """Parakeet CTC: ``▁`` pieces, ``<unk>`` = 0, blank = pad = the last id."""
-    from transformers import ParakeetTokenizer
-
-    tok = _trained("▁", ["<unk>"], 120)
-    tok.add_special_tokens(["<pad>"])
-    return ParakeetTokenizer(tokenizer_object=tok, unk_token="<unk>", pad_token="<pad>")
-
-
-def lasr_tokenizer():
-    """LASR/MedASR: ``▁`` pieces, blank ``<pad>`` = 0, ``</s>`` = 1, ``<unk>`` = 2."""
-    from transformers import LasrTokenizer
-
-    tok = _trained("▁", ["<pad>", "</s>", "<unk>"], 120)
-    return LasrTokenizer(
-        tokenizer_object=tok, pad_token="<pad>", eos_token="</s>", unk_token="<unk>", extra_ids=0
-    )
-
-
-def omni_tokenizer():
-    """Omnilingual ASR CTC: pieces with a literal space, ``<s>`` = 0 is the blank
-    (``config.blank_token_id``), ``<pad>`` = 1 is not."""
-    from transformers import ParakeetTokenizer
-
-    tok = _trained(" ", ["<s>", "<pad>", "</s>", "<unk>"], 120)
-    return ParakeetTokenizer(
-        tokenizer_object=tok,
-        bos_token="<s>",
-        pad_token="<pad>",
-        eos_token="</s>",
-        unk_token="<unk>",
-    )
-
-
-FAMILIES = {
-    "parakeet": (parakeet_tokenizer, None),
-    "lasr": (lasr_tokenizer, None),
-    "omniasr": (omni_tokenizer, 0),
-}
+from w2v2cli.records import Vocabulary
 
 
 @pytest.fixture(scope="module", params=sorted(FAMILIES))
 def family(request):
     """(name, tokenizer, vocabulary) for each subword family."""
-    make, blank = FAMILIES[request.param]
-    tokenizer = make()
-    vocab = vocabulary_from_tokenizer(tokenizer, blank_id=blank)
-    return request.param, tokenizer, vocab
-
-
-def emissions_for(path: list[int], size: int, *, seed: int = 0, peak: float = 0.9) -> Emissions:
-    """Real log-probabilities whose argmax is ``path`` (one id a frame): ``peak`` on the
-    path's id, the rest spread at random over the other ids."""
-    rng = np.random.default_rng(seed)
-    rest = rng.random((len(path), size)) + 1e-3
-    rest[np.arange(len(path)), path] = 0.0
-    rest *= (1.0 - peak) / rest.sum(axis=1, keepdims=True)
-    rest[np.arange(len(path)), path] = peak
-    log_probs = np.log(rest).astype(np.float32)
-    starts = np.arange(len(path), dtype=np.float64) * FRAME
-    return Emissions(log_probs, starts, FRAME, duration=len(path) * FRAME)
-
-
-def spell(tokenizer, vocab: Vocabulary, text: str, *, hold: int = 2, gap: int = 1) -> list[int]:
-    """A frame path for ``text``: each piece held ``hold`` frames, ``gap`` blanks between
-    pieces (always one between a piece and its repeat) and at both ends."""
-    ids = tokenizer(text, add_special_tokens=False)["input_ids"]
-    path = [vocab.blank_id] * 2
-    for k, i in enumerate(ids):
-        path += [i] * hold
-        if gap or (k + 1 < len(ids) and ids[k + 1] == i):
-            path += [vocab.blank_id] * max(gap, 1)
-    return path + [vocab.blank_id] * 2
-
-
-def hf_text(tokenizer, path: list[int]) -> str:
-    """transformers' own CTC decode of a best path (as its processor's batch_decode)."""
-    return tokenizer.batch_decode([path], skip_special_tokens=True)[0]
+    return (request.param, *family_vocabulary(request.param))
 
 
 # --------------------------------------------------------------------------- vocabulary
@@ -202,3 +103,137 @@ def test_greedy_on_random_paths_equals_transformers_decode(family):
         expected = hf_text(tokenizer, path)
         assert transcript.text == " ".join(expected.split()), (path, expected)
         assert [w.text for w in transcript.words] == expected.split()
+
+
+def test_word_times_are_their_pieces_frames(family):
+    """A word starts at its first piece's first frame and ends at its last piece's last
+    frame (``word_path``: 12 frames a word, one blank between words); a bare marker before
+    the word is not part of it."""
+    _, tokenizer, vocab = family
+    words = "my friend walked to the red chair".split()
+    path = word_path(tokenizer, vocab, words)
+    transcript = GreedyDecoder(vocab).decode(emissions_for(path, vocab.size))
+    assert [w.text for w in transcript.words] == words
+    for k, word in enumerate(transcript.words):
+        frames = range(1 + 13 * k, 13 + 13 * k)
+        pieces = [f for f in frames if path[f] != vocab.blank_id]
+        pieces = [f for f in pieces if not vocab.is_word_boundary(path[f])]
+        first, last = pieces[0], pieces[-1]
+        assert word.start == pytest.approx(first * FRAME)
+        assert word.end == pytest.approx((last + 1) * FRAME)
+        assert word.confidence == pytest.approx(0.9, abs=1e-5)
+
+
+# --------------------------------------------------------------------------- LM building
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("subword_corpus") / "corpus.txt"
+    path.write_text("\n".join(CORPUS), encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="module")
+def subword_lm(tmp_path_factory, corpus) -> Path:
+    """A 3-gram binary LM built for the Parakeet-style vocabulary (``lm build --model``)."""
+    from lm_fixtures import require_kenlm_tools
+
+    from w2v2cli.lm import build_lm
+
+    require_kenlm_tools()
+    _, vocab = family_vocabulary("parakeet")
+    out = tmp_path_factory.mktemp("subword_lm") / "lm.bin"
+    return build_lm([corpus], out, 3, vocab=vocab).lm_path
+
+
+def test_lm_build_counts_words_and_writes_bpe_alphabet(family, corpus, tmp_path):
+    """Every word of the corpus is counted as a word (OmniASR's leading space is no letter),
+    and the model folder's alphabet.json says ``is_bpe`` beside ``▁`` labels, as
+    pyctcdecode reads them."""
+    from lm_fixtures import require_kenlm_tools
+
+    from w2v2cli.lm import build_lm
+    from w2v2cli.lm.alphabet import alphabet_chars
+
+    require_kenlm_tools()
+    name, _, vocab = family
+    assert " " not in alphabet_chars(vocab) and "▁" not in alphabet_chars(vocab)
+    result = build_lm(
+        [corpus],
+        tmp_path / "lm.arpa",
+        2,
+        vocab=vocab,
+        binary=False,
+        model_dir_out=tmp_path / "model",
+    )
+    assert result.words == sum(len(line.split()) for line in CORPUS)
+    assert result.lines == len(CORPUS) and result.dropped_words == 0
+    unigrams = set(result.unigrams_path.read_text(encoding="utf-8").split())
+    assert {"the", "cat", "zebra", "quilt"} <= unigrams
+    alphabet = json.loads((tmp_path / "model" / "alphabet.json").read_text(encoding="utf-8"))
+    assert alphabet["is_bpe"] is True
+    labels = alphabet["labels"]
+    assert len(labels) == vocab.size and labels[vocab.blank_id] == ""
+    assert not any(" " in label for label in labels)  # pyctcdecode refuses spaces in BPE
+    for i in range(vocab.size):
+        if vocab.starts_word(i):
+            assert labels[i] == "▁" + vocab.text(i)
+
+
+# --------------------------------------------------------------------------- beam search
+
+ENGINES = [
+    "ctc-beam-decoder",
+    pytest.param("pyctcdecode", marks=pytest.mark.pyctcdecode),
+]
+
+
+def _beam(vocab: Vocabulary, engine: str, **options):
+    from lm_fixtures import require_engine
+
+    from w2v2cli.decoding.beam import BeamDecoder
+    from w2v2cli.options import DecodeOptions
+
+    require_engine(engine)
+    return BeamDecoder(vocab, DecodeOptions(engine=engine, workers=0, **options))
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_beam_without_lm_gives_the_spelled_words(family, engine):
+    """Word-initial pieces, continuation pieces and bare markers: the same words as
+    greedy decoding, at the same times (up to a frame) with the same confidences, on each
+    engine."""
+    _, tokenizer, vocab = family
+    with _beam(vocab, engine) as beam:
+        for k, sentence in enumerate(SENTENCES):
+            emissions = emissions_for(spell(tokenizer, vocab, sentence), vocab.size, seed=k)
+            got = beam.decode(emissions)
+            greedy = GreedyDecoder(vocab).decode(emissions)
+            assert got.text == sentence
+            assert [w.text for w in got.words] == [w.text for w in greedy.words]
+            for a, b in zip(got.words, greedy.words, strict=True):
+                # The engines keep the frames of whichever path reached a merged beam
+                # first, which may take a piece's run a frame shorter at either end.
+                assert a.start == pytest.approx(b.start, abs=FRAME + 1e-9)
+                assert a.end == pytest.approx(b.end, abs=FRAME + 1e-9)
+                assert a.confidence == pytest.approx(b.confidence, abs=0.01)
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_beam_with_lm_recovers_the_likely_words(family, engine, subword_lm):
+    """The acoustics narrowly prefer 'kat' (an unknown word, spelled with a bare marker)
+    and 'bad'; the LM, built for the vocabulary from the corpus, gives back 'cat' and
+    'bed'. Without the LM, beam search does not."""
+    _, tokenizer, vocab = family
+    cases = [
+        ("the cat sat on the mat", "the kat sat on the mat"),
+        ("the dog slept on my bed", "the dog slept on my bad"),
+    ]
+    with _beam(vocab, engine, lm=str(subword_lm), alpha=0.5, beta=1.0) as with_lm:
+        with _beam(vocab, engine) as plain:
+            for said, heard in cases:
+                emissions = confusion(tokenizer, vocab, said, heard)
+                assert GreedyDecoder(vocab).decode(emissions).text == heard
+                assert plain.decode(emissions).text != said
+                assert with_lm.decode(emissions).text == said

@@ -43,6 +43,7 @@ from ..lm.alphabet import (
     check_lm_spelling,
     decoder_alphabet,
     fold_case,
+    is_placeholder,
     lm_case_conversion,
     text_case,
 )
@@ -238,7 +239,7 @@ class BeamCore:
             log_probs[:, dst] = np.logaddexp(log_probs[:, dst], log_probs[:, src])
             log_probs[:, src] = _FLOOR
         spans = [
-            (word.translate(self._to_model), start, end)
+            (_without_placeholders(word).translate(self._to_model), start, end)
             for word, start, end in self._search.word_frames(log_probs, self._params)
         ]
         words = words_from_frame_spans(spans, emissions, s.vocabulary)
@@ -252,6 +253,14 @@ class BeamCore:
 
     def close(self) -> None:
         self._search.close()
+
+
+def _without_placeholders(word: str) -> str:
+    """A word as text: without the private-use character a subword vocabulary's bare
+    ``▁`` label carries (``lm.alphabet.subword_alphabet``)."""
+    if not any(is_placeholder(c) for c in word):
+        return word
+    return "".join(c for c in word if not is_placeholder(c))
 
 
 def quiet_core(settings: BeamSettings) -> BeamCore:

@@ -314,7 +314,16 @@ class PyctcdecodeSearch:
                 unk_score_offset=lm.unk_score_offset,
                 score_boundary=lm.score_boundary,
             )
-        self._decoder = BeamSearchDecoderCTC(Alphabet.build_alphabet(list(labels)), language_model)
+        # Its alphabet warns that a BPE alphabet has no "▁⁇▁" (unknown) label: our labels
+        # never have one, since specials are folded into the blank (lm.alphabet).
+        log = logging.getLogger("pyctcdecode.alphabet")
+        level = log.level
+        log.setLevel(logging.ERROR)
+        try:
+            alphabet = Alphabet.build_alphabet(list(labels))
+        finally:
+            log.setLevel(level)
+        self._decoder = BeamSearchDecoderCTC(alphabet, language_model)
 
     def set_weights(self, alpha: float, beta: float) -> None:
         # pyctcdecode checks isinstance(alpha, float): ints (from a grid like 0,1) fail.

@@ -29,7 +29,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from ..errors import ConfigError
-from ..records import Vocabulary
+from ..records import WORD_START, Vocabulary
 
 logger = logging.getLogger("w2v2cli")
 
@@ -42,6 +42,7 @@ _CASES = ("upper", "lower", "mixed", "none")
 #: How transformers' ``Wav2Vec2ProcessorWithLM`` (pyctcdecode's ``alphabet.py``) writes and
 #: recognises the unknown-word token in ``alphabet.json``.
 UNK_TOKEN = "\u2047"
+UNK_BPE_TOKEN = f"{WORD_START}{UNK_TOKEN}{WORD_START}"
 UNK_TOKEN_PTN = re.compile(r"^[<\[]unk[>\]]$", flags=re.IGNORECASE)
 
 
@@ -85,9 +86,12 @@ def alphabet_chars(vocab: Vocabulary) -> frozenset[str]:
     """Characters of the tokens that can appear in words (no blank, specials, boundaries).
 
     Multi-character tokens contribute each of their characters: spellability checks are
-    done per character (wav2vec2 CTC vocabularies are characters in practice).
+    done per character (wav2vec2 CTC vocabularies are characters in practice; a subword
+    vocabulary's pieces spell any word made of their characters, since SentencePiece keeps
+    every character as a piece). A piece's word-start marker (``▁``, or Omnilingual ASR's
+    leading space) is not a character of words.
     """
-    return frozenset(c for i, t in enumerate(vocab.tokens) if _is_letter_id(vocab, i) for c in t)
+    return frozenset(c for i in range(vocab.size) if _is_letter_id(vocab, i) for c in vocab.text(i))
 
 
 def _char_case(c: str) -> str | None:
@@ -166,12 +170,15 @@ def fold_case(text: str, case: str) -> str:
 def decoder_alphabet(vocab: Vocabulary) -> DecoderAlphabet:
     """Validate a vocabulary for beam search and derive pyctcdecode's labels.
 
-    Raises ``ConfigError`` for what pyctcdecode would silently misread: word-piece
-    vocabularies (tokens starting with ``##`` or ``▁`` switch it to BPE mode), tokens with
-    whitespace inside, and duplicate labels.
+    Raises ``ConfigError`` for what pyctcdecode would silently misread: ``##`` word pieces
+    (ctc-beam-decoder refuses them), ``▁`` outside a subword vocabulary's word starts,
+    tokens with whitespace inside, and duplicate labels. Subword vocabularies get BPE
+    labels (``subword_alphabet``).
     """
     if not 0 <= vocab.blank_id < vocab.size:
         raise ConfigError(f"blank id {vocab.blank_id} is outside the vocabulary ({vocab.size})")
+    if vocab.is_subword:
+        return subword_alphabet(vocab)
     labels: list[str] = []
     folds: list[tuple[int, int]] = []
     boundary: int | None = vocab.delimiter_id
@@ -216,6 +223,69 @@ def decoder_alphabet(vocab: Vocabulary) -> DecoderAlphabet:
     )
 
 
+def subword_alphabet(vocab: Vocabulary) -> DecoderAlphabet:
+    """BPE labels for a subword vocabulary, as both engines read them (pyctcdecode's
+    ``Alphabet``: any label starting with ``▁`` switches it to BPE mode).
+
+    A word-initial piece (``▁the``, or Omnilingual ASR's `` the``) is ``▁`` + its text and
+    begins a word; any other piece is its text and continues one; the blank is ``""``;
+    specials get private-use characters folded into the blank, as for characters.
+
+    A boundary token of its own (a bare ``▁`` or space, a delimiter) ends the word before
+    it and begins one that the next piece continues, as transformers' decode reads ``▁`` +
+    ``x``; other boundary tokens fold into it. Its label is ``▁`` and a private-use
+    character, not ``▁`` alone: both engines give a label that *ends* in ``▁`` a second
+    meaning (the next token processed, on whatever beam, starts a word: pyctcdecode's
+    ``force_next_break``, which ctc-beam-decoder reproduces), which splits words of other
+    beams (``th e``). Beam search removes that character from the words it returns; an LM
+    sees it, so a word the model begins with a bare ``▁`` is unknown to the LM (such words
+    are rare with real vocabularies, whose pieces begin most words). BPE labels have no
+    space, so whitespace inside a piece is refused, and so are ``##`` pieces and a ``▁``
+    after a piece's start.
+    """
+    labels: list[str] = []
+    folds: list[tuple[int, int]] = []
+    boundary: int | None = None
+    seen: dict[str, int] = {}
+    for i, token in enumerate(vocab.tokens):
+        if i == vocab.blank_id:
+            label = ""
+        elif vocab.is_word_boundary(i):
+            if boundary is None:
+                boundary, label = i, WORD_START + _placeholder(i)
+            else:
+                folds.append((i, boundary))
+                label = _placeholder(i)
+        elif i in vocab.special_ids or token == "":
+            folds.append((i, vocab.blank_id))
+            label = _placeholder(i)
+        else:
+            text = vocab.text(i)
+            if token.startswith("##"):
+                raise ConfigError(
+                    f"token {token!r} (id {i}) is a '##' word piece; beam search supports "
+                    "characters and SentencePiece-style pieces (▁) only"
+                )
+            if WORD_START in text or any(c.isspace() for c in text):
+                raise ConfigError(f"token {token!r} (id {i}) has a word marker inside it")
+            if any(is_placeholder(c) for c in text):
+                raise ConfigError(f"token {token!r} (id {i}) uses a private-use character")
+            label = WORD_START + text if vocab.starts_word(i) else text
+        if label in seen:
+            raise ConfigError(
+                f"tokens {seen[label]} and {i} both decode to {label!r}: ambiguous vocabulary"
+            )
+        seen[label] = i
+        labels.append(label)
+    return DecoderAlphabet(
+        labels=tuple(labels),
+        folds=tuple(folds),
+        chars=alphabet_chars(vocab),
+        case=alphabet_case(vocab),
+        has_word_boundary=True,
+    )
+
+
 def labels_for_pyctcdecode(vocab: Vocabulary) -> list[str]:
     """pyctcdecode labels for our decoder: blank ``""``, delimiter ``" "``, specials as
     private-use characters that never become text (see ``decoder_alphabet``)."""
@@ -227,16 +297,26 @@ def hf_alphabet_labels(vocab: Vocabulary) -> list[str]:
 
     Its ``get_missing_alphabet_tokens`` wants every tokenizer token, with ``<pad>`` → ``""``,
     the delimiter → ``" "`` and ``<unk>`` → ``⁇``; other specials (``<s>``) stay as they
-    are. Only written for other tools; our decoder uses ``labels_for_pyctcdecode``.
+    are. A subword vocabulary keeps its ``▁`` pieces (pyctcdecode's BPE labels, with
+    ``"is_bpe": true`` beside them), a literal leading space becomes ``▁`` (BPE labels have
+    no spaces) and ``<unk>`` is ``▁⁇▁``. Only written for other tools; our decoder uses
+    ``labels_for_pyctcdecode``.
     """
-    labels = []
+    labels: list[str] = []
+    subword = vocab.is_subword
     for i, token in enumerate(vocab.tokens):
         if i == vocab.blank_id:
             labels.append("")
+        elif subword and vocab.is_word_boundary(i):
+            # One bare ▁ (pyctcdecode refuses duplicate labels); a second boundary token
+            # (a "|" beside "▁") stays as it is.
+            labels.append(token if WORD_START in labels else WORD_START)
+        elif subword and vocab.starts_word(i):
+            labels.append(WORD_START + vocab.text(i))  # a literal space (OmniASR) → ▁
         elif i == vocab.delimiter_id:
             labels.append(" ")
         elif UNK_TOKEN_PTN.match(token):
-            labels.append(UNK_TOKEN)
+            labels.append(UNK_BPE_TOKEN if subword else UNK_TOKEN)
         else:
             labels.append(token)
     return labels

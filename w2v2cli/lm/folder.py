@@ -150,7 +150,7 @@ def write_language_model_dir(
         atomic_copy(unigrams_path, tmp / UNIGRAMS_FILE)
         atomic_copy(lm_path, tmp / lm_path.name)
     if vocab is not None:
-        alphabet = {"labels": hf_alphabet_labels(vocab), "is_bpe": False}
+        alphabet = {"labels": hf_alphabet_labels(vocab), "is_bpe": vocab.is_subword}
         atomic_write(model_dir / ALPHABET_FILE, json.dumps(alphabet))
     else:
         logger.warning(
