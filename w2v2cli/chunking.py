@@ -236,6 +236,11 @@ def keep(chunk: Chunk, log_probs: np.ndarray, chunk_plan: ChunkPlan) -> KeptFram
     sample is in the file (``file_positions``)."""
     spf = chunk_plan.samples_per_frame
     first, stop = kept_frames(chunk, spf)
+    if not chunk.stride_right:
+        # A chunk that ends where its audio ends keeps every frame its samples give:
+        # Parakeet's padded subsampling gives ceil(n / 1,280), one more than round() when
+        # the last frame is less than half full (a convolutional front end never does).
+        stop = log_probs.shape[0]
     stop = min(stop, log_probs.shape[0])
     first = min(first, stop)
     offsets = np.arange(first, stop, dtype=np.int64) * spf

@@ -5,11 +5,13 @@ log-probabilities holding exactly the frames each chunk's real samples produce. 
 dtypes and masks are the backend's (``torch_backend``, ``openvino_backend``); the runner
 never decodes text.
 
-Features are what the model reads: samples (wav2vec2 and kin) or, for W2V-BERT, stacked
-filterbank frames ``(frames, 160)`` with the feature extractor's own mask (an odd number of
-filterbank frames leaves the last stacked frame masked). A batch pads them along time;
-``lengths`` are the unmasked positions of each row. For families that padding would change
-(``models/families.py``), rows of different shapes never share a backend call.
+Features are what the model reads: samples (wav2vec2 and kin, Omnilingual ASR) or, for
+W2V-BERT, stacked filterbank frames ``(frames, 160)`` with the feature extractor's own mask
+(an odd number of filterbank frames leaves the last stacked frame masked), or, for Parakeet
+CTC and LASR, log-mel frames ``(frames, bins)`` (Parakeet's mask leaves the last frame
+out). A batch pads them along time; ``lengths`` are the unmasked positions of each row.
+For families that padding would change (``models/families.py``), rows of different shapes
+never share a backend call.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from typing import Protocol
 
 import numpy as np
 
-from ..models import LoadedModel
+from ..models import LoadedModel, family_of
 from ..records import Chunk
 
 
@@ -84,15 +86,24 @@ class Backend(Protocol):
 
 def chunk_features(loaded: LoadedModel, samples: np.ndarray) -> tuple[np.ndarray, int]:
     """The feature extractor on one chunk alone (its normalisation is per chunk): the
-    model's input and how many of its positions the attention mask keeps."""
+    model's input and how many of its positions the mask keeps (``attention_mask``, or
+    OmniASR's ``padding_mask``; all of them when the extractor returns none)."""
     fe = loaded.feature_extractor
-    out = fe(samples, sampling_rate=loaded.sampling_rate, return_tensors="np")
-    if "input_features" in out:  # W2V-BERT: stacked fbank frames and their mask
-        values = np.asarray(out["input_features"][0], dtype=np.float32)
-        mask = out.get("attention_mask")
-        return values, int(mask[0].sum()) if mask is not None else values.shape[0]
-    values = np.asarray(out["input_values"][0], dtype=np.float32)
-    return values, values.shape[0]
+    tensors = family_of(loaded.config).extractor_tensors if loaded.config is not None else "np"
+    out = fe(samples, sampling_rate=loaded.sampling_rate, return_tensors=tensors)
+    key = "input_features" if "input_features" in out else "input_values"
+    values = np.asarray(_numpy(out[key][0]), dtype=np.float32)
+    if key == "input_values":  # OmniASR's samples come as (1, samples): one channel
+        values = values.reshape(-1)
+    mask = out.get("attention_mask")
+    if mask is None:
+        mask = out.get("padding_mask")
+    return values, int(_numpy(mask[0]).sum()) if mask is not None else values.shape[0]
+
+
+def _numpy(value: object) -> np.ndarray:
+    """A feature extractor's array (numpy, or a torch tensor where it returns only those)."""
+    return value.numpy() if hasattr(value, "numpy") else np.asarray(value)
 
 
 class Runner:

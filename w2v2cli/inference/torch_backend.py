@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from ..models import LoadedModel
+from ..models import LoadedModel, family_of
 from ..models.native import NativeWav2Vec2ForCTC
 from .exact import expect_lengths, set_batch_exact
 from .runner import Done, Pending
@@ -51,6 +51,9 @@ class TorchBackend:
         # Without exact batching a mask is passed only when the feature extractor asks
         # for one (plain padding, as the transformers pipeline does; benchmarks only).
         self.use_mask = exact or loaded.wants_attention_mask
+        family = family_of(loaded.config)
+        self.mask_name = family.mask  # OmniASR's is padding_mask
+        self.channel_axis = family.channel_axis  # OmniASR takes (batch, 1, samples)
         self.on_cuda = loaded.device.startswith("cuda")
         if threads and not self.on_cuda:
             torch.set_num_threads(threads)
@@ -70,12 +73,14 @@ class TorchBackend:
         width = batch.shape[1]
         with torch.inference_mode():
             host = torch.from_numpy(batch)
+            if self.channel_axis:
+                host = host.unsqueeze(1)
             kwargs: dict[str, Any] = {}
             if self.native:
                 if self.use_mask:
                     kwargs["lengths"] = list(lengths)
             elif self.use_mask:
-                kwargs["attention_mask"] = torch.from_numpy(
+                kwargs[self.mask_name] = torch.from_numpy(
                     np.arange(width)[None, :] < np.array(lengths)[:, None]
                 ).long()
             if not self.on_cuda:

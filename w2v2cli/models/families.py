@@ -2,10 +2,14 @@
 
 A family is a transformers ``model_type`` (or this package's own, for the hourglass). For
 each: what the model reads (``waveform``: samples through a convolutional front end;
-``fbank``: W2V-BERT's 80-bin filterbank frames, stacked in pairs), how many output frames
-an input of ``n`` samples gives (``output_frames``), whether OpenVINO runs it, and
-whether a padded batch, run with the attention mask and the item-wise feature encoder
-(``inference/exact.py``), gives every item its unbatched result (``padding_exact``).
+``fbank``: W2V-BERT's 80-bin filterbank frames, stacked in pairs; ``mel``: log-mel frames
+that a subsampling front end reduces, Parakeet CTC's and LASR's), the name of its mask
+argument, how many output frames an input of ``n`` samples gives (``output_frames``) and
+how many samples one frame stands for (``samples_per_frame``), whether OpenVINO runs it,
+and whether a padded batch, run with the mask (and, for wav2vec2 and kin, the item-wise
+feature encoder of ``inference/exact.py``), gives every item its unbatched result
+(``padding_exact``). Every frame count is derived from the model's config (and its
+feature extractor's hop and window), never from constants where the config says it.
 Where it does not, only items of equal length share a model call (``inference/runner.py``),
 which keeps results independent of the batch:
 
@@ -20,6 +24,24 @@ which keeps results independent of the batch:
 - any model with an **adapter** (``add_adapter``: strided convolutions after the encoder,
   W2V-BERT's included): the convolutions see past an item's end without a mask.
 
+The subword families (issue 25), each computing features per chunk with the model's own
+feature extractor, as for W2V-BERT:
+
+- **parakeet_ctc** (NVIDIA's FastConformer CTC): 80-bin log-mel frames every ``hop``
+  samples (160), normalised per chunk over the frames the mask keeps (``n // hop``), then
+  ``log2(subsampling_factor)`` stride-2 convolutions: 8x, 1,280 samples per frame. Padded
+  frames are zeroed after every subsampling convolution and masked in the attention and
+  the convolution module, so padding is exact;
+- **lasr_ctc** (Google's LASR, MedASR): 128-bin log-mel frames of ``win`` (400) samples
+  every ``hop`` (160), not normalised, then two unpadded convolutions (kernel 5, stride 2):
+  4x, 640 samples per frame. A real frame never reads a padded one; later layers mask;
+- **omniasr_ctc** (Omnilingual ASR CTC): a wav2vec2-style convolutional front end nested in
+  ``audio_config`` (320 samples per frame), its mask called ``padding_mask``, layer norms
+  per frame only, padded frames zeroed before the one positional convolution: exact.
+
+Granite Speech 5 CTC's feature extractor needs torchaudio, which has no release for the
+torch this tool is tested with: it is refused in one line (``loading.py``).
+
 Families not in the table are treated as not padding-exact: correct, if slower on CUDA.
 MMS models (wav2vec2 with per-language attention adapters, ``adapter_attn_dim``) run on
 the torch backend: an OpenVINO IR is cached per model, not per language.
@@ -27,6 +49,8 @@ the torch backend: an OpenVINO IR is cached per model, not per language.
 
 from __future__ import annotations
 
+import dataclasses
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,17 +62,35 @@ FBANK_WINDOW = 400
 FBANK_HOP = 160
 FBANK_STACK = 2
 FBANK_MIN_FRAMES = 2
+#: Parakeet's and LASR's feature extractors' defaults (``hop_length``, ``win_length``),
+#: used only when the feature extractor does not say (``output_frames``' ``extractor``).
+MEL_HOP = 160
+MEL_WINDOW = 400
+#: Parakeet normalises each mel bin over a chunk's frames with an unbiased variance
+#: (divided by frames - 1): a chunk needs two frames.
+PARAKEET_MIN_FRAMES = 2
 
 
 @dataclass(frozen=True)
 class Family:
-    """One model family: its name for people, its input, and what batching it allows."""
+    """One model family: its name for people, its input, and what batching it allows.
+    ``mask`` is the name of the model's mask argument; ``extractor_tensors`` what its
+    feature extractor can return (OmniASR's returns torch tensors only); ``channel_axis``
+    whether the model takes samples with a channel axis, ``(batch, 1, samples)``."""
 
     model_type: str
     name: str
     padding_exact: bool
-    input: str = "waveform"  # or "fbank"
+    input: str = "waveform"  # or "fbank", "mel"
     openvino: bool = True
+    mask: str = "attention_mask"
+    extractor_tensors: str = "np"
+    channel_axis: bool = False  # samples as (batch, 1, samples): OmniASR's
+
+    @property
+    def input_name(self) -> str:
+        """The model's main input: samples (``input_values``) or feature frames."""
+        return "input_values" if self.input == "waveform" else "input_features"
 
 
 FAMILIES: dict[str, Family] = {
@@ -65,8 +107,21 @@ FAMILIES: dict[str, Family] = {
         Family("sew-d", "SEW-D", False),
         Family("data2vec-audio", "Data2Vec audio", False),
         Family("wav2vec2-bert", "W2V-BERT 2.0", True, input="fbank", openvino=False),
+        Family("parakeet_ctc", "Parakeet CTC", True, input="mel", openvino=False),
+        Family("lasr_ctc", "LASR CTC (MedASR)", True, input="mel", openvino=False),
+        Family(
+            "omniasr_ctc",
+            "Omnilingual ASR CTC",
+            True,
+            mask="padding_mask",
+            extractor_tensors="pt",
+            channel_axis=True,
+        ),
     )
 }
+
+#: Model types refused with a reason of their own (``loading.py``): the family and why.
+GRANITE_SPEECH5_CTC = "granite_speech5_ctc"
 
 
 def family_of(config: Any) -> Family:
@@ -75,15 +130,11 @@ def family_of(config: Any) -> Family:
     model_type = str(getattr(config, "model_type", "") or "")
     family = FAMILIES.get(model_type) or Family(model_type, model_type or "unknown", False)
     if family.padding_exact and getattr(config, "add_adapter", False):
-        return Family(family.model_type, family.name, False, family.input, family.openvino)
+        return dataclasses.replace(family, padding_exact=False)
     if getattr(config, "adapter_attn_dim", None):  # MMS: per-language adapters
         # An OpenVINO IR would be cached per model, not per language: torch runs these.
-        return Family(
-            family.model_type,
-            "MMS (wav2vec 2.0 with language adapters)",
-            family.padding_exact,
-            family.input,
-            openvino=False,
+        return dataclasses.replace(
+            family, name="MMS (wav2vec 2.0 with language adapters)", openvino=False
         )
     return family
 
@@ -96,12 +147,57 @@ def _adapter_frames(config: Any, n: int, padding: int) -> int:
     return n
 
 
-def output_frames(config: Any, num_samples: int) -> int:
+def audio_config(config: Any) -> Any:
+    """The config that holds the convolutional front end: OmniASR's ``audio_config``, the
+    config itself for wav2vec2 and kin."""
+    return getattr(config, "audio_config", None) or config
+
+
+def encoder_config(config: Any) -> Any:
+    """Parakeet's and LASR's ``encoder_config`` (the subsampling), else the config."""
+    return getattr(config, "encoder_config", None) or config
+
+
+def _hop(extractor: Any) -> int:
+    return int(getattr(extractor, "hop_length", None) or MEL_HOP)
+
+
+def samples_per_frame(config: Any, extractor: Any = None) -> int:
+    """Samples one output frame stands for: the product of the convolution strides for
+    wav2vec2 and kin (OmniASR's in ``audio_config``); the mel hop times the subsampling
+    for Parakeet (``subsampling_factor``) and LASR (two convolutions of
+    ``subsampling_conv_stride``); W2V-BERT's hop times its stacking and adapter."""
+    family = family_of(config)
+    if family.model_type == "parakeet_ctc":
+        return _hop(extractor) * int(encoder_config(config).subsampling_factor)
+    if family.model_type == "lasr_ctc":
+        return _hop(extractor) * int(encoder_config(config).subsampling_conv_stride) ** 2
+    ratio = int(getattr(config, "inputs_to_logits_ratio", 0) or 0)
+    if ratio:
+        return ratio
+    return int(math.prod(int(s) for s in audio_config(config).conv_stride))
+
+
+def output_frames(config: Any, num_samples: int, extractor: Any = None) -> int:
     """Frames the model outputs for ``num_samples`` samples (0 when too short), as
     transformers computes them (``_get_feat_extract_output_lengths``; for W2V-BERT, its
-    feature extractor's frame count, padded to pairs, then the adapter), without torch."""
+    feature extractor's frame count, padded to pairs, then the adapter; for Parakeet and
+    LASR, the frames the feature extractor's mask keeps, then the subsampling's
+    ``_get_subsampling_output_length``), without torch. ``extractor`` (the model's
+    feature extractor) gives the mel hop and window; their defaults otherwise."""
     n = int(num_samples)
-    if family_of(config).input == "fbank":
+    family = family_of(config)
+    if family.model_type == "parakeet_ctc":
+        return _parakeet_frames(encoder_config(config), n // _hop(extractor))
+    if family.model_type == "lasr_ctc":
+        window = int(getattr(extractor, "win_length", None) or MEL_WINDOW)
+        frames = 1 + (n - window) // _hop(extractor) if n >= window else 0
+        enc = encoder_config(config)
+        kernel, stride = int(enc.subsampling_conv_kernel_size), int(enc.subsampling_conv_stride)
+        for _ in range(2):  # LasrEncoderSubsampling: conv_0, conv_1, unpadded
+            frames = (frames - kernel) // stride + 1 if frames >= kernel else 0
+        return frames
+    if family.input == "fbank":
         frames = 1 + (n - FBANK_WINDOW) // FBANK_HOP if n >= FBANK_WINDOW else 0
         if frames < FBANK_MIN_FRAMES:
             return 0
@@ -109,9 +205,22 @@ def output_frames(config: Any, num_samples: int) -> int:
         if getattr(config, "add_adapter", False):
             n = _adapter_frames(config, n, int(getattr(config, "adapter_kernel_size", 3)) // 2)
         return max(0, n)
-    for kernel, stride in zip(config.conv_kernel, config.conv_stride, strict=True):
+    front = audio_config(config)
+    for kernel, stride in zip(front.conv_kernel, front.conv_stride, strict=True):
         n = (n - kernel) // stride + 1
     if getattr(config, "add_adapter", False):
         for _ in range(config.num_adapter_layers):
             n = (n - 1) // config.adapter_stride + 1
     return max(0, n)
+
+
+def _parakeet_frames(enc: Any, frames: int) -> int:
+    """``ParakeetPreTrainedModel._get_subsampling_output_length`` on ``frames`` mel frames
+    (0 below the two frames the per-chunk normalisation needs)."""
+    if frames < PARAKEET_MIN_FRAMES:
+        return 0
+    kernel, stride = int(enc.subsampling_conv_kernel_size), int(enc.subsampling_conv_stride)
+    add_pad = (kernel - 1) // 2 * 2 - kernel
+    for _ in range(int(math.log2(int(enc.subsampling_factor)))):
+        frames = (frames + add_pad) // stride + 1
+    return max(0, frames)

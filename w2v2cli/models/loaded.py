@@ -53,7 +53,7 @@ class LoadedModel:
 
     def output_frames(self, num_samples: int) -> int:
         """Frames the model outputs for ``num_samples`` samples (0 when too short)."""
-        return output_frames(self.config, num_samples)
+        return output_frames(self.config, num_samples, self.feature_extractor)
 
     @property
     def frame_duration(self) -> float:

@@ -27,8 +27,6 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-import numpy as np
-
 from ..errors import ModelError
 from ..options import ModelOptions
 from ..records import Vocabulary
@@ -36,7 +34,7 @@ from . import hub
 from .checkpoints import HOURGLASS_MODEL_TYPE
 from .convert import NORMALIZE_EPS_KEY
 from .device import native_dtype, resolve_device, torch_dtype
-from .families import family_of
+from .families import GRANITE_SPEECH5_CTC, audio_config, family_of, samples_per_frame
 from .languages import check_language, load_language, vocab_file, vocab_languages
 from .light import FeatureNormalizer, load_processor_light
 from .loaded import LoadedModel
@@ -70,6 +68,25 @@ def register_families(ref: ModelRef) -> None:
         register()
 
 
+def blank_id(config: Any) -> int | None:
+    """The blank the model's config names (``blank_token_id``: Omnilingual ASR's ``<s>``),
+    or None (the tokenizer's pad token is the blank). ``config`` is a transformers config,
+    a ``config.json``'s dict, or None."""
+    value = config.get("blank_token_id") if isinstance(config, dict) else None
+    if config is not None and not isinstance(config, dict):
+        value = getattr(config, "blank_token_id", None)
+    return int(value) if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def granite_refusal(name: str) -> str:
+    """Why a Granite Speech 5 CTC model does not run: its feature extractor needs
+    torchaudio, which has no release for the torch this tool runs with."""
+    return (
+        f"{name!r} is a Granite Speech 5 CTC model: its feature extractor needs torchaudio, "
+        "which has no release for this version of torch, so w2v2 cannot run it"
+    )
+
+
 def load_processor(
     ref: ModelRef, language: str | None = None, notify: Notify | None = None
 ) -> LoadedModel:
@@ -97,13 +114,17 @@ def load_processor(
             "facebook/wav2vec2-base-960h)"
         )
     family = family_of(config)
+    if family.model_type == GRANITE_SPEECH5_CTC:
+        raise ModelError(granite_refusal(name))
+    front = audio_config(config)
     if family.input == "waveform" and (
-        not hasattr(config, "conv_kernel") or not hasattr(config, "conv_stride")
+        not hasattr(front, "conv_kernel") or not hasattr(front, "conv_stride")
     ):
         raise ModelError(
             f"{name!r} is a {config.model_type} model, not a raw-audio CTC model with a "
-            "convolutional front end (wav2vec2, HuBERT, WavLM, Data2Vec audio, XLS-R...) nor "
-            "W2V-BERT"
+            "convolutional front end (wav2vec2, HuBERT, WavLM, Data2Vec audio, XLS-R, "
+            "Omnilingual ASR...) nor a log-mel model w2v2 knows (W2V-BERT, Parakeet CTC, "
+            "LASR/MedASR)"
         )
     languages = vocab_languages(vocab_file(ref.pretrained, **common))
     check_language(name, languages, language)
@@ -129,10 +150,7 @@ def load_processor(
     feature_extractor = _with_normalize_eps(feature_extractor)
     # A language's adapter brings its own CTC head: its size is checked with the weights.
     vocab_size = None if language else getattr(config, "vocab_size", None)
-    vocabulary = vocabulary_from_tokenizer(tokenizer, vocab_size)
-    samples_per_frame = int(
-        getattr(config, "inputs_to_logits_ratio", 0) or np.prod(config.conv_stride)
-    )
+    vocabulary = vocabulary_from_tokenizer(tokenizer, vocab_size, blank_id(config))
     return LoadedModel(
         ref=ref,
         model=None,
@@ -140,7 +158,7 @@ def load_processor(
         tokenizer=tokenizer,
         vocabulary=vocabulary,
         sampling_rate=int(getattr(feature_extractor, "sampling_rate", 16000)),
-        samples_per_frame=samples_per_frame,
+        samples_per_frame=samples_per_frame(config, feature_extractor),
         device="cpu",
         dtype="float32",
         wants_attention_mask=bool(getattr(feature_extractor, "return_attention_mask", False)),
@@ -209,11 +227,12 @@ def load_weights(
             f"{name!r} has no trained CTC head (lm_head weights are missing): it needs CTC "
             "fine-tuning before it can transcribe"
         )
-    expected = "input_features" if family_of(model.config).input == "fbank" else "input_values"
+    expected = family_of(model.config).input_name
     if getattr(model, "main_input_name", "input_values") != expected:
         raise ModelError(
             f"{name!r} takes {model.main_input_name}, not {expected}; only raw-audio CTC models "
-            "(wav2vec2, HuBERT, WavLM, Data2Vec audio, XLS-R...) and W2V-BERT are supported"
+            "(wav2vec2, HuBERT, WavLM, Data2Vec audio, XLS-R, Omnilingual ASR...) and the "
+            "log-mel models w2v2 knows (W2V-BERT, Parakeet CTC, LASR/MedASR) are supported"
         )
     model.to(device)
     model.eval()
@@ -249,7 +268,9 @@ def load_model(
     log.debug("loaded %s on %s as %s", parts.name, device, dtype)
     vocabulary = parts.vocabulary
     if options.language is not None:  # the adapter's head: check the vocabulary against it
-        vocabulary = vocabulary_from_tokenizer(parts.tokenizer, model.config.vocab_size)
+        vocabulary = vocabulary_from_tokenizer(
+            parts.tokenizer, model.config.vocab_size, blank_id(model.config)
+        )
     return dataclasses.replace(
         parts, model=model, device=device, dtype=dtype, vocabulary=vocabulary
     )
@@ -275,4 +296,10 @@ def load_vocabulary(ref: ModelRef, language: str | None = None) -> Vocabulary:
         raise ModelError(f"cannot load the tokenizer of {ref.name}: {_first_line(exc)}") from None
     if not hasattr(tokenizer, "convert_ids_to_tokens"):
         raise ModelError(f"{ref.name} has no CTC tokenizer (vocab.json)")
-    return vocabulary_from_tokenizer(tokenizer)
+    config = None
+    if ref.folder is not None:
+        try:
+            config = json.loads((ref.folder / "config.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            config = None
+    return vocabulary_from_tokenizer(tokenizer, blank_id=blank_id(config))
