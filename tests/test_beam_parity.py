@@ -270,3 +270,87 @@ def test_transcripts_do_not_depend_on_batch_size_or_workers(
         outputs.append([(d["text"], d["words"]) for d in docs])
     assert outputs[0] == outputs[1]
     assert sum(len(words) for _, words in outputs[0]) > 20
+
+
+# --------------------------------------------------------------------------- subword
+
+
+SUBWORD_PAIRS = [  # (said, heard): the acoustics narrowly prefer what was heard
+    ("the cat sat on the mat", "the kat sat on the mat"),
+    ("the dog slept on my bed", "the dog slept on my bad"),
+    ("a big dog ran to the house", "a pig dog ran to the house"),
+    ("my friend walked to the red chair", "my friend walked to the red chain"),
+]
+SUBWORD_HOTWORDS = ("zebra", "quilt")
+
+
+@pytest.fixture(scope="module")
+def subword_lm(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 4-gram binary LM for the subword vocabularies (all lower case), built with the
+    Parakeet-style vocabulary from the subword tests' corpus."""
+    from lm_fixtures import require_kenlm_tools
+    from subword_fixtures import CORPUS, family_vocabulary
+
+    from w2v2cli.lm import build_lm
+
+    require_kenlm_tools()
+    root = tmp_path_factory.mktemp("parity_subword_lm")
+    corpus = root / "corpus.txt"
+    corpus.write_text("\n".join(CORPUS), encoding="utf-8")
+    return build_lm([corpus], root / "lm.bin", 4, vocab=family_vocabulary("parakeet")[1]).lm_path
+
+
+def _subword_inputs(name: str) -> tuple[list[Emissions], object]:
+    """The confusions of ``SUBWORD_PAIRS`` and two random inputs (near ties over every
+    piece) for family ``name``."""
+    from subword_fixtures import FRAME, confusion, family_vocabulary
+
+    tokenizer, vocabulary = family_vocabulary(name)
+    out = [confusion(tokenizer, vocabulary, a, b, seed=k) for k, (a, b) in enumerate(SUBWORD_PAIRS)]
+    rng = np.random.default_rng(7)
+    for _ in range(2):
+        x = rng.normal(0.0, 1.5, size=(60, vocabulary.size))
+        log_probs = (x - np.logaddexp.reduce(x, axis=1, keepdims=True)).astype(np.float32)
+        starts = np.arange(60, dtype=np.float64) * FRAME
+        out.append(Emissions(log_probs, starts, FRAME, 60 * FRAME))
+    return out, vocabulary
+
+
+SUBWORD_CONFIGS = {
+    # name: (LM, hotwords, temperature)
+    "no LM": (False, (), 1.0),
+    "LM": (True, (), 1.0),
+    "LM + hotwords": (True, SUBWORD_HOTWORDS, 1.0),
+    "soft, LM + hotwords": (True, SUBWORD_HOTWORDS, 1.3),
+}
+
+
+@pytest.mark.parametrize("family", ["parakeet", "lasr", "omniasr"])
+@pytest.mark.parametrize("config", list(SUBWORD_CONFIGS))
+def test_subword_vocabularies_same_words_and_frames(family: str, config: str, subword_lm) -> None:
+    """Subword (BPE) labels: word-initial pieces, continuations and the bare marker, on
+    hand-built confusions and random near ties (the confusions only, when softened), with
+    and without the LM and hotwords."""
+    lm, hotwords, temperature = SUBWORD_CONFIGS[config]
+    emissions, vocabulary = _subword_inputs(family)
+    if temperature != 1.0:  # softened near ties would take pyctcdecode ~10 s each
+        emissions = emissions[: len(SUBWORD_PAIRS)]
+    options = DecodeOptions(
+        lm=str(subword_lm) if lm else None, hotwords=hotwords, alpha=0.5, beta=1.0, workers=0
+    )
+    same, differences = compare(emissions, vocabulary, options, temperature)
+    assert differences == [], f"{family}, {config}: {same}/{len(emissions)} identical; " + (
+        "; ".join(differences)
+    )
+    assert same == len(emissions)
+
+
+def test_subword_lm_changes_the_result(subword_lm) -> None:
+    """Not vacuous: on the confusions the LM gives back what was said, on both engines."""
+    for family in ("parakeet", "lasr", "omniasr"):
+        emissions, vocabulary = _subword_inputs(family)
+        for engine in ("ctc-beam-decoder", "pyctcdecode"):
+            options = DecodeOptions(lm=str(subword_lm), workers=0, engine=engine, alpha=0.5)
+            with BeamDecoder(vocabulary, options) as dec:  # type: ignore[arg-type]
+                texts = [dec.decode(em).text for em in emissions[: len(SUBWORD_PAIRS)]]
+            assert texts == [said for said, _ in SUBWORD_PAIRS], (family, engine)
