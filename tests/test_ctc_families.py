@@ -217,3 +217,71 @@ def test_granite_speech5_ctc_is_refused_in_one_line(tmp_path: Path) -> None:
     assert result.exit_code == 2
     lines = [ln for ln in result.stderr.splitlines() if ln.strip()]
     assert len(lines) == 1 and "Granite Speech 5 CTC" in lines[0] and "torchaudio" in lines[0]
+
+
+def test_hour_long_file(subword_model, tmp_path: Path) -> None:
+    """An hour-long file of Parakeet CTC (default 20 s chunks with strides, on one
+    thread): written whole, words timed inside the hour and in order (the other
+    families' strided chunks are tested on 61 s above; an hour takes them 10-25 s)."""
+    family = "parakeet_ctc"
+    audio = np.tile(noise_audio(60.0, seed=9), 60)
+    path = tmp_path / "hour.wav"
+    sf.write(path, audio, 16000, subtype="PCM_16")
+    out = tmp_path / "out"
+    result = invoke(
+        "transcribe",
+        path,
+        "-m",
+        subword_model(family),
+        "-o",
+        out,
+        "-f",
+        "json",
+        "-q",
+        *TORCH_1_ARGS,
+    )
+    assert result.exit_code == 0, result.output
+    doc = json.loads((out / "hour.json").read_text())
+    assert doc["duration"] == pytest.approx(3600.0)
+    starts = [w["start"] for w in doc["words"]]
+    assert len(starts) > 1000 and starts == sorted(starts) and starts[-1] > 3590
+
+
+def test_openvino_runs_omniasr_and_auto_runs_the_mel_families_on_torch(
+    subword_model, tmp_path: Path
+) -> None:
+    """OmniASR converts to OpenVINO (its IR takes samples without the channel axis) and
+    gives the torch backend's text; Parakeet and LASR, whose log-mel input the IR path
+    does not take, run on torch under --backend auto, and --backend openvino refuses them
+    in one line."""
+    paths = []
+    for i, samples in enumerate(clips()):
+        paths.append(tmp_path / f"clip{i}.wav")
+        sf.write(paths[-1], samples, 16000, subtype="FLOAT")
+    cache = ("--cache-dir", tmp_path / "cache")
+    texts = {}
+    for backend in ("torch", "openvino"):
+        out = tmp_path / backend
+        folder = subword_model("omniasr_ctc")
+        args = ["transcribe", *paths, "-m", folder, "-o", out, "-q", "--threads", "1", *cache]
+        result = invoke(*args, "--backend", backend)
+        assert result.exit_code == 0, result.output
+        texts[backend] = [(out / f"clip{i}.txt").read_text() for i in range(len(paths))]
+    assert texts["openvino"] == texts["torch"]
+    assert any((tmp_path / "cache").rglob("*.xml"))
+
+    folder = subword_model("parakeet_ctc")
+    result = invoke("transcribe", paths[0], "-m", folder, "-o", tmp_path / "auto", *cache)
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "auto" / "clip0.txt").read_text() == texts_torch(folder, paths[0])
+    result = invoke("transcribe", paths[0], "-m", folder, "--backend", "openvino", *cache)
+    assert result.exit_code == 2
+    assert "does not run Parakeet CTC models" in result.stderr
+
+
+def texts_torch(folder: Path, path: Path) -> str:
+    from w2v2cli import Transcriber
+    from w2v2cli.options import RunOptions
+
+    with Transcriber(RunOptions(model=ModelOptions(model=str(folder), **TORCH_1))) as t:
+        return next(iter(t.transcribe_files([path]))).text + "\n"

@@ -37,7 +37,7 @@ from typing import Any
 
 from ..errors import ConfigError, ConversionError, ModelError, OutputError
 from ..fsutil import atomic_dir, atomic_write, locked, remove_leftovers, set_aside
-from ..models import LoadedModel, load_weights, locate_model
+from ..models import LoadedModel, family_of, load_weights, locate_model
 from ..models.ref import IR_FILE
 from ..options import ModelOptions
 from .openvino_backend import (
@@ -135,6 +135,8 @@ def convert(
 
     started = time.perf_counter()
     model = load_weights(parts, options, "cpu", "float32")
+    if family_of(parts.config).channel_axis:  # OmniASR: the IR takes (batch, samples)
+        model = _with_channel_axis(model, torch)
     notify(
         f"converting {parts.name} to OpenVINO ({precision}); this happens once, the "
         f"result is cached in {target.parent}"
@@ -164,6 +166,22 @@ def convert(
     }
     save_ir(ov_model, target, info)
     notify(f"converted in {time.perf_counter() - started:.0f} s")
+
+
+def _with_channel_axis(model: Any, torch: Any) -> Any:
+    """A model that takes samples with a channel axis (``(batch, 1, samples)``, OmniASR's),
+    wrapped so that its IR takes ``(batch, samples)`` as every other family's does; it
+    returns the logits."""
+
+    class WithChannelAxis(torch.nn.Module):
+        def __init__(self, inner: Any) -> None:
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, input_values: Any) -> Any:
+            return self.inner(input_values.unsqueeze(1)).logits
+
+    return WithChannelAxis(model).eval()
 
 
 def save_ir(ov_model: Any, target: Path, info: dict[str, Any]) -> None:
