@@ -43,7 +43,11 @@ class Aligner(ModelPipeline):
     def align(self, emissions: Emissions, text: str) -> Transcript:
         """``text`` aligned to one file's emissions (``alignment.align``), labelled."""
         transcript = align(
-            emissions, text, self.loaded.vocabulary, min_score=self.align_options.min_score
+            emissions,
+            text,
+            self.loaded.vocabulary,
+            min_score=self.align_options.min_score,
+            tokenizer=self.loaded.tokenizer,  # spells words for a subword vocabulary
         )
         return self.label(transcript)
 
