@@ -237,3 +237,54 @@ def test_beam_with_lm_recovers_the_likely_words(family, engine, subword_lm):
                 assert GreedyDecoder(vocab).decode(emissions).text == heard
                 assert plain.decode(emissions).text != said
                 assert with_lm.decode(emissions).text == said
+
+
+# --------------------------------------------------------------------------- align
+
+
+def test_align_spells_with_the_models_tokenizer(family):
+    """Each word is spelled with the tokenizer's own pieces (a word-initial piece, or a
+    bare marker and continuations); without the tokenizer, by longest match."""
+    from w2v2cli.alignment import split_text
+
+    name, tokenizer, vocab = family
+    text = "The cat sat on a mat, zebra-quilt."
+    words = split_text(text, vocab, tokenizer)
+    assert [w.text for w in words] == text.split()
+    parts = ["the", "cat", "sat", "on", "a", "mat", "zebra", "quilt"]
+    expected = [tuple(tokenizer(p, add_special_tokens=False)["input_ids"]) for p in parts]
+    assert [p for w in words for p in w.parts] == expected
+    for ids in expected:  # a word starts with a word-initial piece or a bare marker
+        assert vocab.starts_word(ids[0]) or vocab.is_word_boundary(ids[0])
+    plain = split_text(text, vocab)
+    spelled = ["".join(vocab.text(i) for i in p) for w in plain for p in w.parts]
+    assert spelled == parts
+    assert all(
+        vocab.starts_word(p[0]) or vocab.is_word_boundary(p[0]) for w in plain for p in w.parts
+    )
+    if name == "lasr":  # Unigram: its tokenizer spells "a" as ▁ + a, not as the piece ▁a
+        assert [p for w in plain for p in w.parts] != expected
+
+
+def test_align_word_times_and_unspellable_words(family):
+    """Known text against hand-built emissions: every word at its pieces' frames (a bare
+    marker before a word is not part of it), a number the model cannot spell
+    interpolated between its neighbours and flagged, the match score near 1."""
+    from w2v2cli.alignment import align
+
+    _, tokenizer, vocab = family
+    said = "my friend walked to the red chair".split()
+    path = word_path(tokenizer, vocab, said)
+    emissions = emissions_for(path, vocab.size)
+    greedy = GreedyDecoder(vocab).decode(emissions)
+    text = "My friend walked to 1984 the red chair."
+    aligned = align(emissions, text, vocab, tokenizer=tokenizer)
+    assert [w.text for w in aligned.words] == text.split()
+    assert [w.interpolated for w in aligned.words] == [False] * 4 + [True] + [False] * 3
+    real = [w for w in aligned.words if not w.interpolated]
+    assert [(w.start, w.end) for w in real] == [(w.start, w.end) for w in greedy.words]
+    for a, b in zip(real, greedy.words, strict=True):
+        assert a.confidence == pytest.approx(b.confidence)
+    number = aligned.words[4]
+    assert aligned.words[3].end <= number.start <= number.end <= aligned.words[5].start
+    assert aligned.score > 0.9

@@ -1,8 +1,10 @@
 """Forced alignment of a known text to one file's emissions: ``align``. Pure, no model.
 
 1. The text is split into words as written, each spelled for the model (``text.py``).
-2. The token sequence is every spellable part's letters, in order. Between two words goes
-   one optional token: the word delimiter (``|``) when the vocabulary has one, or, where
+2. The token sequence is every spellable part's letters, in order (for a subword
+   vocabulary its pieces, a word-initial one first, or a bare ``▁`` that is not part of
+   the word). Between two words goes one optional token: the word delimiter (``|``) when
+   the vocabulary has one (a subword vocabulary needs none), or, where
    words that cannot be aligned sit, the garbage token that absorbs their speech
    (``viterbi.py``). A windowed CTC Viterbi finds the best path (bounded memory).
 3. A word runs from its first letter's first frame to its last letter's last frame; its
@@ -29,6 +31,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -65,6 +68,8 @@ class _Plan:
 
 
 def _delimiter(vocabulary: Vocabulary) -> int | None:
+    if vocabulary.is_subword:
+        return None  # words begin with their own word-initial piece (or a bare marker)
     if vocabulary.delimiter_id is not None:
         return vocabulary.delimiter_id
     spaces = [i for i, t in enumerate(vocabulary.tokens) if t == " "]
@@ -94,7 +99,8 @@ def _plan(words: tuple[TextWord, ...], vocabulary: Vocabulary) -> _Plan:
             first = False
             for token_id in part:
                 tokens.append(AlignToken(token_id))
-                owner.append(index)
+                # A bare marker (``▁`` + ``k`` ``at``) is said before the word, not in it.
+                owner.append(-1 if vocabulary.is_word_boundary(token_id) else index)
     if pending:
         tokens.append(AlignToken(GARBAGE, optional=True))
         owner.append(-2 - len(groups))
@@ -119,10 +125,12 @@ def align(
     min_score: float = DEFAULT_MIN_SCORE,
     window: int = DEFAULT_WINDOW,
     commit: int = DEFAULT_COMMIT,
+    tokenizer: Any = None,
 ) -> Transcript:
     """Align ``text`` to ``emissions`` (see the module docstring); raises ``AlignmentError``
-    when the text cannot be aligned or does not match the audio."""
-    words = split_text(text, vocabulary)
+    when the text cannot be aligned or does not match the audio. ``tokenizer`` (the
+    model's) spells words for a subword vocabulary (``text.split_text``)."""
+    words = split_text(text, vocabulary, tokenizer)
     duration = emissions.duration
     if not words:
         return Transcript("", (), duration, None, decoder=DECODER_NAME)

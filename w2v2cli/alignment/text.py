@@ -10,6 +10,12 @@ Rules (docs/alignment.md quotes them):
   symbols splitting the word (``well-known`` is aligned as ``WELL KNOWN``, and shown as one
   word), accents the alphabet lacks stripped (``café`` → ``CAFE``). Numbers are not
   spelled out, so a part with a digit or a letter outside the alphabet is dropped.
+- **Subword vocabularies** (SentencePiece-style pieces, ``Vocabulary.is_subword``): each
+  part is spelled by the model's own tokenizer when there is one (``tokenizer(part)``, so
+  the pieces are those the model learned to emit: a word-initial piece, ``▁cat``, then
+  continuations, or a bare ``▁`` and continuations), else by longest match (the longest
+  word-initial piece, then the longest continuations). A part the tokenizer spells with
+  an unknown or special token cannot be spelled.
 - A word none of whose parts can be spelled (``1984``, ``€5``, ``&``, a word in another
   script) **cannot be aligned**: it keeps its place, its times come from its neighbours
   (see ``align.py``) and it is flagged.
@@ -23,6 +29,7 @@ from __future__ import annotations
 
 import unicodedata
 from dataclasses import dataclass
+from typing import Any
 
 from ..lm.alphabet import alphabet_case, alphabet_chars
 from ..lm.text import normalize_words
@@ -55,26 +62,54 @@ def _is_spoken(token: str) -> bool:
 
 
 class Speller:
-    """Turns words into vocabulary ids with the model's alphabet and case."""
+    """Turns words into vocabulary ids with the model's alphabet and case (and, for a
+    subword vocabulary, its tokenizer: see the module's rules)."""
 
-    def __init__(self, vocabulary: Vocabulary) -> None:
+    def __init__(self, vocabulary: Vocabulary, tokenizer: Any = None) -> None:
+        self.vocabulary = vocabulary
         self.chars = alphabet_chars(vocabulary)
         self.case = alphabet_case(vocabulary)
-        letters = {
-            t: i
+        self.subword = vocabulary.is_subword
+        self.tokenizer = tokenizer if self.subword else None
+        letters = [
+            i
             for i, t in enumerate(vocabulary.tokens)
             if t
             and i != vocabulary.blank_id
             and i not in vocabulary.special_ids
             and not vocabulary.is_word_boundary(i)
-        }
-        self._ids = letters
-        self._longest = max((len(t) for t in letters), default=1)
+        ]
+        # Continuations by their text; word-initial pieces by theirs, apart.
+        self._ids = {vocabulary.text(i): i for i in letters if not vocabulary.starts_word(i)}
+        self._initial = {vocabulary.text(i): i for i in letters if vocabulary.starts_word(i)}
+        self._letters = frozenset(letters)
+        bare = [i for i in range(vocabulary.size) if vocabulary.is_word_boundary(i)]
+        self._bare = frozenset(bare)
+        self._bare_id = next(
+            (i for i in bare if i != vocabulary.delimiter_id), bare[0] if bare else None
+        )
+        lengths = [len(t) for t in (*self._ids, *self._initial)]
+        self._longest = max(lengths, default=1)
 
     def ids(self, spelled: str) -> tuple[int, ...] | None:
-        """Vocabulary ids of ``spelled`` (longest token first), or None."""
+        """Vocabulary ids of ``spelled`` (longest token first), or None. For a subword
+        vocabulary: the model's tokenizer's pieces, or the longest word-initial piece
+        first (a bare marker where none fits) and then the longest continuations."""
+        if self.tokenizer is not None:
+            return self._tokenized(spelled)
         out: list[int] = []
         pos = 0
+        if self.subword and spelled:
+            for size in range(min(self._longest, len(spelled)), 0, -1):
+                token_id = self._initial.get(spelled[:size])
+                if token_id is not None:
+                    out.append(token_id)
+                    pos = size
+                    break
+            else:
+                if self._bare_id is None:
+                    return None
+                out.append(self._bare_id)
         while pos < len(spelled):
             for size in range(min(self._longest, len(spelled) - pos), 0, -1):
                 token_id = self._ids.get(spelled[pos : pos + size])
@@ -86,15 +121,27 @@ class Speller:
                 return None
         return tuple(out)
 
+    def _tokenized(self, spelled: str) -> tuple[int, ...] | None:
+        """The tokenizer's pieces for one word; None when it needs a token that is not a
+        piece of the vocabulary (``<unk>``, a special, an id past the model's output)."""
+        ids = [int(i) for i in self.tokenizer(spelled, add_special_tokens=False)["input_ids"]]
+        if not ids or not all(i in self._letters or i in self._bare for i in ids):
+            return None
+        if all(i in self._bare for i in ids):
+            return None
+        return tuple(ids)
+
     def parts(self, word: str) -> tuple[tuple[int, ...], ...]:
         kept, _ = normalize_words(word, self.chars, self.case)
         spelled = (self.ids(part) for part in kept)
         return tuple(ids for ids in spelled if ids)
 
 
-def split_text(text: str, vocabulary: Vocabulary) -> tuple[TextWord, ...]:
-    """The words of ``text`` with their spellings (see the module's rules)."""
-    speller = Speller(vocabulary)
+def split_text(text: str, vocabulary: Vocabulary, tokenizer: Any = None) -> tuple[TextWord, ...]:
+    """The words of ``text`` with their spellings (see the module's rules); ``tokenizer``
+    (transformers', or anything called as ``tokenizer(word, add_special_tokens=False)``
+    that returns ``{"input_ids": [...]}``) spells words for a subword vocabulary."""
+    speller = Speller(vocabulary, tokenizer)
     words: list[TextWord] = []
     leading: list[str] = []  # punctuation before the first word
     for token in text.split():
