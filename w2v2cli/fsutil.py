@@ -42,12 +42,18 @@ def temp_path(path: Path, suffix: str = ".tmp") -> Path:
 
 
 def _create_temp(path: Path) -> tuple[int, Path]:
+    """A new temporary file next to ``path``, its folder made first if it is missing
+    (tried only then: a ``mkdir`` per output cost as much as formatting it)."""
     for _ in range(100):
         tmp = temp_path(path)
         try:
             return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), tmp
         except FileExistsError:
             continue
+        except FileNotFoundError:
+            if path.parent.is_dir():
+                raise
+            path.parent.mkdir(parents=True, exist_ok=True)
     raise FileExistsError(f"cannot create a temporary file next to {path}")
 
 
@@ -96,7 +102,6 @@ def atomic_file(
     ends by default) or ``"wb"``. On any exception the temporary file is removed and the
     old ``path``, if any, is untouched."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     old_mode = _existing_mode(path)
     tmp: Path | None = None
     _Held.depth += 1  # an interruption now is raised by _release, inside the try

@@ -16,6 +16,7 @@ the LM, an unwritable output folder) raise.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
@@ -62,32 +63,39 @@ def iter_run(
     yield from skipped
     if not todo:
         return
-    durations = [audio_duration(i.path) for i in todo]
-    total = sum(d for d in durations if d) if any(durations) else None
+    # Without a progress bar nothing needs the total, which costs a look into every file.
+    if isinstance(progress, NullProgress):
+        total = None
+    else:
+        durations = [audio_duration(i.path) for i in todo]
+        total = sum(d for d in durations if d) if any(durations) else None
     progress.start(len(todo), total)
-    workers = transcriber.workers
-    queue: deque[tuple[AudioItem, Future]] = deque()
     header = stream is not None and len(items) > 1
-
-    # Greedy decoding and rendering in worker processes (``Transcriber.render_workers``),
-    # for files only: a stream is written in order by this process.
-    render = stream is None and getattr(transcriber, "render_workers", 0) > 0
+    # Decoding, formatting and writing in worker processes (``pipeline/workers.py``) where
+    # the pipeline has them (a Transcriber); else here, through ``submit``.
+    output_workers = getattr(transcriber, "output_workers", None)
+    pool = output_workers(writers, stream is not None) if output_workers else None
+    workers = pool.workers if pool is not None else transcriber.workers
+    queue: deque[tuple[AudioItem, Future]] = deque()
 
     def finish(item: AudioItem, fut: Future) -> FileResult:
         progress.file_done()
-        rendered = None
         try:
-            if render:
-                transcript, rendered = fut.result()
-            else:
-                transcript = transcriber.label(fut.result())
+            got = fut.result()
         except LMError:
             raise  # the LM is broken for every file, not this one
         except W2V2Error as exc:
             return FileResult(item, "failed", error=reason_of(exc))
-        return write_outputs(transcript, item, writers, stream, header, rendered)
+        if pool is None:
+            return write_outputs(transcriber.label(got), item, writers, stream, header)
+        if isinstance(got, FileResult):  # written by the worker
+            return dataclasses.replace(got, item=item)
+        transcript, texts = got  # rendered by the worker, for the stream
+        return write_outputs(transcript, item, writers, stream, header, texts)
 
     loaders = [file_loader(item.path, transcriber.sampling_rate) for item in todo]
+    # Enough files in flight to keep every worker busy while the model runs, bounded so
+    # that memory stays flat however many files there are.
     max_queue = 2 * max(1, workers) + 2
     for idx, em in transcriber.emissions(loaders, on_audio=progress.advance_audio):
         item = todo[idx]
@@ -95,10 +103,11 @@ def iter_run(
             progress.file_done()
             yield FileResult(item, "failed", error=reason_of(em))
             continue
-        if render:
-            queue.append((item, transcriber.submit_rendered(item, em, writers)))  # type: ignore[attr-defined]
+        if pool is not None:
+            fut = pool.submit(item, em, header)
         else:
-            queue.append((item, transcriber.submit(item, em)))
+            fut = transcriber.submit(item, em)
+        queue.append((item, fut))
         while queue and (queue[0][1].done() or len(queue) > max_queue):
             yield finish(*queue.popleft())
     while queue:

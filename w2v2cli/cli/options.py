@@ -269,9 +269,9 @@ def decode_options(f: Callable[..., Any], *, several: bool = False) -> Callable[
         click.option(
             "--decode-workers",
             type=click.IntRange(min=0),
-            help="Beam-search worker processes [default: CPU cores; 0: in-process]; with "
-            "greedy decoding in transcribe, processes that decode and format "
-            "the outputs [default: none].",
+            help="Decoding processes [default: the usable CPU cores; in transcribe with "
+            "greedy decoding one fewer, at least 1 on CUDA]; in transcribe they also "
+            "format and write each file's outputs; 0: all in this process.",
         ),
     ]
     return _apply(f, decorators)

@@ -18,22 +18,33 @@ be module-level functions (they are pickled by name).
   ``submit`` therefore only ever fail with ``W2V2Error``.
 - **Signals.** Workers ignore SIGINT: Ctrl-C reaches the whole process group, and the
   parent decides what to stop (``close`` waits for running tasks and cancels the rest).
+  SIGTERM (sent to the whole group by schedulers and service managers) stops a worker the
+  way it stops the parent: in a task, ``Terminated`` is raised through ``fsutil.interrupt``
+  (a file the task was writing is removed, never left half-written), then the worker
+  exits; an idle worker exits at once. A worker also exits when the process that started
+  the pool is gone (killed with SIGKILL): it would otherwise wait for work for ever.
 """
 
 from __future__ import annotations
 
 import multiprocessing as mp
+import os
 import signal
+import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
+from multiprocessing import forkserver
 from typing import Any
 
-from ..errors import DecodeError, W2V2Error
+from ..errors import DecodeError, Terminated, W2V2Error
+from ..fsutil import interrupt
 
 # Worker-process state, set by the initializer.
 _STATE: Any = None
 _ERROR: W2V2Error | None = None
+_IN_TASK = False
 
 
 def start_method() -> str:
@@ -41,9 +52,59 @@ def start_method() -> str:
     return "forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn"
 
 
-def _init(build: Callable[..., Any], args: tuple[Any, ...]) -> None:
+_EXIT_STATUS = 128 + signal.SIGTERM
+_STOPPING = False
+
+
+def _terminate(_signum: int, _frame: object) -> None:
+    global _STOPPING
+    if _IN_TASK:
+        _STOPPING = True  # ``_run`` exits once the task has unwound
+        interrupt(Terminated())  # unwinds the task: its temporary files are removed
+    else:
+        os._exit(_EXIT_STATUS)
+
+
+def _exit_with_parent(parent: int) -> None:
+    """A worker's watch (a daemon thread): once ``parent`` is gone, the worker has no one
+    to work for; ``getppid`` changes when the process it was forked from exits, which the
+    forkserver does as soon as the pool's owner is gone."""
+    forked_from = os.getppid()
+    while True:
+        time.sleep(0.5)
+        if os.getppid() != forked_from or not _alive(parent):
+            os._exit(_EXIT_STATUS)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # pragma: no cover - someone else's process took the id
+        return True
+    return True
+
+
+def start_server(modules: tuple[str, ...] = ()) -> None:
+    """Start the forkserver now, with ``modules`` imported in it, so that workers forked
+    from it later start at once instead of each importing them (a pool's first task would
+    wait for that). Does nothing once the server runs, or where there is no forkserver."""
+    if start_method() != "forkserver":
+        return
+    forkserver.set_forkserver_preload([__name__, *modules])
+    forkserver.ensure_running()
+
+
+def _noop(_state: Any) -> None:
+    return None
+
+
+def _init(build: Callable[..., Any], args: tuple[Any, ...], parent: int) -> None:
     global _STATE, _ERROR
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, _terminate)
+    threading.Thread(target=_exit_with_parent, args=(parent,), daemon=True).start()
     try:
         _STATE = build(*args)
     except W2V2Error as exc:
@@ -53,15 +114,24 @@ def _init(build: Callable[..., Any], args: tuple[Any, ...]) -> None:
 
 
 def _run(task: Callable[..., Any], args: tuple[Any, ...]) -> Any:
+    global _IN_TASK
     if _ERROR is not None:
         raise _ERROR
-    return task(_STATE, *args)
+    _IN_TASK = True
+    try:
+        return task(_STATE, *args)
+    finally:
+        _IN_TASK = False
+        if _STOPPING:
+            os._exit(_EXIT_STATUS)
 
 
 def as_decode_error(exc: BaseException) -> W2V2Error:
     """A pool or library failure as the ``W2V2Error`` a caller reports for one file."""
     if isinstance(exc, W2V2Error):
         return exc
+    if isinstance(exc, Terminated):
+        return DecodeError("stopped by SIGTERM")
     if isinstance(exc, BrokenProcessPool):
         return DecodeError("a decode worker process died (out of memory?)")
     return DecodeError(f"decoding failed: {type(exc).__name__}: {exc}")
@@ -77,6 +147,8 @@ class WorkerPool:
         self._build = build
         self._args = args
         self._pool: ProcessPoolExecutor | None = None
+        self._started: list[Future[Any]] = []
+        self._in_flight: set[Future[Any]] = set()
 
     def _executor(self) -> ProcessPoolExecutor:
         if self._pool is None:
@@ -84,9 +156,25 @@ class WorkerPool:
                 max_workers=self.workers,
                 mp_context=mp.get_context(start_method()),
                 initializer=_init,
-                initargs=(self._build, self._args),
+                initargs=(self._build, self._args, os.getpid()),
             )
         return self._pool
+
+    def start(self) -> None:
+        """Start every worker now (they build their state while the caller goes on)."""
+        start_server((self._build.__module__,))
+        self._started = [self.submit(_noop) for _ in range(self.workers)]
+
+    def pids(self, wait: bool = False) -> list[int]:
+        """The worker processes' ids (after ``start`` and, with ``wait``, once they run)."""
+        for f in self._started if wait else ():
+            f.exception()
+        pool = self._pool
+        return sorted(pool._processes or {}) if pool is not None else []  # noqa: SLF001
+
+    def in_flight(self) -> int:
+        """Tasks submitted and not finished yet."""
+        return len(self._in_flight)
 
     def submit(self, task: Callable[..., Any], *args: Any) -> Future[Any]:
         """Run ``task(state, *args)`` in a worker; the future fails only with W2V2Error."""
@@ -97,6 +185,8 @@ class WorkerPool:
             self._drop()
             inner = self._executor().submit(_run, task, args)
         outer: Future[Any] = Future()
+        self._in_flight.add(outer)
+        outer.add_done_callback(self._in_flight.discard)
 
         def done(f: Future[Any]) -> None:
             if f.cancelled():

@@ -81,14 +81,19 @@ def write_outputs(
 ) -> FileResult:
     """Write every output of one file (to ``stream`` if given, else to files); any failure
     fails this file only. ``rendered``: each writer's text already made (or the error
-    making it raised) by a decode worker (``Transcriber.submit_rendered``)."""
+    making it raised) by a file worker (``pipeline/workers.py``): for a stream, its
+    ``stream_text``."""
     paths: list[Path] = []
     for n, w in enumerate(writers):
         try:
             if rendered is not None:
                 if isinstance(rendered[n], Exception):
                     raise rendered[n]
-                paths.append(w.write_text(str(rendered[n]), item))
+                if stream is not None:
+                    stream.write(str(rendered[n]))
+                    stream.flush()
+                else:
+                    paths.append(w.write_text(str(rendered[n]), item))
             elif stream is not None:
                 stream.write(w.stream_text(transcript, item, header))
                 stream.flush()

@@ -4,21 +4,30 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
-from ..decoding import Decoder, GreedyDecoder, make_decoder
-from ..decoding.pool import WorkerPool
+from ..decoding import Decoder, make_decoder
 from ..errors import W2V2Error
 from ..inference import file_loader
 from ..options import RunOptions
-from ..output import Writer, get_writers
+from ..output import Writer
 from ..records import AudioItem, Emissions, Transcript
 from .base import ModelPipeline
+from .workers import (
+    FileWorkers,
+    default_workers,
+    portable,
+    recipe_for,
+    start_early,
+    usable_cores,
+)
+
+log = logging.getLogger("w2v2cli")
 
 
 class Transcriber(ModelPipeline):
@@ -40,9 +49,12 @@ class Transcriber(ModelPipeline):
         decoder: Decoder | None = None,
         notify: Callable[[str], None] | None = None,
     ) -> None:
+        if (options or RunOptions()).decoding.workers != 0:
+            start_early()  # while the model loads
         super().__init__(options, exact=exact, notify=notify)
         self._decoder = decoder
-        self._render_pool: WorkerPool | None = None
+        self._file_workers: int | None = None
+        self._output_pool: FileWorkers | None = None
 
     @property
     def decoder(self) -> Decoder:
@@ -54,9 +66,9 @@ class Transcriber(ModelPipeline):
         return self._decoder
 
     def close(self) -> None:
-        if self._render_pool is not None:
-            self._render_pool.close()
-            self._render_pool = None
+        if self._output_pool is not None:
+            self._output_pool.close()
+            self._output_pool = None
         if self._decoder is not None:
             self._decoder.close()
             self._decoder = None
@@ -68,37 +80,48 @@ class Transcriber(ModelPipeline):
 
     @property
     def workers(self) -> int:
-        """Files the decoder works on at once (builds the decoder)."""
-        return self.render_workers or self.decoder.workers
+        """Files worked on at once outside this thread: the file workers (``file_workers``),
+        else the decoder's own (builds the decoder)."""
+        return self.file_workers or self.decoder.workers
 
     @property
-    def render_workers(self) -> int:
-        """Processes that decode greedily *and* render the outputs (``submit_rendered``),
-        0 for none: ``--decode-workers N`` with greedy decoding (beam search has its own
-        workers). Off by default: on a GPU this process's one thread decoding, segmenting
-        and formatting every file is what held the GPU back (docs/performance.md, "On a
-        GPU"), but on 2 cores the workers measured no faster than one process, and no GPU
-        machine was at hand to measure them on."""
-        if not isinstance(self.decoder, GreedyDecoder):
-            return 0
-        return self.options.decoding.workers or 0
+    def file_workers(self) -> int:
+        """Processes that decode, render and write each file (``pipeline/workers.py``):
+        ``--decode-workers N``, else ``default_workers`` for this decoder and device; 0 for
+        none (everything in this process)."""
+        if self._file_workers is None:
+            asked = self.options.decoding.workers
+            if not portable(self.decoder):
+                asked = 0  # a caller's own decoder: it runs where it was made
+            elif asked is None:
+                on_cuda = self.runner.backend.on_cuda
+                asked = default_workers(self.decoder.name, on_cuda)
+                log.debug(
+                    "file workers: %d (%d usable cores, %s decoding, model on %s; "
+                    "--decode-workers sets it)",
+                    asked,
+                    usable_cores(),
+                    self.decoder.name,
+                    "CUDA" if on_cuda else "CPU",
+                )
+            self._file_workers = int(asked)
+        return self._file_workers
 
-    def submit_rendered(
-        self, item: AudioItem, emissions: Emissions, writers: list[Writer]
-    ) -> Future[tuple[Transcript, list[str | Exception]]]:
-        """Decode greedily and render every writer's text in a worker process (see
-        ``render_workers``); the future fails only with ``W2V2Error``."""
-        if self._render_pool is None:
-            out = self.options.output
-            self._render_pool = WorkerPool(
-                self.render_workers,
-                _renderer,
-                self.loaded.vocabulary,
-                [w.extension for w in writers],
-                out.subtitles,
-                out.case,
-            )
-        return self._render_pool.submit(_decode_and_render, emissions, item, self.loaded.name)
+    def output_workers(self, writers: list[Writer], to_stream: bool) -> FileWorkers | None:
+        """The file workers for a run writing ``writers`` (to files, or rendered for a
+        stream), started once and kept while the run's outputs stay the same; None when
+        this process does it all (``file_workers`` is 0)."""
+        if self.file_workers == 0:
+            return None
+        recipe = recipe_for(
+            self.decoder, writers, self.options.output, self.loaded.name, not to_stream
+        )
+        if self._output_pool is not None and self._output_pool.recipe != recipe:
+            self._output_pool.close()
+            self._output_pool = None
+        if self._output_pool is None:
+            self._output_pool = FileWorkers(self.file_workers, recipe)
+        return self._output_pool
 
     def submit(self, item: AudioItem, emissions: Emissions) -> Future[Transcript]:
         """Decode one file's emissions (``FilePipeline``)."""
@@ -121,24 +144,3 @@ class Transcriber(ModelPipeline):
                 raise em
             futures.append(self.decoder.submit(em))
         return [self.label(f.result()) for f in futures]
-
-
-def _renderer(vocabulary: Any, formats: list[str], subtitles: Any, case: str) -> tuple:
-    """A render worker's state (``Transcriber.submit_rendered``): a greedy decoder and
-    the run's writers."""
-    return GreedyDecoder(vocabulary), get_writers(formats, subtitles, case)
-
-
-def _decode_and_render(
-    state: tuple, emissions: Emissions, item: AudioItem, model: str
-) -> tuple[Transcript, list[str | Exception]]:
-    """In a worker: the file's transcript and each writer's text (or its error)."""
-    decoder, writers = state
-    transcript = dataclasses.replace(decoder.decode(emissions), model=model, decoder=decoder.name)
-    texts: list[str | Exception] = []
-    for w in writers:
-        try:
-            texts.append(w.render(transcript, item))
-        except Exception as exc:  # noqa: BLE001 - reported as that output's failure
-            texts.append(exc)
-    return transcript, texts
