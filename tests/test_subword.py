@@ -288,3 +288,56 @@ def test_align_word_times_and_unspellable_words(family):
     number = aligned.words[4]
     assert aligned.words[3].end <= number.start <= number.end <= aligned.words[5].start
     assert aligned.score > 0.9
+
+
+# --------------------------------------------------------------------------- lm tune, eval
+
+
+def invoke(*args: object):
+    from click.testing import CliRunner
+
+    from w2v2cli.cli import main
+
+    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+
+
+TUNE_PAIRS = [  # (said, heard)
+    ("the cat sat on the mat", "the kat sat on the mat"),
+    ("the dog slept on my bed", "the dog slept on my bad"),
+    ("a big dog ran to the house", "a pig dog ran to the house"),
+]
+
+
+def test_lm_tune_and_eval_on_saved_subword_logits(family, subword_lm, tmp_path):
+    """``lm tune`` and ``eval`` on saved log-probabilities of a subword vocabulary (the
+    vocabulary goes through the store's metadata): without LM weight the confusions stay
+    (WER above 0), with it every word is right, and eval with the LM scores 0%."""
+    from w2v2cli.evaluation import LogitsStore, ManifestEntry
+
+    _, tokenizer, vocab = family
+    manifest = tmp_path / "set" / "manifest.jsonl"
+    manifest.parent.mkdir()
+    rows = [{"audio_filepath": f"u{i}.wav", "text": said} for i, (said, _) in enumerate(TUNE_PAIRS)]
+    manifest.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    logits = tmp_path / "logits"
+    store = LogitsStore.create(logits, "constructed", None, vocab)
+    for i, (said, heard) in enumerate(TUNE_PAIRS):
+        entry = ManifestEntry(line=i + 1, audio=manifest.parent / f"u{i}.wav", text=said)
+        store.save(i, entry, confusion(tokenizer, vocab, said, heard, seed=i))
+    assert LogitsStore.open(logits).vocabulary == vocab
+    base = ["--load-logits", logits, "-m", tmp_path / "none", "--decode-workers", 0]
+    r = invoke(
+        "lm", "tune", manifest, "--lm", subword_lm, *base, "--alphas", "0,0.5", "--betas", "1"
+    )
+    assert r.exit_code == 0, r.output
+    table = {
+        f[0]: float(f[2].rstrip("%"))
+        for f in (ln.split() for ln in r.stdout.splitlines())
+        if len(f) == 5 and f[2].endswith("%")
+    }
+    assert table["0.5"] == 0.0 and table["0"] > 0.0
+    assert "best: --alpha 0.5 --beta 1 " in r.stdout
+    r = invoke("eval", manifest, *base, "--decoder", "greedy", "-q")
+    assert r.exit_code == 0 and " 15.79% " in r.stdout, r.output  # 3 of 19 words
+    r = invoke("eval", manifest, *base, "--lm", subword_lm, "--alpha", 0.5, "--beta", 1, "-q")
+    assert r.exit_code == 0 and "0.00%" in r.stdout, r.output
