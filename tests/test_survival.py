@@ -525,7 +525,22 @@ def test_a_segmenting_failure_fails_that_file(group_model, clips, tmp_path, monk
 
     monkeypatch.setattr(writers.SubtitlesWriter, "format", fragile)
     out = tmp_path / "out"
-    r = invoke("transcribe", clips, "-m", group_model, "-o", out, "-f", "txt", "-f", "srt")
+    # In this process: the patch does not reach worker processes (test_workers.py has a
+    # writing failure in a worker).
+    r = invoke(
+        "transcribe",
+        clips,
+        "-m",
+        group_model,
+        "-o",
+        out,
+        "-f",
+        "txt",
+        "-f",
+        "srt",
+        "--decode-workers",
+        "0",
+    )
     assert r.exit_code == 1
     (line,) = error_lines(r.stderr)
     assert "c2.wav" in line and "cannot format the srt output: ValueError" in line

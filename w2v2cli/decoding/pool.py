@@ -149,24 +149,36 @@ class WorkerPool:
         self._pool: ProcessPoolExecutor | None = None
         self._started: list[Future[Any]] = []
         self._in_flight: set[Future[Any]] = set()
+        self._lock = threading.RLock()  # ``start``'s thread and the caller's both submit
+        self._starter: threading.Thread | None = None
 
     def _executor(self) -> ProcessPoolExecutor:
-        if self._pool is None:
-            self._pool = ProcessPoolExecutor(
-                max_workers=self.workers,
-                mp_context=mp.get_context(start_method()),
-                initializer=_init,
-                initargs=(self._build, self._args, os.getpid()),
-            )
-        return self._pool
+        with self._lock:
+            if self._pool is None:
+                self._pool = ProcessPoolExecutor(
+                    max_workers=self.workers,
+                    mp_context=mp.get_context(start_method()),
+                    initializer=_init,
+                    initargs=(self._build, self._args, os.getpid()),
+                )
+            return self._pool
 
     def start(self) -> None:
-        """Start every worker now (they build their state while the caller goes on)."""
-        start_server((self._build.__module__,))
-        self._started = [self.submit(_noop) for _ in range(self.workers)]
+        """Start every worker now, from a thread: the caller goes on at once (starting a
+        process waits for the forkserver, which may still be importing) and the workers
+        build their state meanwhile."""
+
+        def start_all() -> None:
+            start_server((self._build.__module__,))
+            self._started = [self.submit(_noop) for _ in range(self.workers)]
+
+        self._starter = threading.Thread(target=start_all, name="w2v2-workers", daemon=True)
+        self._starter.start()
 
     def pids(self, wait: bool = False) -> list[int]:
         """The worker processes' ids (after ``start`` and, with ``wait``, once they run)."""
+        if wait and self._starter is not None:
+            self._starter.join()
         for f in self._started if wait else ():
             f.exception()
         pool = self._pool
@@ -206,6 +218,9 @@ class WorkerPool:
 
     def close(self) -> None:
         """Stop the workers, waiting for running tasks; queued ones are cancelled."""
+        if self._starter is not None:
+            self._starter.join()
+            self._starter = None
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
