@@ -341,3 +341,94 @@ def test_lm_tune_and_eval_on_saved_subword_logits(family, subword_lm, tmp_path):
     assert r.exit_code == 0 and " 15.79% " in r.stdout, r.output  # 3 of 19 words
     r = invoke("eval", manifest, *base, "--lm", subword_lm, "--alpha", 0.5, "--beta", 1, "-q")
     assert r.exit_code == 0 and "0.00%" in r.stdout, r.output
+
+
+# --------------------------------------------------------------------------- command line
+
+
+@pytest.mark.parametrize("family_name", ["parakeet_ctc", "lasr_ctc", "omniasr_ctc"])
+def test_cli_end_to_end_with_a_subword_model(family_name, tmp_path):
+    """A tiny random model folder of each family (``family_models.subword_folder``):
+    ``transcribe`` to JSON and SRT (words, no markers, cues made of the words), ``lm build
+    --model`` (every word counted, alphabet.json with is_bpe), ``transcribe --lm`` (beam
+    search with it) and ``align`` of the model's own text (every word aligned)."""
+    import soundfile as sf
+    from conftest import TORCH_1_ARGS, noise_audio
+    from family_models import subword_folder
+    from lm_fixtures import require_kenlm_tools
+
+    folder = subword_folder(family_name, tmp_path / "model", seed=3)
+    paths = []
+    for i, seconds in enumerate((2.5, 4.0)):
+        paths.append(tmp_path / f"clip{i}.wav")
+        sf.write(paths[-1], noise_audio(seconds, seed=70 + i), 16000, subtype="FLOAT")
+    common = ["-m", folder, "-q", *TORCH_1_ARGS]
+
+    out = tmp_path / "greedy"
+    r = invoke("transcribe", *paths, *common, "-f", "json", "-f", "srt", "-o", out)
+    assert r.exit_code == 0, r.output
+    docs = [json.loads((out / f"clip{i}.json").read_text(encoding="utf-8")) for i in range(2)]
+    for doc in docs:
+        words = [w["text"] for w in doc["words"]]
+        assert words and doc["text"] == " ".join(words)
+        assert not any(m in w for w in words for m in ("▁", " ", "<"))
+        assert all(w["start"] <= w["end"] for w in doc["words"])
+        pairs = zip(doc["words"], doc["words"][1:], strict=False)
+        assert all(a["end"] <= b["start"] + 1e-9 for a, b in pairs)
+    srt = (out / "clip1.srt").read_text(encoding="utf-8")
+    cue_text = [ln for ln in srt.splitlines() if ln and not ln.isdigit() and "-->" not in ln]
+    assert " ".join(cue_text).split() == docs[1]["text"].split()
+
+    require_kenlm_tools()
+    corpus = tmp_path / "corpus.txt"
+    lines = [doc["text"] for doc in docs] * 3 + CORPUS
+    corpus.write_text("\n".join(lines), encoding="utf-8")
+    lm = tmp_path / "lm" / "lm.bin"
+    r = invoke(
+        "lm",
+        "build",
+        corpus,
+        "--model",
+        folder,
+        "-o",
+        lm,
+        "--order",
+        3,
+        "--save-model-dir",
+        tmp_path / "lm_dir",
+    )
+    assert r.exit_code == 0, r.output
+    total = sum(len(line.split()) for line in lines)
+    assert f"{total:,} words kept, 0 dropped" in r.output
+    alphabet = json.loads((tmp_path / "lm_dir" / "alphabet.json").read_text(encoding="utf-8"))
+    assert alphabet["is_bpe"] is True and not any(" " in x for x in alphabet["labels"])
+
+    out = tmp_path / "beam"
+    r = invoke(
+        "transcribe", *paths, *common, "--lm", lm, "--decode-workers", 0, "-f", "json", "-o", out
+    )
+    assert r.exit_code == 0, r.output
+    for i in range(2):
+        doc = json.loads((out / f"clip{i}.json").read_text(encoding="utf-8"))
+        assert doc["decoder"] == "beam"
+        assert doc["text"] == " ".join(w["text"] for w in doc["words"])
+        assert not any("▁" in w["text"] or not w["text"] for w in doc["words"])
+
+    manifest = tmp_path / "align.jsonl"
+    rows = [{"audio_filepath": str(p), "text": d["text"]} for p, d in zip(paths, docs, strict=True)]
+    manifest.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
+    out = tmp_path / "aligned"
+    # A random model writes words in pieces its tokenizer would not choose ("▁" "t" "h"
+    # for "th", which the tokenizer spells "▁th"); the text is aligned as the tokenizer
+    # spells it, so the match is poor (0.01 to 0.4 here): no minimum.
+    r = invoke("align", manifest, *common, "--min-score", 0, "-f", "json", "-o", out)
+    assert r.exit_code == 0, r.output
+    for i, doc in enumerate(docs):
+        aligned = json.loads((out / f"clip{i}.json").read_text(encoding="utf-8"))
+        assert [w["text"] for w in aligned["words"]] == [w["text"] for w in doc["words"]]
+        assert not any(w["interpolated"] for w in aligned["words"])
+        assert 0 < aligned["score"] <= 1
+        assert all(w["start"] <= w["end"] for w in aligned["words"])
+        if aligned["score"] == 1:  # the text spelled as the model wrote it: its times
+            times = [(w["start"], w["end"]) for w in aligned["words"]]
+            assert times == [(w["start"], w["end"]) for w in doc["words"]]
