@@ -181,6 +181,28 @@ def test_lm_build_counts_words_and_writes_bpe_alphabet(family, corpus, tmp_path)
             assert labels[i] == "▁" + vocab.text(i)
 
 
+@pytest.mark.pyctcdecode
+def test_saved_model_dir_loads_in_pyctcdecode_as_bpe(corpus, tmp_path):
+    """pyctcdecode's ``load_from_dir`` (what transformers' ``Wav2Vec2ProcessorWithLM``
+    delegates to) reads the folder as a BPE alphabet and decodes words from pieces."""
+    from lm_fixtures import require_kenlm_tools
+    from pyctcdecode import BeamSearchDecoderCTC
+
+    from w2v2cli.lm import build_lm
+
+    require_kenlm_tools()
+    tokenizer, vocab = family_vocabulary("omniasr")
+    build_lm([corpus], tmp_path / "lm.bin", 3, vocab=vocab, model_dir_out=tmp_path / "model")
+    decoder = BeamSearchDecoderCTC.load_from_dir(str(tmp_path / "model"))
+    try:
+        assert decoder._alphabet.is_bpe
+        sentence = "the cat sat on the mat"  # whole pieces: no bare marker
+        emissions = emissions_for(spell(tokenizer, vocab, sentence), vocab.size)
+        assert decoder.decode(emissions.log_probs) == sentence
+    finally:
+        decoder.cleanup()
+
+
 # --------------------------------------------------------------------------- beam search
 
 ENGINES = [
