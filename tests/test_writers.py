@@ -339,3 +339,44 @@ def test_a_file_is_segmented_once_for_all_its_formats(item: AudioItem, monkeypat
     assert other[1] == SrtWriter(OPTS).format(b, item)
     monkeypatch.setattr(writers_module, "_LAST_CUES", None)
     assert first[1] == SrtWriter(OPTS).format(a, item)
+
+
+def test_pretty_json_is_json_dumps_with_an_indent():
+    """The JSON writer's own encoder (``writers.pretty_json``) gives what
+    ``json.dumps(doc, ensure_ascii=False, indent=2)`` gives, character for character, on
+    random documents: nested objects and lists, lists of flat objects (its fast path),
+    empty ones, strings with quotes, braces, control characters and non-ASCII text, NaN and
+    infinities, booleans and None."""
+    import json
+    import random
+
+    from w2v2cli.output.writers import pretty_json
+
+    rng = random.Random(7)
+    texts = ["", 'ÄÖ "q" \\ \n\t\u2028 ▁x {}[],:', "é" * 3, "\x00\x1f", "}", "{", "a}", "\x01"]
+
+    def scalar():
+        numbers = [rng.randint(-(10**6), 10**6), rng.random() * 1e3, round(rng.random(), 3)]
+        special = [float("nan"), float("inf"), -float("inf"), 1e-7, 1e22, -0.0]
+        return rng.choice([None, True, False, *numbers, *special, *texts])
+
+    def value(depth=0):
+        r = rng.random()
+        if depth > 3 or r < 0.4:
+            return scalar()
+        if r < 0.6:
+            return {rng.choice([*texts, "k"]): scalar() for _ in range(rng.randint(0, 4))}
+        if r < 0.7:
+            return [
+                {rng.choice([*texts, "k"]): scalar() for _ in range(rng.randint(1, 4))}
+                for _ in range(rng.randint(0, 5))
+            ]
+        if r < 0.85:
+            return {rng.choice(texts) + str(i): value(depth + 1) for i in range(rng.randint(0, 4))}
+        return [value(depth + 1) for _ in range(rng.randint(0, 4))]
+
+    for _ in range(3000):
+        doc = {"k": value(), "w": [value() for _ in range(3)]}
+        assert pretty_json(doc) == json.dumps(doc, ensure_ascii=False, indent=2)
+    with pytest.raises(TypeError):
+        pretty_json({"x": object()})
