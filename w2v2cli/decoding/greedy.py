@@ -12,8 +12,9 @@ from .timing import align_path, file_confidence
 class GreedyDecoder(Decoder):
     """Best path decoding: the most likely id per frame, CTC-collapsed.
 
-    Repeats collapse into one token, blanks go, a word delimiter (or a ``" "`` token)
-    separates words, and special tokens (``<unk>``, ``<s>``, ...) are then dropped without
+    Repeats collapse into one token, blanks go, a word delimiter (or a ``" "`` token, or
+    a bare ``▁``) separates words, a word-initial piece (``▁the``, `` the``) begins one,
+    and special tokens (``<unk>``, ``<s>``, ...) are then dropped without
     splitting a word (see ``timing.token_kind``): collapsing comes first, as CTC defines
     it, so ``L <unk> L`` gives ``LL``. The text is the words joined by single spaces, so it
     never has leading, trailing or doubled spaces and always agrees with
