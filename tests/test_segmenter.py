@@ -211,3 +211,27 @@ def _partitions(items: list[str], k: int):  # type: ignore[no-untyped-def]
     for cuts in itertools.combinations(range(1, len(items)), k - 1):
         bounds = (0, *cuts, len(items))
         yield [items[a:b] for a, b in itertools.pairwise(bounds)]
+
+
+def test_two_line_cues_break_where_the_general_search_breaks():
+    """``break_lines`` takes a one-pass route for cues of two lines (nearly all of them);
+    it must choose the break the general dynamic programme chooses, ties included, for
+    words shorter and longer than a line."""
+    import random
+
+    from w2v2cli.output.segmenter import _balanced_lines, _line_count, _two_lines
+
+    rng = random.Random(3)
+    checked = 0
+    for _ in range(20000):
+        width = rng.randint(4, 42)
+        sizes = [rng.choice([1, 2, 3, 4, 5, 7, 9, 12, 20, 45]) for _ in range(rng.randint(2, 12))]
+        texts = [chr(97 + n) * size for n, size in enumerate(sizes)]  # each word its own
+        if _line_count([len(t) for t in texts], width) != 2:
+            continue
+        prefix = [0]
+        for t in texts:
+            prefix.append(prefix[-1] + len(t))
+        assert _two_lines(texts, prefix, width) == _balanced_lines(texts, prefix, 2, width)
+        checked += 1
+    assert checked > 2000

@@ -153,13 +153,20 @@ def break_lines(texts: Sequence[str], options: SubtitleOptions) -> tuple[str, ..
     """
     width = options.max_line_chars
     lengths = [len(t) for t in texts]
-    m = len(texts)
     k = _line_count(lengths, width)
     if k <= 1:
         return (" ".join(texts),) if texts else ()
     prefix = [0]
     for size in lengths:
         prefix.append(prefix[-1] + size)
+    if k == 2:  # nearly every cue: the same rules, one pass over the break points
+        return _two_lines(texts, prefix, width)
+    return _balanced_lines(texts, prefix, k, width)
+
+
+def _balanced_lines(texts: Sequence[str], prefix: list[int], k: int, width: int) -> tuple[str, ...]:
+    """``break_lines`` into ``k`` lines, for any ``k`` (dynamic programming)."""
+    m = len(texts)
 
     def length(j: int, i: int) -> int:
         return prefix[i] - prefix[j] + (i - j - 1)
@@ -203,6 +210,27 @@ def break_lines(texts: Sequence[str], options: SubtitleOptions) -> tuple[str, ..
         out.append(" ".join(texts[j:i]))
         j = i
     return tuple(out)
+
+
+def _two_lines(texts: Sequence[str], prefix: list[int], width: int) -> tuple[str, ...]:
+    """``break_lines`` for a cue of exactly two lines: the break ``i`` whose longer line is
+    shortest (a word longer than a line counts 0, as there), then the least sum of squared
+    line lengths, then the shorter top line (the general search's order, in O(words))."""
+    m = len(texts)
+    total = prefix[m]
+    candidates = []
+    for i in range(1, m):
+        top = prefix[i] + i - 1
+        bottom = total - prefix[i] + (m - i - 1)
+        if (i > 1 and top > width) or (i < m - 1 and bottom > width):
+            continue  # a line of several words that does not fit
+        balance = max(
+            0 if i == 1 and top > width else top, 0 if i == m - 1 and bottom > width else bottom
+        )
+        candidates.append((balance, top * top + bottom * bottom, top, i))
+    cap = min(c[0] for c in candidates)
+    _, _, _, i = min(c for c in candidates if c[0] == cap)
+    return (" ".join(texts[:i]), " ".join(texts[i:]))
 
 
 def _cue_times(spans: Sequence[tuple[int, int]], limit: int, min_ms: int) -> list[tuple[int, int]]:
