@@ -27,7 +27,9 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import ModelError
 from ..records import Vocabulary
+from . import ir_file
 from .loaded import LoadedModel
 from .ref import ModelRef
 from .vocab import vocabulary_from_table
@@ -181,7 +183,10 @@ def load_processor_light(ref: ModelRef, language: str | None = None) -> LoadedMo
     """``loading.load_processor`` without transformers, for a standard folder already on disk
     (a user's folder, a checkpoint's cached conversion, a hub id's cached snapshot); None when
     there is no folder yet or it is not in the common layout (module docstring), and for
-    ``--language`` (languages are checked and loaded by transformers)."""
+    ``--language`` (languages are checked and loaded by transformers). A model file (an
+    OpenVINO IR or ONNX file) gets the parts ``load_model_file`` reads."""
+    if ref.is_model_file:
+        return load_model_file(ref, language)
     if language is not None or ref.folder is None:
         return None
     light = read_light(ref.folder)
@@ -201,5 +206,49 @@ def load_processor_light(ref: ModelRef, language: str | None = None) -> LoadedMo
         device="cpu",
         dtype="float32",
         wants_attention_mask=normalizer.return_attention_mask,
+        config=config,
+    )
+
+
+def model_file_vocabulary(ref: ModelRef) -> tuple[Vocabulary, Path | None]:
+    """The alphabet of a model file (``ir_file.py``) and the ``vocab.json`` it was read
+    from: one beside the file (read as a tokenizer folder's where a tokenizer config lies
+    beside it too, else as a bare token table), else the wav2vec2-base card's (None)."""
+    assert ref.path is not None
+    vocab = ref.path.parent / "vocab.json"
+    if not vocab.is_file():
+        return ir_file.card_vocabulary(), None
+    beside = None
+    if (ref.path.parent / "tokenizer_config.json").is_file():
+        beside = read_vocabulary(ref.path.parent, None)
+    return beside or ir_file.vocabulary_beside(vocab), vocab
+
+
+def load_model_file(ref: ModelRef, language: str | None = None) -> LoadedModel:
+    """The parts of a model file (an OpenVINO IR or ONNX file, ``ir_file.py``): the card's
+    alphabet or the ``vocab.json`` beside it, wav2vec2-base's normalisation and frame
+    geometry. The network itself is checked against them when the OpenVINO backend opens
+    it (its output size, its frame counts)."""
+    if language is not None:
+        raise ModelError(f"{ref.name} has a single vocabulary (it takes no --language)")
+    vocabulary, _ = model_file_vocabulary(ref)
+    config = LightConfig(
+        model_type=ir_file.MODEL_TYPE,
+        conv_kernel=ir_file.CONV_KERNEL,
+        conv_stride=ir_file.CONV_STRIDE,
+        vocab_size=vocabulary.size,
+    )
+    normalizer = FeatureNormalizer(sampling_rate=ir_file.SAMPLING_RATE)
+    return LoadedModel(
+        ref=ref,
+        model=None,
+        feature_extractor=normalizer,
+        tokenizer=None,
+        vocabulary=vocabulary,
+        sampling_rate=normalizer.sampling_rate,
+        samples_per_frame=int(np.prod(config.conv_stride)),
+        device="cpu",
+        dtype="float32",
+        wants_attention_mask=False,
         config=config,
     )

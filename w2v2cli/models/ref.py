@@ -14,14 +14,21 @@ kind                  what was typed                              ``folder`` (fi
                                                                     ``resolve_model``)
 ``cached``            a hub id whose snapshot is in the HF cache   the snapshot folder
 ``hub``               a hub id not in the cache                    None (downloaded)
+``ir``                an OpenVINO IR file (``.xml`` with its       None (``path`` is the
+                      ``.bin``; ``-m x.bin`` names its ``.xml``),  ``.xml``; ``ir_file.py``)
+                      as the Open Model Zoo's converter writes it
+``onnx``              an ONNX file (``.onnx``)                     None (``path``)
 ====================  ==========================================  =========================
 
+The ``ir`` and ``onnx`` kinds are networks alone (``ir_file.py``): they run on the OpenVINO
+backend only, with the wav2vec2-base card's alphabet (or a ``vocab.json`` beside the file),
+and transformers never reads them: ``check_downloadable``, which every transformers loader
+calls first, refuses them in one line (``w2v2 export``, ``lm build --model``).
+
 Refused with one line: a path that does not exist, a folder without ``config.json`` (for
-the commands that read only a tokenizer, a folder with a tokenizer will do), an
-OpenVINO IR file alone (``.xml``: its tokenizer and config are not beside it; give the
-folder ``w2v2 export`` wrote) and an ONNX file. A hub id that must be downloaded when the
-hub cannot be reached is refused by ``ModelRef.check_downloadable`` when (and only when) a
-loader needs what is not cached.
+the commands that read only a tokenizer, a folder with a tokenizer will do). A hub id that
+must be downloaded when the hub cannot be reached is refused by
+``ModelRef.check_downloadable`` when (and only when) a loader needs what is not cached.
 
 Nothing here imports torch or transformers; a hub id is looked up in the cache only
 (``hub.py``), never on the network.
@@ -47,7 +54,11 @@ EXPORTED = "exported"
 CHECKPOINT = "checkpoint"
 CACHED = "cached"
 HUB = "hub"
-KINDS = (FOLDER, EXPORTED, CHECKPOINT, CACHED, HUB)
+IR = "ir"
+ONNX = "onnx"
+KINDS = (FOLDER, EXPORTED, CHECKPOINT, CACHED, HUB, IR, ONNX)
+#: The kinds that are one network file OpenVINO reads (``ir_file.py``).
+MODEL_FILES = (IR, ONNX)
 
 #: The file ``w2v2 export`` writes the OpenVINO model to (``inference/ir_cache.py``).
 IR_FILE = "model.xml"
@@ -100,9 +111,22 @@ class ModelRef:
             kwargs["revision"] = self.revision
         return kwargs
 
+    @property
+    def is_model_file(self) -> bool:
+        """An OpenVINO IR or ONNX file: the network alone, run on the OpenVINO backend."""
+        return self.kind in MODEL_FILES
+
     def check_downloadable(self) -> None:
         """Refuse (one line) a hub id whose weights must be downloaded when the hub cannot
-        be reached; a no-op for anything on disk."""
+        be reached, and a model file that transformers cannot read (every transformers
+        loader calls this first); a no-op for anything else."""
+        if self.is_model_file:
+            what = "an OpenVINO IR" if self.kind == IR else "an ONNX"
+            raise ModelError(
+                f"{self.name} is {what} file: it holds the network alone, which transcribe, "
+                "eval and align run on the OpenVINO backend; this needs a transformers model "
+                "folder, a hub id or a checkpoint file"
+            )
         if self.downloads:
             self.check_reachable()
 
@@ -158,15 +182,9 @@ def locate_model(
     if path.is_file():
         suffix = path.suffix.lower()
         if suffix in (".xml", ".bin") and path.with_suffix(".xml").is_file():
-            raise ModelError(
-                f"{name} is an OpenVINO IR file: give the folder `w2v2 export` wrote, which "
-                "holds the IR with the model's config and tokenizer"
-            )
+            return ModelRef(name, IR, path=path.with_suffix(".xml"), **common)
         if suffix == ".onnx":
-            raise ModelError(
-                f"{name} is an ONNX file, which w2v2 does not run: give a transformers model "
-                "folder, a hub id, a checkpoint file or a folder `w2v2 export` wrote"
-            )
+            return ModelRef(name, ONNX, path=path, **common)
         folder = cached_conversion(path, cache)
         return ModelRef(name, CHECKPOINT, path=path, folder=folder, **common)
     if not path.is_dir():
