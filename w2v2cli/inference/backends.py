@@ -48,6 +48,13 @@ def _wants_cuda(device: str) -> bool:
 
 def choose_backend(ref: ModelRef, options: ModelOptions) -> str:
     """``torch`` or ``openvino`` for this model and these options (module docstring)."""
+    if ref.is_model_file:  # an OpenVINO IR or ONNX file: OpenVINO runs it, nothing else
+        if options.backend == "torch" or options.device.startswith("cuda"):
+            raise ConfigError(
+                f"{options.model} is a model file OpenVINO reads: it runs on the OpenVINO "
+                "backend only, on the CPU (--backend openvino or auto, --device cpu or auto)"
+            )
+        return "openvino"
     exported = ref.kind == EXPORTED
     if options.backend == "torch":
         if exported:
@@ -86,6 +93,10 @@ def open_backend(
     ref = locate_model(options.model, options.cache_dir, options.revision)
     chosen = choose_backend(ref, options)
     ref = converted(ref, notify)  # a checkpoint file: its model folder (converted once)
+    if ref.is_model_file:
+        parts = load_parts(ref, options.language, notify)
+        backend = openvino_backend.open_model_file(parts, options, threads, notify)
+        return dataclasses.replace(parts, dtype=backend.precision), backend
     if chosen == "openvino":
         # A standard folder on disk is read without transformers, so torch is never
         # imported; anything else goes through transformers (models/light.py).
