@@ -151,6 +151,12 @@ def test_model_files_are_kinds_of_model_ref(model_files: ModelFiles):
         assert (ref.kind, ref.path, ref.folder, ref.is_model_file) == (kind, path, None, True)
         with pytest.raises(ModelError, match="holds the network alone"):
             ref.check_downloadable()  # transformers never reads it
+    with pytest.raises(ModelError) as caught:  # OMZ's folder: the file in it is named
+        locate_model(str(model_files.fp32.parent))
+    assert str(caught.value) == (
+        f"'{model_files.fp32.parent}' is not a model folder: it has no config.json (for the "
+        f"model file in it, give -m {model_files.fp32})"
+    )
 
 
 @pytest.mark.parametrize("which", ["fp32", "fp16", "static", "onnx"])

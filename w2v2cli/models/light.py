@@ -16,6 +16,9 @@ This module reads them from the JSON files directly, for the common layout only:
 
 Anything else returns None and the caller uses transformers, so an unusual checkpoint
 never gets a subtly different reading. Tests check that both readings agree.
+
+A model file (an OpenVINO IR or ONNX file, ``ir_file.py``) has none of these files: its
+parts are the wav2vec2-base card's, or the ``vocab.json`` beside it (``load_model_file``).
 """
 
 from __future__ import annotations

@@ -181,7 +181,9 @@ def locate_model(
     path = Path(name).expanduser()
     if path.is_file():
         suffix = path.suffix.lower()
-        if suffix in (".xml", ".bin") and path.with_suffix(".xml").is_file():
+        if suffix == ".xml":
+            return ModelRef(name, IR, path=path, **common)
+        if suffix == ".bin" and path.with_suffix(".xml").is_file():
             return ModelRef(name, IR, path=path.with_suffix(".xml"), **common)
         if suffix == ".onnx":
             return ModelRef(name, ONNX, path=path, **common)
@@ -193,7 +195,9 @@ def locate_model(
         return ModelRef(name, EXPORTED, path=path, folder=path, **common)
     tokenizer = any((path / f).is_file() for f in TOKENIZER_FILES)
     if not (path / "config.json").is_file() and not (tokenizer_only and tokenizer):
-        raise ModelError(f"{name!r} is not a model folder: it has no config.json")
+        files = sorted(p for p in path.iterdir() if p.suffix.lower() in (".xml", ".onnx"))
+        hint = f" (for the model file in it, give -m {files[0]})" if files else ""
+        raise ModelError(f"{name!r} is not a model folder: it has no config.json{hint}")
     return ModelRef(name, FOLDER, path=path, folder=path, **common)
 
 
