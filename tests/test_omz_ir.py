@@ -31,7 +31,7 @@ from w2v2cli.errors import ModelError
 from w2v2cli.models import locate_model
 from w2v2cli.models.ir_file import CARD_TOKENS, card_vocabulary
 from w2v2cli.models.ref import IR, ONNX
-from w2v2cli.options import ChunkOptions, ModelOptions, RunOptions
+from w2v2cli.options import ModelOptions, RunOptions
 
 #: The card's alphabet as its README lists it (https://github.com/openvinotoolkit/
 #: open_model_zoo, models/public/wav2vec2-base/README.md, "Model alphabet").
@@ -110,9 +110,9 @@ def model_files(tmp_path_factory) -> ModelFiles:
     )
 
 
-def transcriber(model: Path | str, **kw) -> Transcriber:
-    chunking = kw.pop("chunking", ChunkOptions())
-    return Transcriber(RunOptions(model=ModelOptions(model=str(model), **kw), chunking=chunking))
+def transcriber(model: Path | str, batch_size: int | None = None, **kw) -> Transcriber:
+    options = RunOptions(model=ModelOptions(model=str(model), **kw), batch_size=batch_size)
+    return Transcriber(options)
 
 
 def w2v2(*args):
@@ -352,3 +352,37 @@ def test_int8_compresses_the_weights_in_memory(model_files: ModelFiles, speech: 
         "wav2vec2-base.bin",
         "wav2vec2-base.xml",
     ]
+
+
+def test_a_static_ir_runs_batches_of_any_size(
+    model_files: ModelFiles, speech: Speech, folder_transcripts
+):
+    """OMZ's IR has the fixed input [1, 30480]: made dynamic, it runs several equal-length
+    chunks in one request (the same file twice) and any length, with the folder's text."""
+    t = transcriber(model_files.static, batch_size=4)
+    try:
+        ours = t.transcribe_files([speech.paths[0], speech.paths[0], speech.long])
+    finally:
+        t.close()
+    ref = [x.text for x in folder_transcripts]
+    assert [x.text for x in ours] == [ref[0], ref[0], ref[1]]
+
+
+def test_bfloat16_runs_with_openvinos_hint_where_the_cpu_has_it(
+    model_files: ModelFiles, speech: Speech, tmp_path
+):
+    from w2v2cli.inference.openvino_backend import cpu_capabilities
+
+    if "BF16" not in cpu_capabilities():
+        line = _refused(model_files.fp32, tmp_path, speech, "--dtype", "bfloat16")
+        assert "--dtype bfloat16 needs a CPU with native bfloat16" in line
+        return
+    t = transcriber(model_files.fp32, dtype="bfloat16")
+    try:
+        assert (t.engine.loaded.dtype, t.engine.runner.backend.precision) == ("bfloat16",) * 2
+        ours = [x.text for x in t.transcribe_files(speech.paths[:4])]
+    finally:
+        t.close()
+    import jiwer
+
+    assert jiwer.cer(speech.references[:4], ours) < 0.3  # it still recognises speech
