@@ -26,6 +26,7 @@ import contextlib
 import logging
 import re
 import sys
+from collections.abc import Callable
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
@@ -41,6 +42,8 @@ from .libc import keep_signal_stack, release_mapped_pages
 from .runner import Done
 
 log = logging.getLogger("w2v2cli")
+
+Notify = Callable[[str], None]
 
 PRECISIONS = ("float32", "bfloat16", "int8")
 #: Samples of the warm-up inference: one second, 49 frames of wav2vec2, enough that every
@@ -233,7 +236,7 @@ def model_file_precision(options: ModelOptions) -> str:
 
 
 def open_model_file(
-    parts: LoadedModel, options: ModelOptions, threads: int, notify: Any = None
+    parts: LoadedModel, options: ModelOptions, threads: int, notify: Notify | None = None
 ) -> OpenVINOBackend:
     """An OpenVINO IR or ONNX file (``parts`` from ``light.load_model_file``), read as it
     is and checked (module docstring, "Model files"); every problem is one ``ModelError``
@@ -331,7 +334,7 @@ def _measured_problem(backend: OpenVINOBackend, parts: LoadedModel) -> str | Non
     return None
 
 
-def _compress_weights(model: Any, notify: Any) -> Any:
+def _compress_weights(model: Any, notify: Notify | None) -> Any:
     """``model`` with its weights compressed to int8 (NNCF, weight-only, in memory)."""
     try:
         import nncf
