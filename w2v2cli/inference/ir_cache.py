@@ -135,13 +135,18 @@ def convert(
 
     started = time.perf_counter()
     model = load_weights(parts, options, "cpu", "float32")
-    if family_of(parts.config).channel_axis:  # OmniASR: the IR takes (batch, samples)
+    family = family_of(parts.config)
+    example = torch.zeros(1, parts.sampling_rate, dtype=torch.float32)
+    if family.channel_axis:  # OmniASR: the IR takes (batch, samples)
         model = _with_channel_axis(model, torch)
+    elif family.input == "mel":  # Parakeet, LASR: the IR takes (batch, frames x bins)
+        bins = mel_bins(parts)
+        model = _with_flat_frames(model, bins, torch)
+        example = torch.zeros(1, MEL_EXAMPLE_FRAMES * bins, dtype=torch.float32)
     notify(
         f"converting {parts.name} to OpenVINO ({precision}); this happens once, the "
         f"result is cached in {target.parent}"
     )
-    example = torch.zeros(1, parts.sampling_rate, dtype=torch.float32)
     try:
         # Tracing warns about every Python branch it freezes; none matters here (the IR's
         # shapes are dynamic and its outputs are checked against torch in the tests).
@@ -166,6 +171,67 @@ def convert(
     }
     save_ir(ov_model, target, info)
     notify(f"converted in {time.perf_counter() - started:.0f} s")
+
+
+#: Frames of the example input a log-mel model is traced with (2 s at a 10 ms hop).
+MEL_EXAMPLE_FRAMES = 200
+
+
+def mel_bins(parts: LoadedModel) -> int:
+    """The mel bins of a log-mel model's frames (its feature extractor's ``feature_size``)."""
+    return int(getattr(parts.feature_extractor, "feature_size", 0) or 80)
+
+
+def _with_flat_frames(model: Any, bins: int, torch: Any) -> Any:
+    """A log-mel model (Parakeet CTC, LASR) wrapped so that its IR takes its frames
+    flattened, ``(batch, frames x bins)``: every IR then takes one 2-D float input, which
+    ``FlatFrames`` feeds. No mask: the IR runs each item unpadded, and a Parakeet chunk's
+    frames without the one its extractor masks give what the masked frames give (the
+    padded subsampling and the convolution module see zeros past the end either way)."""
+
+    class WithFlatFrames(torch.nn.Module):
+        def __init__(self, inner: Any) -> None:
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, input_values: Any) -> Any:
+            frames = input_values.reshape(input_values.shape[0], -1, bins)
+            return self.inner(frames).logits
+
+    return WithFlatFrames(model).eval()
+
+
+class FlatFrames:
+    """A backend around an IR of ``_with_flat_frames``: the runner's ``(batch, frames,
+    bins)`` features and frame counts in, as ``(batch, frames x bins)`` rows and their
+    value counts to the IR's backend; everything else is that backend's."""
+
+    def __init__(self, inner: Any, bins: int) -> None:
+        self._inner = inner
+        self._bins = bins
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    def start(self, batch: Any, lengths: list[int]) -> Any:
+        flat = batch.reshape(batch.shape[0], -1)
+        return self._inner.start(flat, [n * self._bins for n in lengths])
+
+    def log_probs(self, batch: Any, lengths: list[int]) -> Any:
+        return self.start(batch, lengths).result()
+
+    def calibrate(self, inputs: Any) -> None:
+        self._inner.calibrate([x.reshape(-1) for x in inputs])
+
+    def close(self) -> None:
+        self._inner.close()
+
+
+def with_model_input(parts: LoadedModel, backend: OpenVINOBackend) -> OpenVINOBackend | FlatFrames:
+    """``backend`` as the runner feeds it: behind ``FlatFrames`` for a log-mel model."""
+    if family_of(parts.config).input == "mel":
+        return FlatFrames(backend, mel_bins(parts))
+    return backend
 
 
 def _with_channel_axis(model: Any, torch: Any) -> Any:
@@ -406,14 +472,15 @@ def open_openvino(
     precision: str,
     threads: int,
     notify: Callable[[str], None],
-) -> OpenVINOBackend:
+) -> OpenVINOBackend | FlatFrames:
     """The IR of ``parts`` at ``precision``, compiled for this CPU: an exported folder's
     (one that cannot be loaded is a ``ModelError``), or the cache's, converted or
-    repaired first where needed (``open_entry``)."""
+    repaired first where needed (``open_entry``); behind ``FlatFrames`` for a log-mel
+    model."""
     exported = _exported_ir(parts, precision)
     if exported is not None:
         try:
-            return OpenVINOBackend(exported, precision, threads)
+            return with_model_input(parts, OpenVINOBackend(exported, precision, threads))
         except ModelError as exc:
             raise ModelError(f"{exc} (a folder written by w2v2 export: export it again)") from None
     target = cache_entry(parts, options, precision)
@@ -425,4 +492,4 @@ def open_openvino(
         _converter(parts, options, precision, notify),
     )
     log.debug("OpenVINO IR for %s: %s", parts.name, target)
-    return backend
+    return with_model_input(parts, backend)

@@ -39,7 +39,7 @@ from .. import chunking
 from ..audio import load_audio
 from ..chunking import ChunkPlan
 from ..errors import ConfigError, W2V2Error
-from ..models import LoadedModel
+from ..models import LoadedModel, family_of
 from ..options import INT8_METHODS, ChunkOptions, ModelOptions
 from ..records import Chunk
 from . import ir_cache
@@ -176,7 +176,7 @@ class PendingQuantization:
     ) -> None:
         self._parts, self._options, self._target, self._notify = parts, options, target, notify
         self.threads = threads
-        self._inner: ovb.OpenVINOBackend | None = None
+        self._inner: ovb.OpenVINOBackend | ir_cache.FlatFrames | None = None
 
     @property
     def needs_calibration(self) -> bool:
@@ -243,9 +243,13 @@ class PendingQuantization:
 
 def open_full_int8(
     parts: LoadedModel, options: ModelOptions, threads: int, notify: Callable[[str], None]
-) -> ovb.OpenVINOBackend | PendingQuantization:
-    """The fully quantized model from the cache, or one that calibrates on first use."""
+) -> ovb.OpenVINOBackend | ir_cache.FlatFrames | PendingQuantization:
+    """The fully quantized model from the cache, or one that calibrates on first use.
+    A log-mel model (Parakeet CTC, LASR) gets weight-only int8: calibration reads samples."""
     ovb.import_openvino()
+    if family_of(parts.config).input == "mel":
+        notify(f"int8: {parts.name} gets weight-only int8 (full int8 calibrates on samples)")
+        return ir_cache.open_openvino(parts, options, "int8", threads, notify)
     folder = ir_cache.model_folder(parts, options)
     key = ir_cache.cache_key(folder, FULL, extra=calibration_id(options.calibration))
     target = ir_cache.cache_root(options) / key

@@ -107,8 +107,8 @@ FAMILIES: dict[str, Family] = {
         Family("sew-d", "SEW-D", False),
         Family("data2vec-audio", "Data2Vec audio", False),
         Family("wav2vec2-bert", "W2V-BERT 2.0", True, input="fbank", openvino=False),
-        Family("parakeet_ctc", "Parakeet CTC", True, input="mel", openvino=False),
-        Family("lasr_ctc", "LASR CTC (MedASR)", True, input="mel", openvino=False),
+        Family("parakeet_ctc", "Parakeet CTC", True, input="mel"),
+        Family("lasr_ctc", "LASR CTC (MedASR)", True, input="mel"),
         Family(
             "omniasr_ctc",
             "Omnilingual ASR CTC",
