@@ -194,9 +194,9 @@ def test_interrupt_leaves_no_partial_file(group_model, audio_folder, tmp_path, m
 
     monkeypatch.setattr(writers.JsonWriter, "format", boom)
     out = tmp_path / "out"
-    r = CliRunner().invoke(
-        main, ["transcribe", str(audio_folder), "-m", str(group_model), "-o", str(out), "-q"]
-    )
+    # In this process, where the patch is (worker processes: test_workers.py, SIGTERM).
+    args = ["transcribe", str(audio_folder), "-m", str(group_model), "-o", str(out), "-q"]
+    r = CliRunner().invoke(main, [*args, "--decode-workers", "0"])
     assert r.exit_code == 130
     names = sorted(p.name for p in out.rglob("*") if p.is_file())
     assert names == ["clip0.json", "clip0.txt", "clip1.txt"]  # finished outputs are kept
