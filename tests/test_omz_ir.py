@@ -386,3 +386,19 @@ def test_bfloat16_runs_with_openvinos_hint_where_the_cpu_has_it(
     import jiwer
 
     assert jiwer.cer(speech.references[:4], ours) < 0.3  # it still recognises speech
+
+
+def test_a_preprocessor_config_beside_the_file_sets_the_normalisation(
+    model_files: ModelFiles, tmp_path
+):
+    from w2v2cli.models.light import load_model_file
+
+    assert load_model_file(locate_model(str(model_files.onnx))).feature_extractor.do_normalize
+    folder = tmp_path / "exported"
+    folder.mkdir()
+    shutil.copy(model_files.onnx, folder / "model.onnx")
+    config = json.loads((TRAINED_MODEL / "processor_config.json").read_text())
+    extractor = {**config["feature_extractor"], "do_normalize": False}
+    (folder / "preprocessor_config.json").write_text(json.dumps(extractor))
+    parts = load_model_file(locate_model(str(folder / "model.onnx")))
+    assert (parts.feature_extractor.do_normalize, parts.sampling_rate) == (False, 16000)

@@ -229,9 +229,10 @@ def model_file_vocabulary(ref: ModelRef) -> tuple[Vocabulary, Path | None]:
 
 def load_model_file(ref: ModelRef, language: str | None = None) -> LoadedModel:
     """The parts of a model file (an OpenVINO IR or ONNX file, ``ir_file.py``): the card's
-    alphabet or the ``vocab.json`` beside it, wav2vec2-base's normalisation and frame
-    geometry. The network itself is checked against them when the OpenVINO backend opens
-    it (its output size, its frame counts)."""
+    alphabet or the ``vocab.json`` beside it, wav2vec2-base's normalisation (or that of a
+    ``preprocessor_config.json`` beside it) and frame geometry. The network itself is
+    checked against them when the OpenVINO backend opens it (its output size, its frame
+    counts)."""
     if language is not None:
         raise ModelError(f"{ref.name} has a single vocabulary (it takes no --language)")
     vocabulary, _ = model_file_vocabulary(ref)
@@ -241,7 +242,8 @@ def load_model_file(ref: ModelRef, language: str | None = None) -> LoadedModel:
         conv_stride=ir_file.CONV_STRIDE,
         vocab_size=vocabulary.size,
     )
-    normalizer = FeatureNormalizer(sampling_rate=ir_file.SAMPLING_RATE)
+    beside = read_feature_normalizer(ref.path.parent) if ref.path is not None else None
+    normalizer = beside or FeatureNormalizer(sampling_rate=ir_file.SAMPLING_RATE)
     return LoadedModel(
         ref=ref,
         model=None,
