@@ -250,19 +250,23 @@ def record(corpus: Path) -> None:
 def child(args: argparse.Namespace) -> None:
     cores = sorted(os.sched_getaffinity(0))[: args.child_cores]
     os.sched_setaffinity(0, cores)
-    table = pickle.loads(REPLAY.read_bytes())
+    model = str(MODEL)
+    if args.child_model:  # the real model runs (--model): the end-to-end comparison
+        model = args.child_model
+    else:
+        table = pickle.loads(REPLAY.read_bytes())
 
-    def make(options: Any, real_open: Any, exact: bool, notify: Any) -> Any:
-        from w2v2cli.models import load_parts, model_ref
+        def make(options: Any, real_open: Any, exact: bool, notify: Any) -> Any:
+            from w2v2cli.models import load_parts, model_ref
 
-        loaded = load_parts(model_ref(options), options.language, notify)
-        return loaded, ReplayBackend(table, len(cores))
+            loaded = load_parts(model_ref(options), options.language, notify)
+            return loaded, ReplayBackend(table, len(cores))
 
-    patch_engine(make)
+        patch_engine(make)
     from w2v2cli.cli import main
 
     out = Path(args.child_out)
-    argv = ["transcribe", args.corpus, "-m", str(MODEL), "-o", str(out / "out"), "-q"]
+    argv = ["transcribe", args.corpus, "-m", model, "-o", str(out / "out"), "-q"]
     for fmt in args.child_format.split(","):
         argv += ["-f", fmt]
     argv += ["--manifest-out", str(out / "manifest.jsonl")]
@@ -352,6 +356,8 @@ def run_one(
         if profile:
             cmd.append("--child-profile")
         cmd += ["--child-workers", workers]
+        if args.model:
+            cmd += ["--child-model", str(args.model)]
         env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT)}
         wait_for_quiet(args.max_wait)
         subprocess.run(cmd, check=True, env=env)
@@ -371,6 +377,13 @@ def main(argv: list[str] | None = None) -> int:
         help="--decode-workers values to compare, comma-separated ('default': not given)",
     )
     p.add_argument("--rounds", type=int, default=3, help="runs of each setting (best kept)")
+    p.add_argument(
+        "--model",
+        type=Path,
+        default=None,
+        help="run this model for real instead of the replay (end to end, e.g. the default "
+        "--decode-workers against 0 with a base-sized model on the CPU)",
+    )
     p.add_argument("--profile", action="store_true", help="also profile one greedy run, 1 core")
     p.add_argument("--max-wait", type=float, default=60.0, help="seconds to wait for quiet")
     p.add_argument("--write", action="store_true", help="put the report into RESULTS.md")
@@ -382,6 +395,7 @@ def main(argv: list[str] | None = None) -> int:
         "child-out",
         "child-result",
         "child-workers",
+        "child-model",
     ):
         p.add_argument(f"--{name}", help=argparse.SUPPRESS)
     p.add_argument("--child-profile", action="store_true", help=argparse.SUPPRESS)
@@ -392,7 +406,7 @@ def main(argv: list[str] | None = None) -> int:
         child(args)
         return 0
     corpus, seconds = ensure_corpus()
-    if not REPLAY.is_file():
+    if args.model is None and not REPLAY.is_file():
         record(corpus)
     ensure_lm()
     available = len(os.sched_getaffinity(0))
@@ -439,8 +453,13 @@ def main(argv: list[str] | None = None) -> int:
             f"- corpus: {len(list(corpus.glob('clip*')))} files, {seconds / 60:.1f} min: MP3 "
             "44.1 kHz, Ogg Vorbis 22.05 kHz, FLAC 48 kHz, WAV 16 kHz, a quarter each; 20 s "
             "chunks, 3 s strides",
-            "- model: replayed (the log-probabilities of tests/assets/espeak-tiny-en, recorded "
-            "once); everything else is the real `w2v2 transcribe`, with --manifest-out",
+            (
+                f"- model: {args.model}, run for real (default backend and batch size)"
+                if args.model
+                else "- model: replayed (the log-probabilities of tests/assets/espeak-tiny-en, "
+                "recorded once); everything else is the real `w2v2 transcribe`, with "
+                "--manifest-out"
+            ),
             "- command: the whole `w2v2 transcribe` (imports, model loading, discovery, the "
             "run); run: from the model loaded and the inputs found to the last output "
             "written (the steady rate, what a long run sees); x RT: audio seconds per wall "
