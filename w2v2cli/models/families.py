@@ -39,6 +39,9 @@ feature extractor, as for W2V-BERT:
   ``audio_config`` (320 samples per frame), its mask called ``padding_mask``, layer norms
   per frame only, padded frames zeroed before the one positional convolution: exact.
 
+OpenVINO runs all three (``inference/ir_cache.py``: OmniASR's IR behind a wrapper that adds
+the channel axis, Parakeet's and LASR's taking their log-mel frames flattened).
+
 Granite Speech 5 CTC's feature extractor needs torchaudio, which has no release for the
 torch this tool is tested with: it is refused in one line (``loading.py``).
 
