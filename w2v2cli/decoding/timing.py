@@ -102,6 +102,37 @@ def frame_start(emissions: Emissions, frame: int) -> float:
     return min(start, emissions.duration) if emissions.duration > 0 else start
 
 
+def _id_table(vocabulary: Vocabulary) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Per id: its kind (0 letter, 1 boundary, 2 special: ``token_kind``), whether it
+    starts a word, and its text; made once per vocabulary (``_TABLES``)."""
+    key = id(vocabulary)
+    cached = _TABLES.get(key)
+    if cached is not None and cached[0] is vocabulary:
+        return cached[1]
+    codes = {LETTER: 0, BOUNDARY: 1, SPECIAL: 2}
+    ids = range(vocabulary.size)
+    kinds = np.array([codes[token_kind(i, vocabulary)] for i in ids], dtype=np.int8)
+    starts = np.array([vocabulary.starts_word(i) for i in ids], dtype=bool)
+    table = (kinds, starts, [vocabulary.text(i) for i in ids])
+    if len(_TABLES) > 8:
+        _TABLES.clear()
+    _TABLES[key] = (vocabulary, table)
+    return table
+
+
+_TABLES: dict[int, tuple[Vocabulary, tuple[np.ndarray, np.ndarray, list[str]]]] = {}
+
+
+def _frame_times(emissions: Emissions) -> tuple[np.ndarray, np.ndarray]:
+    """Every frame's start and end (``frame_start``, ``frame_end``) at once."""
+    starts = np.asarray(emissions.frame_starts, dtype=np.float64)
+    following = np.append(starts[1:], np.inf)
+    ends = np.minimum(starts + emissions.frame_duration, np.maximum(following, starts))
+    if emissions.duration > 0:
+        return np.minimum(starts, emissions.duration), np.minimum(ends, emissions.duration)
+    return starts, ends
+
+
 def align_path(
     path: np.ndarray | Sequence[int], emissions: Emissions, vocabulary: Vocabulary
 ) -> tuple[tuple[TokenSpan, ...], tuple[Word, ...]]:
@@ -110,7 +141,7 @@ def align_path(
     Only letter tokens become ``TokenSpan``s; boundaries split words, and so does a
     word-initial piece (``▁the``, `` the``), which begins the next word; specials vanish.
     Token and word texts never carry a word-start marker. Confidences follow the module
-    docstring.
+    docstring. Array code over the path's runs; Python only makes the records.
     """
     ids = np.asarray(path, dtype=np.int64).reshape(-1)
     _check_frames(emissions)
@@ -121,51 +152,61 @@ def align_path(
     frame_probs = np.exp(
         emissions.log_probs[np.arange(ids.size), ids].astype(np.float64, copy=False)
     )
-    tokens: list[TokenSpan] = []
-    found: list[tuple[str, float]] = []  # each word's text and confidence
-    spans: list[tuple[int, int]] = []  # its first and last frame
-    # The open word: its tokens, first and last frame, sum of frame probabilities, frames.
-    current: list[TokenSpan] = []
-    first_frame = last_frame = 0
-    prob_sum = 0.0
-    n_frames = 0
-
-    def close() -> None:
-        nonlocal current, prob_sum, n_frames
-        if current:
-            found.append(("".join(t.text for t in current), prob_sum / n_frames))
-            spans.append((first_frame, last_frame))
-        current, prob_sum, n_frames = [], 0.0, 0
-
-    for token_id, first, end in collapse_path(ids, vocabulary.blank_id):
-        kind = token_kind(token_id, vocabulary)
-        if kind == BOUNDARY:
-            close()
-            continue
-        if kind == SPECIAL:
-            continue
-        if vocabulary.starts_word(token_id):
-            close()  # a word-initial piece (``▁the``) ends the word before it
-        run_sum = float(frame_probs[first:end].sum())
-        span = TokenSpan(
-            text=vocabulary.text(token_id),
-            start=frame_start(emissions, first),
-            end=frame_end(emissions, end - 1),
-            confidence=run_sum / (end - first),
-        )
-        tokens.append(span)
-        if not current:
-            first_frame = first
-        current.append(span)
-        last_frame = end - 1
-        prob_sum += run_sum
-        n_frames += end - first
-    close()
-    words = tuple(
-        Word(text, frame_start(emissions, a), frame_end(emissions, b), confidence)
-        for (text, confidence), (a, b) in zip(found, refine_spans(spans, emissions), strict=True)
+    # Runs of equal ids (``collapse_path``), their probability sums, then the non-blank ones.
+    run_first = np.flatnonzero(np.concatenate(([True], ids[1:] != ids[:-1])))
+    run_end = np.append(run_first[1:], ids.size)
+    run_sum = np.add.reduceat(frame_probs, run_first)
+    run_ids = ids[run_first]
+    kinds, initial, texts = _id_table(vocabulary)
+    kind = kinds[run_ids]
+    kind[run_ids == vocabulary.blank_id] = 2  # the blank is dropped like a special
+    kept = kind != 2
+    kind, run_ids = kind[kept], run_ids[kept]
+    run_first, run_end, run_sum = run_first[kept], run_end[kept], run_sum[kept]
+    letter = kind == 0
+    if not letter.any():
+        return (), ()
+    # A letter begins a word after a boundary (or at the start) or when it is word-initial.
+    after_boundary = np.concatenate(([True], kind[:-1] == 1))
+    begins = (after_boundary | initial[run_ids])[letter]
+    run_ids, run_first, run_end, run_sum = (
+        run_ids[letter],
+        run_first[letter],
+        run_end[letter],
+        run_sum[letter],
     )
-    return tuple(tokens), words
+    frame_start_t, frame_end_t = _frame_times(emissions)
+    run_frames = run_end - run_first
+    token_texts = [texts[i] for i in run_ids.tolist()]
+    tokens = tuple(
+        TokenSpan(text, start, end, confidence)
+        for text, start, end, confidence in zip(
+            token_texts,
+            frame_start_t[run_first].tolist(),
+            frame_end_t[run_end - 1].tolist(),
+            (run_sum / run_frames).tolist(),
+            strict=True,
+        )
+    )
+    word_first = np.flatnonzero(begins)
+    word_stop = np.append(word_first[1:], len(token_texts))
+    confidences = np.add.reduceat(run_sum, word_first) / np.add.reduceat(run_frames, word_first)
+    spans = list(
+        zip(run_first[word_first].tolist(), (run_end[word_stop - 1] - 1).tolist(), strict=True)
+    )
+    refined = np.array(refine_spans(spans, emissions), dtype=np.int64).reshape(-1, 2)
+    words = tuple(
+        Word("".join(token_texts[lo:hi]), start, end, confidence)
+        for lo, hi, start, end, confidence in zip(
+            word_first.tolist(),
+            word_stop.tolist(),
+            frame_start_t[refined[:, 0]].tolist(),
+            frame_end_t[refined[:, 1]].tolist(),
+            confidences.tolist(),
+            strict=True,
+        )
+    )
+    return tokens, words
 
 
 def letter_mask(vocabulary: Vocabulary) -> np.ndarray:
