@@ -294,20 +294,23 @@ def refine_spans(spans: Sequence[tuple[int, int]], emissions: Emissions) -> list
     max_start = int(round(REFINE_START_MAX / step))
     starts = emissions.frame_starts
     # joined[f]: frame f follows frame f - 1 without a gap (no audio left out between).
-    joined = np.ones(total, dtype=bool)
-    joined[1:] = np.diff(starts) <= 1.5 * step
+    joined_array = np.ones(total, dtype=bool)
+    joined_array[1:] = np.diff(starts) <= 1.5 * step
+    # Python lists: the loops below read single frames, which numpy makes slow.
+    joined = joined_array.tolist()
+    peaks = energy.tolist()
     out: list[tuple[int, int]] = []
     for k, (a, b) in enumerate(spans):
         a, b = int(a), int(b)
         following = int(spans[k + 1][0]) if k + 1 < len(spans) else total
         previous = out[-1][1] if out else -1
-        loud = max(float(energy[a : b + 1].max()) - REFINE_BELOW_PEAK_DB, floor)
+        loud = max(max(peaks[a : b + 1]) - REFINE_BELOW_PEAK_DB, floor)
         end = b
         while (
             end + 1 < following
             and end + 1 - b <= max_end
             and joined[end + 1]
-            and energy[end + 1] >= loud
+            and peaks[end + 1] >= loud
         ):
             end += 1
         start = a
@@ -315,7 +318,7 @@ def refine_spans(spans: Sequence[tuple[int, int]], emissions: Emissions) -> list
             start - 1 > previous
             and a - (start - 1) <= max_start
             and joined[start]
-            and energy[start - 1] >= loud
+            and peaks[start - 1] >= loud
         ):
             start -= 1
         out.append((start, end))
