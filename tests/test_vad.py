@@ -409,3 +409,43 @@ def test_cli_lm_tune_takes_vad_and_its_saved_logits_replay(
     assert "best: --alpha" in first.stdout
     again = invoke("lm", "tune", manifest, "--load-logits", logits, *common)
     assert again.exit_code == 0 and again.stdout == first.stdout
+
+
+def test_a_gap_ends_the_word_in_a_subword_vocabulary(tmp_path):
+    """Without a delimiter, the frame put in a gap left by ``--vad`` is the vocabulary's
+    bare word marker (``▁``), so a continuation piece after the pause starts a new word;
+    the blank there would have glued it to the word before."""
+    from family_models import subword_folder
+
+    from w2v2cli.decoding import GreedyDecoder
+    from w2v2cli.inference import Engine
+    from w2v2cli.options import ModelOptions, RunOptions
+
+    folder = subword_folder("parakeet_ctc", tmp_path / "parakeet")
+    engine = Engine.from_options(RunOptions(model=ModelOptions(model=str(folder))))
+    try:
+        vocab = engine.loaded.vocabulary
+        boundary = engine._boundary
+    finally:
+        engine.close()
+    assert vocab.delimiter_id is None and vocab.tokens[boundary] == "\u2581"
+    start = next(i for i in range(vocab.size) if vocab.starts_word(i) and len(vocab.text(i)) > 1)
+    more = next(
+        i
+        for i in range(vocab.size)
+        if i not in vocab.special_ids and i != vocab.blank_id and vocab.tokens[i][0].isalpha()
+    )
+    spf = 1280
+    parakeet_plan = plan(ChunkOptions(2.0, 0.25, 0.25), SR, spf)
+    samples = np.full(4 * SR, 0.1, np.float32)
+    piece = 10 * spf  # ten frames of speech on each side of a 1.2 s pause
+    spans = [(0, piece), (2 * SR, 2 * SR + piece)]
+    (chunk,) = speech_chunks(0, samples, spans, parakeet_plan)
+    frames = chunk.length // spf
+    assert frames == 20
+    lp = np.full((frames, vocab.size), -20.0, np.float32)
+    lp[:, vocab.blank_id] = 0.0
+    lp[7, start] = lp[12, more] = 1.0  # a piece on each side of the gap
+    em = stitch([chunk], [lp], parakeet_plan, len(samples), boundary=boundary)
+    words = [w.text for w in GreedyDecoder(vocab).decode(em).words]
+    assert words == [vocab.text(start), vocab.text(more)]

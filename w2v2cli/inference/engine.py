@@ -84,12 +84,15 @@ class Engine:
             cores = 1 if on_cpu else available_cores()
             self.vad = SileroVad(vad, self.loaded.sampling_rate, threads=cores)
         vocab = self.loaded.vocabulary
-        spaces = [i for i, t in enumerate(vocab.tokens) if t == " "]
-        # What fills a gap left by --vad (chunking.stitch): a word boundary, else a blank.
+        # What fills a gap left by --vad (chunking.stitch): a word boundary (the delimiter,
+        # a space token, a bare ``▁`` piece), else a blank.
+        boundaries = [
+            i for i in range(vocab.size) if i != vocab.blank_id and vocab.is_word_boundary(i)
+        ]
         self._boundary = (
             vocab.delimiter_id
             if vocab.delimiter_id is not None
-            else (spaces[0] if spaces else vocab.blank_id)
+            else (boundaries[0] if boundaries else vocab.blank_id)
         )
         if self.runner.needs_calibration and self.model_options.calibration:
             files = self.model_options.calibration
