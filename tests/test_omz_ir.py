@@ -320,20 +320,35 @@ def test_torch_and_cuda_are_refused_in_one_line(model_files: ModelFiles, speech,
 
 
 def test_commands_that_need_transformers_refuse_it_in_one_line(model_files, tmp_path):
+    r = w2v2("export", model_files.fp32, "-o", tmp_path / "exported")
+    lines = r.stderr.strip().splitlines()
+    assert r.exit_code == 2 and len(lines) == 1, r.stderr
+    assert lines[0] == (
+        f"error: {model_files.fp32} is an OpenVINO IR file: it holds the network alone, "
+        "which transcribe, eval and align run on the OpenVINO backend; this needs a "
+        "transformers model folder, a hub id or a checkpoint file"
+    )
+    r = w2v2("languages", model_files.fp32)
+    assert r.exit_code == 2
+    assert (
+        r.stderr.strip() == f"error: {model_files.fp32} is a model file: it has a single vocabulary"
+    )
+
+
+def test_lm_build_takes_the_files_alphabet(model_files, tmp_path):
+    """``lm build --model x.xml``: the text is normalised to the card's alphabet (upper
+    case, ``'`` kept, other characters dropped), as for the model's folder."""
     text = tmp_path / "t.txt"
-    text.write_text("hello world\n")
-    for args in (
-        ("lm", "build", text, "-o", tmp_path / "x.arpa", "--model", model_files.fp32),
-        ("export", model_files.fp32, "-o", tmp_path / "exported"),
-    ):
-        r = w2v2(*args)
-        lines = r.stderr.strip().splitlines()
-        assert r.exit_code == 2 and len(lines) == 1, (args, r.stderr)
-        assert lines[0] == (
-            f"error: {model_files.fp32} is an OpenVINO IR file: it holds the network alone, "
-            "which transcribe, eval and align run on the OpenVINO backend; this needs a "
-            "transformers model folder, a hub id or a checkpoint file"
-        )
+    text.write_text("Hello, world!\nit's a small world\n" * 5)
+    out = tmp_path / "lm.arpa"
+    r = w2v2(
+        "lm", "build", text, "-o", out, "--arpa-only", "--order", "2", "--model", model_files.fp32
+    )
+    assert r.exit_code == 0, r.stderr
+    unigrams = out.read_text(encoding="utf-8").split("\\2-grams:")[0]
+    for word in ("HELLO", "WORLD", "IT'S", "SMALL"):
+        assert f"\t{word}" in unigrams
+    assert "hello" not in unigrams and "," not in unigrams
 
 
 def test_int8_compresses_the_weights_in_memory(model_files: ModelFiles, speech: Speech):

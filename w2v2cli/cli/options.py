@@ -87,7 +87,8 @@ def model_options(f: Callable[..., Any]) -> Callable[..., Any]:
             "--model",
             default=DEFAULT_MODEL,
             show_default=True,
-            help="Hugging Face hub id or local folder of a CTC model.",
+            help="CTC model: a Hugging Face hub id, a local model folder, a checkpoint file "
+            "(.pt), or an OpenVINO IR (.xml) or ONNX file.",
         ),
         click.option(
             "--device",

@@ -133,6 +133,8 @@ def model_languages(ref: ModelRef) -> list[str]:
     name = ref.name
     if ref.kind == CHECKPOINT:
         raise ModelError(f"{name} is a checkpoint file: it has a single vocabulary")
+    if ref.is_model_file:
+        raise ModelError(f"{name} is a model file: it has a single vocabulary")
     vocab = None
     if ref.folder is not None and (ref.folder / "vocab.json").is_file():
         vocab = ref.folder / "vocab.json"

@@ -36,7 +36,7 @@ from .convert import NORMALIZE_EPS_KEY
 from .device import native_dtype, resolve_device, torch_dtype
 from .families import GRANITE_SPEECH5_CTC, audio_config, family_of, samples_per_frame
 from .languages import check_language, load_language, vocab_file, vocab_languages
-from .light import FeatureNormalizer, load_processor_light
+from .light import FeatureNormalizer, load_processor_light, model_file_vocabulary
 from .loaded import LoadedModel
 from .native_loading import start_loading, with_native_model
 from .ref import ModelRef, converted, model_ref
@@ -279,6 +279,9 @@ def load_model(
 def load_vocabulary(ref: ModelRef, language: str | None = None) -> Vocabulary:
     """A model's ``Vocabulary`` from its tokenizer alone: no weights are loaded (``lm
     build --model``). ``language`` picks one of an MMS model's vocabularies."""
+    if ref.is_model_file:  # an OpenVINO IR or ONNX file: the card's alphabet or its vocab.json
+        check_language(ref.name, None, language)
+        return model_file_vocabulary(ref)[0]
     from transformers import AutoTokenizer  # deferred: heavy
 
     ref = converted(ref)
