@@ -326,6 +326,22 @@ def chosen_workers(setting: str | None, decoder: str) -> int:
     return int(setting)
 
 
+def repeated_corpus(corpus: Path, seconds: float, times: int) -> tuple[Path, float]:
+    """``times`` copies of the corpus (hard links in folders ``r0``, ``r1``...): a longer
+    run, in which starting the workers weighs what it does in a long job."""
+    if times <= 1:
+        return corpus, seconds
+    folder = DATA / f"corpus-x{times}"
+    files = sorted(p for p in corpus.iterdir() if p.name.startswith("clip"))
+    for k in range(times):
+        (folder / f"r{k}").mkdir(parents=True, exist_ok=True)
+        for f in files:
+            target = folder / f"r{k}" / f.name
+            if not target.exists():
+                os.link(f, target)
+    return folder, seconds * times
+
+
 def run_one(
     args: argparse.Namespace,
     corpus: Path,
@@ -378,6 +394,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--rounds", type=int, default=3, help="runs of each setting (best kept)")
     p.add_argument(
+        "--repeat", type=int, default=1, help="transcribe N copies of the corpus (a longer run)"
+    )
+    p.add_argument(
         "--model",
         type=Path,
         default=None,
@@ -408,6 +427,7 @@ def main(argv: list[str] | None = None) -> int:
     corpus, seconds = ensure_corpus()
     if args.model is None and not REPLAY.is_file():
         record(corpus)
+    corpus, seconds = repeated_corpus(corpus, seconds, args.repeat)
     ensure_lm()
     available = len(os.sched_getaffinity(0))
     cores = [int(c) for c in args.cores.split(",")] if args.cores else list(range(1, available + 1))
@@ -450,7 +470,7 @@ def main(argv: list[str] | None = None) -> int:
             *machine_info([]),
             f"- command: `{command.strip()}`",
             f"- w2v2cli: {code_version()}",
-            f"- corpus: {len(list(corpus.glob('clip*')))} files, {seconds / 60:.1f} min: MP3 "
+            f"- corpus: {len(list(corpus.rglob('clip*')))} files, {seconds / 60:.1f} min: MP3 "
             "44.1 kHz, Ogg Vorbis 22.05 kHz, FLAC 48 kHz, WAV 16 kHz, a quarter each; 20 s "
             "chunks, 3 s strides",
             (

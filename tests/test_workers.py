@@ -63,13 +63,17 @@ def decoder_args(decoder: str, factory: pytest.TempPathFactory) -> list[object]:
 
 
 def test_default_workers_follow_the_usable_cores():
-    """One core stays with the model, the rest take files (at most 8); on CUDA at least
-    one; one core alone keeps everything in one process; beam search takes every core."""
+    """Two cores stay with the run's own process (the model, the audio reader), the rest
+    take files (at most 8), from four cores on; on CUDA at least one; beam search takes
+    every core."""
     assert default_workers("greedy", False, cores=1) == 0
-    assert default_workers("greedy", False, cores=2) == 1
-    assert default_workers("greedy", False, cores=5) == 4
+    assert default_workers("greedy", False, cores=2) == 0
+    assert default_workers("greedy", False, cores=3) == 0
+    assert default_workers("greedy", False, cores=4) == 2
+    assert default_workers("greedy", False, cores=6) == 4
     assert default_workers("greedy", False, cores=64) == MAX_DEFAULT_WORKERS
     assert default_workers("greedy", True, cores=1) == 1
+    assert default_workers("greedy", True, cores=2) == 1
     assert default_workers("greedy", True, cores=16) == MAX_DEFAULT_WORKERS
     assert default_workers("beam", False, cores=1) == 0
     assert default_workers("beam", False, cores=6) == 6

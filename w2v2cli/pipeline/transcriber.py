@@ -49,8 +49,11 @@ class Transcriber(ModelPipeline):
         decoder: Decoder | None = None,
         notify: Callable[[str], None] | None = None,
     ) -> None:
-        if (options or RunOptions()).decoding.workers != 0:
-            start_early()  # while the model loads
+        run_options = options or RunOptions()
+        asked = run_options.decoding.workers
+        cuda = run_options.model.device.startswith("cuda")
+        if asked or (asked is None and default_workers(run_options.decoding.decoder, cuda) > 0):
+            start_early()  # while the model loads (not where no worker will run: it costs CPU)
         super().__init__(options, exact=exact, notify=notify)
         self._decoder = decoder
         self._file_workers: int | None = None

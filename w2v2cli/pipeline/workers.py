@@ -18,9 +18,9 @@ SIGTERM as the parent does (a file being written is removed, never left half-wri
 A worker's failure is that file's alone; a worker that dies fails the files it held and a
 fresh pool takes the next ones.
 
-How many: ``default_workers`` (the cores this process may use, minus one for the model's
-thread, at most 8; at least one on CUDA; none on a machine with one core), unless
-``--decode-workers`` says (0: everything in this process).
+How many: ``default_workers`` (with greedy decoding, the cores this process may use less
+two, from four cores on, at most 8; at least one on CUDA; with beam search one per core),
+unless ``--decode-workers`` says (0: everything in this process).
 """
 
 from __future__ import annotations
@@ -54,14 +54,18 @@ def usable_cores() -> int:
 def default_workers(decoder: str, on_cuda: bool, cores: int | None = None) -> int:
     """Worker processes a run starts when ``--decode-workers`` is not given.
 
-    Greedy decoding: one core stays with the model's thread, the others take files (at
-    most ``MAX_DEFAULT_WORKERS``); on CUDA at least one, since the model's thread must never
-    wait for text. Beam search, much heavier per file: one worker per core, as before."""
+    Greedy decoding: two cores stay with this process (the model's thread and the audio
+    reader), the others take files, at most ``MAX_DEFAULT_WORKERS``; on CUDA at least one,
+    so that the thread feeding the GPU never formats text. Below four cores on the CPU,
+    none: with the per-file work as cheap as it is now, one process measured faster on 2
+    cores than one worker beside it (1,513x against 1,388x real time, the model replayed;
+    benchmarks/RESULTS.md), as the workers only add the transfer. Beam search, far heavier
+    per file: one worker per core, as before."""
     cores = usable_cores() if cores is None else cores
     if decoder == "beam":
         return cores if cores > 1 else 0
-    spare = min(cores - 1, MAX_DEFAULT_WORKERS)
-    return max(spare, 1) if on_cuda else max(spare, 0)
+    spare = min(cores - 2, MAX_DEFAULT_WORKERS) if cores >= 4 else 0
+    return max(spare, 1) if on_cuda else spare
 
 
 @dataclasses.dataclass(frozen=True)
