@@ -267,3 +267,22 @@ def test_openvino_gives_the_torch_text(subword_model, family: str, tmp_path: Pat
     assert texts["openvino"] == texts["torch"]
     assert len(texts["torch"][-1].split()) > 20
     assert any((tmp_path / "cache").rglob("*.xml"))
+
+
+def test_export_of_a_subword_model_runs_with_its_tokenizer(subword_model, tmp_path: Path) -> None:
+    """``w2v2 export`` of Parakeet CTC copies its ``tokenizer.json`` beside the IR (a
+    subword tokenizer has no ``vocab.json``), and the exported folder gives torch's text."""
+    folder = subword_model("parakeet_ctc")
+    path = tmp_path / "a.wav"
+    sf.write(path, noise_audio(7.0, seed=12), 16000, subtype="FLOAT")
+    exported = tmp_path / "exported"
+    result = invoke("export", folder, "-o", exported, "--cache-dir", tmp_path / "cache")
+    assert result.exit_code == 0, result.output
+    assert (exported / "tokenizer.json").is_file()
+    texts = []
+    for model, backend in ((folder, "torch"), (exported, "openvino")):
+        out = tmp_path / backend
+        result = invoke("transcribe", path, "-m", model, "-o", out, "--backend", backend, "-q")
+        assert result.exit_code == 0, result.output
+        texts.append((out / "a.txt").read_text())
+    assert texts[0] == texts[1] and texts[0].split()

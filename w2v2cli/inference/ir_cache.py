@@ -76,6 +76,8 @@ MISSING = "missing"
 PROCESSOR_FILES = (
     "config.json",
     "vocab.json",
+    "tokenizer.json",  # subword tokenizers (Parakeet CTC, LASR, OmniASR)
+    "spiece.model",
     "tokenizer_config.json",
     "special_tokens_map.json",
     "added_tokens.json",
