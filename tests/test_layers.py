@@ -16,7 +16,7 @@ PACKAGE = Path(__file__).parent.parent / "w2v2cli"
 #: Lowest floor first; a module's floor is that of its longest listed prefix. A module may
 #: import from its own floor and the floors below, never from above.
 FLOORS: list[tuple[str, tuple[str, ...]]] = [
-    ("records, options, errors, files", ("errors", "records", "options", "fsutil")),
+    ("records, options, errors, files", ("errors", "records", "options", "fsutil", "cores")),
     (
         "audio, inputs, chunks and outputs",
         ("audio", "discovery", "chunking", "segmentation", "output", "scale"),

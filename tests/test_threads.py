@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from w2v2cli.inference import threads
+from w2v2cli import cores as threads
 
 
 def test_cgroup_v2_quota(tmp_path: Path) -> None:

@@ -22,13 +22,13 @@ binary LMs are recommended.
 from __future__ import annotations
 
 import logging
-import os
 from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from ..cores import available_cores
 from ..errors import ConfigError, DecodeError, LMError, W2V2Error
 from ..lm import (
     DEFAULT_ALPHA,
@@ -281,8 +281,9 @@ def _decode_in_worker(core: BeamCore, emissions: Emissions) -> Transcript:
 
 
 def resolve_workers(workers: int | None) -> int:
-    """``None`` → one per CPU core; 0 or 1 → 0 (decode in this process)."""
-    requested = (os.cpu_count() or 1) if workers is None else int(workers)
+    """``None`` → one per core this process may use (``cores.available_cores``); 0 or 1 →
+    0 (decode in this process)."""
+    requested = available_cores() if workers is None else int(workers)
     if requested < 0:
         raise ConfigError("decode workers must not be negative")
     return requested if requested > 1 else 0

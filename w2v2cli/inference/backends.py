@@ -17,6 +17,7 @@ import os
 import sys
 from collections.abc import Callable
 
+from ..cores import resolve_threads
 from ..errors import ConfigError, ConversionError
 from ..models import LoadedModel, ModelRef, family_of, load_model, load_parts, resolve_dtype
 from ..models.ref import EXPORTED, converted, locate_model
@@ -24,7 +25,6 @@ from ..options import ModelOptions
 from . import ir_cache, openvino_backend
 from .quantize import choose_method, open_full_int8
 from .runner import Backend
-from .threads import resolve_threads
 
 log = logging.getLogger("w2v2cli")
 

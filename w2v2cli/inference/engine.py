@@ -21,6 +21,7 @@ from pathlib import Path
 
 from .. import chunking
 from ..audio import stream_audio
+from ..cores import available_cores
 from ..errors import W2V2Error
 from ..models import LoadedModel
 from ..options import ChunkOptions, ModelOptions, RunOptions, VadOptions
@@ -28,7 +29,6 @@ from ..records import Emissions
 from .backends import open_backend
 from .quantize import calibration_chunks
 from .runner import Runner
-from .threads import available_cores
 from .vad import SileroVad
 from .windows import AudioLoader, EmissionRun
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..cores import available_cores
 from ..decoding import Decoder, make_decoder
 from ..errors import W2V2Error
 from ..inference import file_loader
@@ -24,7 +25,6 @@ from .workers import (
     portable,
     recipe_for,
     start_early,
-    usable_cores,
 )
 
 log = logging.getLogger("w2v2cli")
@@ -103,7 +103,7 @@ class Transcriber(ModelPipeline):
                     "file workers: %d (%d usable cores, %s decoding, model on %s; "
                     "--decode-workers sets it)",
                     asked,
-                    usable_cores(),
+                    available_cores(),
                     self.decoder.name,
                     "CUDA" if on_cuda else "CPU",
                 )

@@ -27,10 +27,10 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import os
 from concurrent.futures import Future
 from typing import Any
 
+from ..cores import available_cores
 from ..decoding import Decoder, GreedyDecoder
 from ..decoding.beam import BeamDecoder
 from ..decoding.pool import WorkerPool, start_server
@@ -43,14 +43,6 @@ from .outputs import write_outputs
 MAX_DEFAULT_WORKERS = 8
 
 
-def usable_cores() -> int:
-    """The CPU cores this process may run on (its affinity, not the machine's count)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):  # pragma: no cover - platforms without affinity
-        return os.cpu_count() or 1
-
-
 def default_workers(decoder: str, on_cuda: bool, cores: int | None = None) -> int:
     """Worker processes a run starts when ``--decode-workers`` is not given.
 
@@ -61,7 +53,7 @@ def default_workers(decoder: str, on_cuda: bool, cores: int | None = None) -> in
     cores than one worker beside it (1,513x against 1,388x real time, the model replayed;
     benchmarks/RESULTS.md), as the workers only add the transfer. Beam search, far heavier
     per file: one worker per core, as before."""
-    cores = usable_cores() if cores is None else cores
+    cores = available_cores() if cores is None else cores
     if decoder == "beam":
         return cores if cores > 1 else 0
     spare = min(cores - 2, MAX_DEFAULT_WORKERS) if cores >= 4 else 0

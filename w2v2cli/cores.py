@@ -1,9 +1,10 @@
-"""How many threads the model may use: the cores this process may actually run on.
+"""How many cores this process may use: for the model's threads and the worker processes.
 
 ``os.cpu_count()`` counts the machine's cores; a process may be limited to fewer by its CPU
 affinity (``taskset``, Slurm's binding) or by a cgroup CPU quota (Docker ``--cpus``,
 Kubernetes limits). Oversubscribing a quota makes inference slower, not faster, so the
-default is the smallest of the three. ``--threads`` overrides it.
+default is the smallest of the three. ``--threads`` overrides it for the model,
+``--decode-workers`` for the worker processes (``pipeline/workers.py``, ``decoding/beam.py``).
 """
 
 from __future__ import annotations
