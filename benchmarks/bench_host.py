@@ -32,6 +32,7 @@ chunking, stitching, decoding, word times, cues, formatting, writing) decides th
 from __future__ import annotations
 
 import argparse
+import datetime
 import cProfile
 import io
 import json
@@ -468,7 +469,7 @@ def main(argv: list[str] | None = None) -> int:
     body = "\n".join(
         [
             *machine_info([]),
-            f"- command: `{command.strip()}`",
+            f"- date: {datetime.date.today().isoformat()}; command: `{command.strip()}`",
             f"- w2v2cli: {code_version()}",
             f"- corpus: {len(list(corpus.rglob('clip*')))} files, {seconds / 60:.1f} min: MP3 "
             "44.1 kHz, Ogg Vorbis 22.05 kHz, FLAC 48 kHz, WAV 16 kHz, a quarter each; 20 s "
@@ -480,7 +481,8 @@ def main(argv: list[str] | None = None) -> int:
                 "recorded once); everything else is the real `w2v2 transcribe`, with "
                 "--manifest-out"
             ),
-            "- command: the whole `w2v2 transcribe` (imports, model loading, discovery, the "
+            "- columns: command s: the whole `w2v2 transcribe` (imports, model loading, "
+            "discovery, the "
             "run); run: from the model loaded and the inputs found to the last output "
             "written (the steady rate, what a long run sees); x RT: audio seconds per wall "
             f"second; the best of {args.rounds} interleaved rounds; per core: run x RT / "
