@@ -32,8 +32,8 @@ chunking, stitching, decoding, word times, cues, formatting, writing) decides th
 from __future__ import annotations
 
 import argparse
-import datetime
 import cProfile
+import datetime
 import io
 import json
 import os
