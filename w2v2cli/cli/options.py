@@ -271,8 +271,9 @@ def decode_options(f: Callable[..., Any], *, several: bool = False) -> Callable[
             "--decode-workers",
             type=click.IntRange(min=0),
             help="Decoding processes [default: the usable CPU cores; in transcribe with "
-            "greedy decoding one fewer, at least 1 on CUDA]; in transcribe they also "
-            "format and write each file's outputs; 0: all in this process.",
+            "greedy decoding two fewer from 4 cores on, else none, at least 1 on CUDA]; in "
+            "transcribe they also format and write each file's outputs; 0: all in this "
+            "process.",
         ),
     ]
     return _apply(f, decorators)
