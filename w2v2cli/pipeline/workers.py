@@ -50,7 +50,7 @@ def default_workers(decoder: str, on_cuda: bool, cores: int | None = None) -> in
     reader), the others take files, at most ``MAX_DEFAULT_WORKERS``; on CUDA at least one,
     so that the thread feeding the GPU never formats text. Below four cores on the CPU,
     none: with the per-file work as cheap as it is now, one process measured faster on 2
-    cores than one worker beside it (1,513x against 1,388x real time, the model replayed;
+    cores than one worker beside it (1,579x against 1,432x real time, the model replayed;
     benchmarks/RESULTS.md), as the workers only add the transfer. Beam search, far heavier
     per file: one worker per core, as before."""
     cores = available_cores() if cores is None else cores
