@@ -198,6 +198,17 @@ def load_processor_light(ref: ModelRef, language: str | None = None) -> LoadedMo
     config, vocabulary, normalizer = light
     if config.architectures and not any(a.endswith("ForCTC") for a in config.architectures):
         return None  # load_processor refuses it with the full message
+    return _parts(ref, config, vocabulary, normalizer, normalizer.return_attention_mask)
+
+
+def _parts(
+    ref: ModelRef,
+    config: LightConfig,
+    vocabulary: Vocabulary,
+    normalizer: FeatureNormalizer,
+    wants_attention_mask: bool,
+) -> LoadedModel:
+    """A ``LoadedModel`` without weights (another backend runs the model), on the CPU."""
     return LoadedModel(
         ref=ref,
         model=None,
@@ -208,7 +219,7 @@ def load_processor_light(ref: ModelRef, language: str | None = None) -> LoadedMo
         samples_per_frame=int(np.prod(config.conv_stride)),
         device="cpu",
         dtype="float32",
-        wants_attention_mask=normalizer.return_attention_mask,
+        wants_attention_mask=wants_attention_mask,
         config=config,
     )
 
@@ -244,16 +255,4 @@ def load_model_file(ref: ModelRef, language: str | None = None) -> LoadedModel:
     )
     beside = read_feature_normalizer(ref.path.parent) if ref.path is not None else None
     normalizer = beside or FeatureNormalizer(sampling_rate=ir_file.SAMPLING_RATE)
-    return LoadedModel(
-        ref=ref,
-        model=None,
-        feature_extractor=normalizer,
-        tokenizer=None,
-        vocabulary=vocabulary,
-        sampling_rate=normalizer.sampling_rate,
-        samples_per_frame=int(np.prod(config.conv_stride)),
-        device="cpu",
-        dtype="float32",
-        wants_attention_mask=False,
-        config=config,
-    )
+    return _parts(ref, config, vocabulary, normalizer, False)
