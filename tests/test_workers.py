@@ -44,6 +44,13 @@ def tree(folder: Path) -> dict[str, bytes]:
     return {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
 
 
+def one_process_run(model: Path, clips: Path, out: Path) -> None:
+    """What one process writes for ``clips`` as JSON and SRT: the reference."""
+    common = ["-f", "json", "-f", "srt", "-q", "--decode-workers", "0"]
+    r = invoke("transcribe", clips, "-m", model, "-o", out, *common)
+    assert r.exit_code == 0, r.output
+
+
 @pytest.fixture
 def clips(tmp_path: Path) -> Path:
     folder = tmp_path / "clips"
@@ -169,22 +176,7 @@ def test_results_come_in_input_order(group_model, clips, tmp_path):
 
 def test_an_output_that_cannot_be_written_fails_its_file_alone(group_model, clips, tmp_path):
     reference = tmp_path / "reference"
-    r = invoke(
-        "transcribe",
-        clips,
-        "-m",
-        group_model,
-        "-o",
-        reference,
-        "-f",
-        "json",
-        "-f",
-        "srt",
-        "-q",
-        "--decode-workers",
-        "0",
-    )
-    assert r.exit_code == 0
+    one_process_run(group_model, clips, reference)
     out = tmp_path / "out"
     (out / "c3.json").mkdir(parents=True)  # a folder where c3's JSON must go
     r = invoke(
@@ -254,22 +246,7 @@ def test_a_worker_killed_fails_its_files_and_a_rerun_finishes_them(group_model, 
     assert again.count("done") == len(failed)
     assert again.count("skipped") == len(items) - len(failed)
     reference = tmp_path / "reference"
-    r = invoke(
-        "transcribe",
-        clips,
-        "-m",
-        group_model,
-        "-o",
-        reference,
-        "-f",
-        "json",
-        "-f",
-        "srt",
-        "-q",
-        "--decode-workers",
-        "0",
-    )
-    assert r.exit_code == 0
+    one_process_run(group_model, clips, reference)
     assert tree(out) == tree(reference)
 
 
