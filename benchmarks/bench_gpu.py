@@ -158,8 +158,10 @@ def end_to_end(
     dtype: str = "float16",
     sync: bool = False,
     profile: bool = False,
+    workers: int | None = None,
 ) -> tuple[float, list[str], str]:
-    """Wall seconds of a whole run (JSON + SRT written), its texts, and a profile."""
+    """Wall seconds of a whole run (JSON + SRT written), its texts, and a profile.
+    ``workers``: ``--decode-workers`` (None: the default, file workers on CUDA)."""
     from w2v2cli import Transcriber, discover, run
     from w2v2cli.options import (
         ChunkOptions,
@@ -173,7 +175,7 @@ def end_to_end(
     options = RunOptions(
         model=ModelOptions(model=str(model), device=DEVICE, dtype=dtype, backend="torch"),
         chunking=ChunkOptions(args.chunk_length, args.stride, args.stride),
-        decoding=DecodeOptions(decoder="greedy"),
+        decoding=DecodeOptions(decoder="greedy", workers=workers),
         output=OutputOptions(output_dir=out, formats=("json", "srt")),
         batch_size=batch,
     )
@@ -373,20 +375,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     texts: dict[str, list[str]] = {}
     walls: dict[str, float] = {}
     profile = ""
-    configs = [(b, "float16", False) for b in args.batches] + [
-        (args.batches[0], "float16", True),
-        (1, "float32", False),
+    # (batch, dtype, sync, --decode-workers): the default against one process at each size.
+    configs: list[tuple[int, str, bool, int | None]] = [
+        (b, "float16", False, w) for b in args.batches for w in (None, 0)
     ]
-    for b, dtype, sync in configs:
+    configs += [(args.batches[0], "float16", True, None), (1, "float32", False, None)]
+    for b, dtype, sync, workers in configs:
         name = f"ours-b{b}{'-sync' if sync else ''}{'-fp32' if dtype == 'float32' else ''}"
-        want_profile = args.profile and b == args.batches[-1] and not sync and dtype == "float16"
-        wall, tx, prof = end_to_end(model, paths, args, b, dtype, sync, want_profile)
+        name += "-w0" if workers == 0 else ""
+        want_profile = bool(
+            args.profile
+            and b == args.batches[-1]
+            and not sync
+            and dtype == "float16"
+            and workers is None
+        )
+        wall, tx, prof = end_to_end(model, paths, args, b, dtype, sync, want_profile, workers)
         profile = profile or prof
         walls[name], texts[name] = wall, tx
         busy = audio_s / model_rate[b] / wall if b in model_rate else float("nan")
+        how = " (sync)" if sync else (" (--decode-workers 0)" if workers == 0 else "")
         rows.append(
-            f"| w2v2 transcribe | {dtype} | {b}{' (sync)' if sync else ''} | "
-            f"{audio_s / wall:,.0f} | {wall:.1f} | {busy:.0%} |"
+            f"| w2v2 transcribe | {dtype} | {b}{how} | {audio_s / wall:,.0f} | {wall:.1f} | "
+            f"{busy:.0%} |"
         )
         print(rows[-1], flush=True)
     if not args.skip_pipeline:
