@@ -42,7 +42,7 @@ from ..errors import ConfigError, W2V2Error
 from ..models import LoadedModel, family_of
 from ..options import INT8_METHODS, ChunkOptions, ModelOptions
 from ..records import Chunk
-from . import ir_cache
+from . import ir_cache, ir_inputs
 from . import openvino_backend as ovb
 from .libc import keep_signal_stack
 from .runner import Done, chunk_features
@@ -176,7 +176,7 @@ class PendingQuantization:
     ) -> None:
         self._parts, self._options, self._target, self._notify = parts, options, target, notify
         self.threads = threads
-        self._inner: ovb.OpenVINOBackend | ir_cache.FlatFrames | None = None
+        self._inner: ovb.OpenVINOBackend | ir_inputs.FlatFrames | None = None
 
     @property
     def needs_calibration(self) -> bool:
@@ -243,7 +243,7 @@ class PendingQuantization:
 
 def open_full_int8(
     parts: LoadedModel, options: ModelOptions, threads: int, notify: Callable[[str], None]
-) -> ovb.OpenVINOBackend | ir_cache.FlatFrames | PendingQuantization:
+) -> ovb.OpenVINOBackend | ir_inputs.FlatFrames | PendingQuantization:
     """The fully quantized model from the cache, or one that calibrates on first use.
     A log-mel model (Parakeet CTC, LASR) gets weight-only int8: calibration reads samples."""
     ovb.import_openvino()
