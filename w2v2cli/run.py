@@ -73,8 +73,7 @@ def iter_run(
     header = stream is not None and len(items) > 1
     # Decoding, formatting and writing in worker processes (``pipeline/workers.py``) where
     # the pipeline has them (a Transcriber); else here, through ``submit``.
-    output_workers = getattr(transcriber, "output_workers", None)
-    pool = output_workers(writers, stream is not None) if output_workers else None
+    pool = transcriber.output_workers(writers, stream is not None)
     workers = pool.workers if pool is not None else transcriber.workers
     queue: deque[tuple[AudioItem, Future]] = deque()
 

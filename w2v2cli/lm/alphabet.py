@@ -185,7 +185,6 @@ def decoder_alphabet(vocab: Vocabulary) -> DecoderAlphabet:
     if boundary is None:
         spaces = [i for i, t in enumerate(vocab.tokens) if t == " " and i != vocab.blank_id]
         boundary = spaces[0] if spaces else None
-    seen: dict[str, int] = {}
     for i, token in enumerate(vocab.tokens):
         if i == vocab.blank_id:
             label = ""
@@ -208,19 +207,8 @@ def decoder_alphabet(vocab: Vocabulary) -> DecoderAlphabet:
             if any(is_placeholder(c) for c in token):
                 raise ConfigError(f"token {token!r} (id {i}) uses a private-use character")
             label = token
-        if label in seen:
-            raise ConfigError(
-                f"tokens {seen[label]} and {i} both decode to {label!r}: ambiguous vocabulary"
-            )
-        seen[label] = i
         labels.append(label)
-    return DecoderAlphabet(
-        labels=tuple(labels),
-        folds=tuple(folds),
-        chars=alphabet_chars(vocab),
-        case=alphabet_case(vocab),
-        has_word_boundary=boundary is not None,
-    )
+    return _alphabet(vocab, labels, folds, boundary is not None)
 
 
 def subword_alphabet(vocab: Vocabulary) -> DecoderAlphabet:
@@ -246,7 +234,6 @@ def subword_alphabet(vocab: Vocabulary) -> DecoderAlphabet:
     labels: list[str] = []
     folds: list[tuple[int, int]] = []
     boundary: int | None = None
-    seen: dict[str, int] = {}
     for i, token in enumerate(vocab.tokens):
         if i == vocab.blank_id:
             label = ""
@@ -271,18 +258,27 @@ def subword_alphabet(vocab: Vocabulary) -> DecoderAlphabet:
             if any(is_placeholder(c) for c in text):
                 raise ConfigError(f"token {token!r} (id {i}) uses a private-use character")
             label = WORD_START + text if vocab.starts_word(i) else text
+        labels.append(label)
+    return _alphabet(vocab, labels, folds, True)
+
+
+def _alphabet(
+    vocab: Vocabulary, labels: list[str], folds: list[tuple[int, int]], has_word_boundary: bool
+) -> DecoderAlphabet:
+    """The ``DecoderAlphabet`` of one label per id, refused when two ids share a label."""
+    seen: dict[str, int] = {}
+    for i, label in enumerate(labels):
         if label in seen:
             raise ConfigError(
                 f"tokens {seen[label]} and {i} both decode to {label!r}: ambiguous vocabulary"
             )
         seen[label] = i
-        labels.append(label)
     return DecoderAlphabet(
         labels=tuple(labels),
         folds=tuple(folds),
         chars=alphabet_chars(vocab),
         case=alphabet_case(vocab),
-        has_word_boundary=True,
+        has_word_boundary=has_word_boundary,
     )
 
 

@@ -15,6 +15,7 @@ from ..alignment import align
 from ..errors import DecodeError, W2V2Error
 from ..inference import AudioLoader
 from ..options import AlignOptions, RunOptions
+from ..output import Writer
 from ..records import AudioItem, Emissions, Transcript
 from .base import ModelPipeline
 
@@ -85,6 +86,10 @@ class TextsPipeline:
 
     def label(self, transcript: Transcript) -> Transcript:
         return transcript  # already labelled by Aligner.align
+
+    def output_workers(self, writers: list[Writer], to_stream: bool) -> None:
+        """None: alignment and writing run in this process (``FilePipeline``)."""
+        return None
 
     def submit(self, item: AudioItem, emissions: Emissions) -> Future[Transcript]:
         future: Future[Transcript] = Future()

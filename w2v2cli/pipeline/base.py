@@ -15,7 +15,9 @@ from ..errors import W2V2Error
 from ..inference import AudioLoader, Engine, Runner, file_loader
 from ..models import LoadedModel
 from ..options import RunOptions
+from ..output import Writer
 from ..records import AudioItem, Emissions, Transcript
+from .workers import FileWorkers
 
 P = TypeVar("P", bound="ModelPipeline")
 
@@ -25,7 +27,8 @@ class FilePipeline(Protocol):
 
     ``Transcriber`` (a decoder) and ``Aligner`` with its texts (``aligner.TextsPipeline``)
     are the two. ``workers`` is how many files ``submit`` works on at once (0:
-    synchronously).
+    synchronously). ``output_workers`` gives the processes that finish files instead
+    (``pipeline/workers.py``), or None where this process does it.
     """
 
     options: RunOptions
@@ -39,6 +42,7 @@ class FilePipeline(Protocol):
     ) -> Iterator[tuple[int, Emissions | W2V2Error]]: ...
     def submit(self, item: AudioItem, emissions: Emissions) -> Future[Transcript]: ...
     def label(self, transcript: Transcript) -> Transcript: ...
+    def output_workers(self, writers: list[Writer], to_stream: bool) -> FileWorkers | None: ...
 
 
 class ModelPipeline:
