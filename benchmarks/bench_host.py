@@ -277,6 +277,8 @@ def child(args: argparse.Namespace) -> None:
             argv += ["--lm", str(ensure_lm())]
     if args.child_workers not in (None, "default"):
         argv += ["--decode-workers", args.child_workers]
+    if args.child_readers not in (None, "default"):
+        argv += ["--read-workers", args.child_readers]
     # The run proper starts when the model is loaded and the inputs found: the time from
     # there is the steady rate, without the process's start-up (imports, model loading).
     import w2v2cli.cli  # noqa: F401 - loads the module below
@@ -309,6 +311,7 @@ def child(args: argparse.Namespace) -> None:
         "exit": code,
         "files": sum(1 for _ in (out / "manifest.jsonl").open()),
         "workers": chosen_workers(args.child_workers, args.child_decoder),
+        "readers": chosen_readers(args.child_readers),
     }
     if profile is not None:
         text = io.StringIO()
@@ -325,6 +328,14 @@ def chosen_workers(setting: str | None, decoder: str) -> int:
     if setting in (None, "default"):
         return default_workers("greedy" if decoder == "greedy" else "beam", False)
     return int(setting)
+
+
+def chosen_readers(setting: str | None) -> int:
+    """The audio reading processes a run starts with ``setting`` (the replay runs on the
+    CPU)."""
+    from w2v2cli.inference.readers import default_readers
+
+    return default_readers(False) if setting in (None, "default") else int(setting)
 
 
 def repeated_corpus(corpus: Path, seconds: float, times: int) -> tuple[Path, float]:
@@ -351,6 +362,7 @@ def run_one(
     decoder: str,
     workers: str = "default",
     profile: bool = False,
+    readers: str = "default",
 ) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         result = Path(tmp) / "result.json"
@@ -372,7 +384,7 @@ def run_one(
         ]
         if profile:
             cmd.append("--child-profile")
-        cmd += ["--child-workers", workers]
+        cmd += ["--child-workers", workers, "--child-readers", readers]
         if args.model:
             cmd += ["--child-model", str(args.model)]
         env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT)}
@@ -392,6 +404,11 @@ def main(argv: list[str] | None = None) -> int:
         "--decode-workers",
         default="default",
         help="--decode-workers values to compare, comma-separated ('default': not given)",
+    )
+    p.add_argument(
+        "--read-workers",
+        default="default",
+        help="--read-workers values to compare, comma-separated ('default': not given)",
     )
     p.add_argument("--rounds", type=int, default=3, help="runs of each setting (best kept)")
     p.add_argument(
@@ -415,6 +432,7 @@ def main(argv: list[str] | None = None) -> int:
         "child-out",
         "child-result",
         "child-workers",
+        "child-readers",
         "child-model",
     ):
         p.add_argument(f"--{name}", help=argparse.SUPPRESS)
@@ -435,25 +453,29 @@ def main(argv: list[str] | None = None) -> int:
     formats = args.formats.split(";")
     decoders = args.decoders.split(",")
     rows = []
-    settings = args.decode_workers.split(",")
+    settings = [
+        (w, r) for w in args.decode_workers.split(",") for r in args.read_workers.split(",")
+    ]
     configs = [(c, f, "greedy") for c in cores for f in formats]
     configs += [(c, "json,srt", d) for c in cores for d in decoders if d != "greedy"]
     for c, fmt, decoder in configs:
         # Each setting once per round, interleaved, so that drift hits them alike; the best
         # of the rounds is kept.
-        best: dict[str, dict[str, Any]] = {}
+        best: dict[tuple[str, str], dict[str, Any]] = {}
         for _ in range(args.rounds):
-            for w in settings:
-                r = run_one(args, corpus, c, fmt, decoder, w)
-                if w not in best or r["run"] < best[w]["run"]:
-                    best[w] = r
-        for w in settings:
-            r = best[w]
+            for w, rd in settings:
+                r = run_one(args, corpus, c, fmt, decoder, w, readers=rd)
+                if (w, rd) not in best or r["run"] < best[w, rd]["run"]:
+                    best[w, rd] = r
+        for w, rd in settings:
+            r = best[w, rd]
             rate = seconds / r["wall"]
             shown = f"default ({r['workers']})" if w == "default" else w
+            shown_rd = f"default ({r['readers']})" if rd == "default" else rd
             steady = seconds / r["run"]
             line = (
-                f"| {c} | `{fmt}` | {decoder} | {shown} | {r['wall']:.2f} | {rate:.0f} | "
+                f"| {c} | `{fmt}` | {decoder} | {shown} | {shown_rd} | {r['wall']:.2f} | "
+                f"{rate:.0f} | "
                 f"{r['run']:.2f} | **{steady:.0f}** | {steady / c:.0f} | {r['cpu']:.1f} | "
                 f"{r['files']} |"
             )
@@ -486,11 +508,12 @@ def main(argv: list[str] | None = None) -> int:
             "run); run: from the model loaded and the inputs found to the last output "
             "written (the steady rate, what a long run sees); x RT: audio seconds per wall "
             f"second; the best of {args.rounds} interleaved rounds; per core: run x RT / "
-            "cores; main CPU s: the command's own process (its workers' time not counted)",
+            "cores; main CPU s: the command's own process (its workers' and readers' time not "
+            "counted)",
             "",
-            "| cores | -f | decoder | --decode-workers | command s | x RT | run s | "
-            "run x RT | per core | main CPU s | files |",
-            "| ---: | --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+            "| cores | -f | decoder | --decode-workers | --read-workers | command s | x RT | "
+            "run s | run x RT | per core | main CPU s | files |",
+            "| ---: | --- | --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
             *rows,
             "",
         ]

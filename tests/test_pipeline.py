@@ -157,10 +157,10 @@ def test_a_stream_is_read_only_a_bounded_way_ahead_of_the_model(group_model):
     ran, ahead = [0], []
     submit = t.runner.submit
 
-    def counting_submit(chunks):
+    def counting_submit(chunks, *rest):
         ahead.append(read[0] - (ran[0] * plan.step))
         ran[0] += len(chunks)
-        return submit(chunks)
+        return submit(chunks, *rest)
 
     t.runner.submit = counting_submit
     ((_, em),) = list(t.emissions([stream]))
@@ -186,9 +186,9 @@ def test_each_file_comes_out_as_soon_as_its_chunks_have_run(group_model, batch_s
     ran: list[int] = []
     submit = t.runner.submit
 
-    def recording_submit(chunks):
+    def recording_submit(chunks, *rest):
         ran.extend(c.file_index for c in chunks)
-        return submit(chunks)
+        return submit(chunks, *rest)
 
     t.runner.submit = recording_submit
     seconds = [1.0, 6.0, 1.5, 9.0, 3.0]
@@ -272,19 +272,19 @@ def test_a_file_the_model_fails_on_is_not_read_or_run_any_further(group_model, w
 
     submit, batches = t.runner.submit, []
 
-    def failing_submit(chunks):
+    def failing_submit(chunks, *rest):
         batches.append([c.file_index for c in chunks])
         if any(c.file_index == 0 for c in chunks):
             if when == "start":
                 raise RuntimeError("out of memory (test)")
-            result = submit(chunks)
+            result = submit(chunks, *rest)
 
             def failing_result():
                 result()
                 raise RuntimeError("out of memory (test)")
 
             return Started(failing_result, False)  # as on CUDA: still running
-        return Started(submit(chunks), False)
+        return Started(submit(chunks, *rest), False)
 
     t.runner.submit = failing_submit
     after = noise_audio(3.0, 6)
@@ -345,7 +345,7 @@ def _in_flight(t):
     from w2v2cli.inference.runner import Started
 
     submit = t.runner.submit
-    t.runner.submit = lambda chunks: Started(submit(chunks), False)
+    t.runner.submit = lambda chunks, *rest: Started(submit(chunks, *rest), False)
 
 
 def test_failing_loaders_still_give_the_files_before_them(group_model):

@@ -39,8 +39,8 @@ def _leave_in_flight(engine: Engine) -> tuple[list[int], list[int]]:
     backend.start = lambda batch, lengths: _Later(lambda: start(batch, lengths).result())
     running, peaks = [0], []
 
-    def counting_submit(chunks):
-        started = submit(chunks)
+    def counting_submit(chunks, *rest):
+        started = submit(chunks, *rest)
         running[0] += 1
         peaks.append(running[0])
 
@@ -119,9 +119,9 @@ def test_closing_with_a_batch_in_flight_stops_the_reading_thread(group_model):
     ahead = threading.Event()  # the reader has queued chunks of the endless stream
     submit = engine.runner.submit
 
-    def waiting_submit(chunks):
+    def waiting_submit(chunks, *rest):
         assert ahead.wait(30), "the reader never read ahead"
-        return submit(chunks)
+        return submit(chunks, *rest)
 
     engine.runner.submit = waiting_submit
 

@@ -252,9 +252,9 @@ def test_a_worker_killed_fails_its_files_and_a_rerun_finishes_them(group_model, 
 
 @pytest.mark.slow
 def test_sigterm_to_the_process_group_leaves_nothing_half_written(group_model, tmp_path):
-    """A scheduler stopping the job signals every process of it: workers that were writing
-    remove their temporary files, the run exits 143 with one line, no process is left
-    behind, and a rerun finishes the rest."""
+    """A scheduler stopping the job signals every process of it (audio readers too):
+    workers that were writing remove their temporary files, the run exits 143 with one
+    line, no process is left behind, and a rerun finishes the rest."""
     many = tmp_path / "many"
     many.mkdir()
     for i in range(60):
@@ -276,6 +276,8 @@ def test_sigterm_to_the_process_group_leaves_nothing_half_written(group_model, t
         "srt",
         "-q",
         "--decode-workers",
+        "2",
+        "--read-workers",
         "2",
     ]
     proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, start_new_session=True)

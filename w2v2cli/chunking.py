@@ -230,10 +230,26 @@ class KeptFrames:
     energy: np.ndarray
 
 
-def keep(chunk: Chunk, log_probs: np.ndarray, chunk_plan: ChunkPlan) -> KeptFrames:
+def chunk_energy(chunk: Chunk, samples_per_frame: int) -> tuple[int, np.ndarray]:
+    """``frame_energy`` of every frame of ``chunk`` that ``keep`` may keep, computed ahead
+    (before the model runs, off its thread): the first such frame and their loudness,
+    from the first kept frame to the last its samples reach, or to the last kept one."""
+    first, stop = kept_frames(chunk, samples_per_frame)
+    if not chunk.stride_right:
+        stop = -(-chunk.length // samples_per_frame)
+    return first, frame_energy(chunk.samples, first, stop, samples_per_frame)
+
+
+def keep(
+    chunk: Chunk,
+    log_probs: np.ndarray,
+    chunk_plan: ChunkPlan,
+    energy: tuple[int, np.ndarray] | None = None,
+) -> KeptFrames:
     """The kept frames of ``chunk`` from its ``(frames, vocab)`` output ``log_probs``
     (only the frames its real, unpadded samples produce). A frame's time is where its first
-    sample is in the file (``file_positions``)."""
+    sample is in the file (``file_positions``). ``energy``: the chunk's ``chunk_energy``,
+    if it was computed ahead (the same values)."""
     spf = chunk_plan.samples_per_frame
     first, stop = kept_frames(chunk, spf)
     if not chunk.stride_right:
@@ -244,11 +260,15 @@ def keep(chunk: Chunk, log_probs: np.ndarray, chunk_plan: ChunkPlan) -> KeptFram
     stop = min(stop, log_probs.shape[0])
     first = min(first, stop)
     offsets = np.arange(first, stop, dtype=np.int64) * spf
+    if energy is not None and energy[0] <= first and stop - energy[0] <= energy[1].size:
+        loudness = energy[1][first - energy[0] : stop - energy[0]]
+    else:
+        loudness = frame_energy(chunk.samples, first, stop, spf)
     return KeptFrames(
         chunk.index,
         np.array(log_probs[first:stop], dtype=np.float32),
         file_positions(chunk, offsets).astype(np.float64) / chunk_plan.sampling_rate,
-        frame_energy(chunk.samples, first, stop, spf),
+        loudness,
     )
 
 

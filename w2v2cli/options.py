@@ -246,9 +246,14 @@ class RunOptions:
     max_padding: float | None = None
     # Speech-aware segmentation (--vad); None: fixed chunks over the whole file.
     vad: VadOptions | None = None
+    # Processes that decode audio files ahead of the model (inference/readers.py). None: a
+    # third of the cores from 4 cores on or on CUDA, else 0 (the engine's reading thread).
+    read_workers: int | None = None
 
     def __post_init__(self) -> None:
         if self.batch_size is not None and self.batch_size < 1:
             raise ConfigError("batch size must be at least 1")
         if self.max_padding is not None and not 0.0 <= self.max_padding <= 1.0:
             raise ConfigError("max padding must be between 0 and 1")
+        if self.read_workers is not None and self.read_workers < 0:
+            raise ConfigError("read workers must not be negative")

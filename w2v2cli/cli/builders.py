@@ -147,4 +147,5 @@ def build_run_options(
         batch_size=kw["batch_size"],
         max_padding=kw["max_padding"],
         vad=build_vad_options(kw),
+        read_workers=kw["read_workers"],
     )

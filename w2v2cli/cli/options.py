@@ -160,6 +160,12 @@ def model_options(f: Callable[..., Any]) -> Callable[..., Any]:
             "chunk [default: 0 on CPU, 1 on CUDA].",
         ),
         click.option(
+            "--read-workers",
+            type=click.IntRange(min=0),
+            help="Processes that decode audio files ahead of the model [default: a third "
+            "of the usable cores from 4 on, at least 1 on CUDA, else none]; 0: a thread.",
+        ),
+        click.option(
             "--chunk-length",
             type=click.FloatRange(min=0, min_open=True),
             default=ChunkOptions.chunk_length,

@@ -65,7 +65,7 @@ def _terminate(_signum: int, _frame: object) -> None:
         os._exit(_EXIT_STATUS)
 
 
-def _exit_with_parent(parent: int) -> None:
+def watch_parent(parent: int) -> None:
     """A worker's watch (a daemon thread): once ``parent`` is gone, the worker has no one
     to work for; ``getppid`` changes when the process it was forked from exits, which the
     forkserver does as soon as the pool's owner is gone."""
@@ -104,7 +104,7 @@ def _init(build: Callable[..., Any], args: tuple[Any, ...], parent: int) -> None
     global _STATE, _ERROR
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, _terminate)
-    threading.Thread(target=_exit_with_parent, args=(parent,), daemon=True).start()
+    threading.Thread(target=watch_parent, args=(parent,), daemon=True).start()
     try:
         _STATE = build(*args)
     except W2V2Error as exc:

@@ -5,7 +5,8 @@ is the one way any command runs the model: ``transcribe``, ``align``, ``eval`` a
 tune`` all get their ``Emissions`` from ``Engine.emissions``, and build it from their
 ``RunOptions`` with ``Engine.from_options``. A background thread decodes audio block by
 block and cuts it into chunks as it arrives (``chunking.Splitter``), a bounded queue ahead
-of the model, so memory does not grow with a file's length: a chunk's samples are dropped
+of the model (with ``readers``, processes decode several files at once for it:
+``readers.py``), so memory does not grow with a file's length: a chunk's samples are dropped
 once the model has run it, and a file is only its chunks' kept frames until it is complete.
 Chunks are batched *across files* in windows sorted by length (less padding; at batch
 size 1, one chunk at a time in input order), and each file's stitched log-probabilities
@@ -16,11 +17,11 @@ It never decodes text.
 from __future__ import annotations
 
 import ctypes
+import logging
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 from .. import chunking
-from ..audio import stream_audio
 from ..cores import available_cores
 from ..errors import W2V2Error
 from ..models import LoadedModel
@@ -28,9 +29,12 @@ from ..options import ChunkOptions, ModelOptions, RunOptions, VadOptions
 from ..records import Emissions
 from .backends import open_backend
 from .quantize import calibration_chunks
+from .readers import AudioReaders, FileLoader, default_readers
 from .runner import Runner
 from .vad import SileroVad
 from .windows import AudioLoader, EmissionRun
+
+log = logging.getLogger("w2v2cli")
 
 #: Give freed heap memory back to the system after every batch (glibc's ``malloc_trim``).
 #: Without it, glibc keeps the pages of freed activations and the process's resident
@@ -67,6 +71,7 @@ class Engine:
         exact: bool = True,
         notify: Callable[[str], None] | None = None,
         vad: VadOptions | None = None,
+        readers: int | None = None,
     ) -> None:
         self.model_options = model or ModelOptions()
         self.loaded: LoadedModel
@@ -94,6 +99,16 @@ class Engine:
             if vocab.delimiter_id is not None
             else (boundaries[0] if boundaries else vocab.blank_id)
         )
+        if readers is None:
+            readers = default_readers(self.runner.backend.on_cuda)
+            log.debug(
+                "audio reading processes: %d (%d usable cores, model on %s; "
+                "--read-workers sets it)",
+                readers,
+                available_cores(),
+                "CUDA" if self.runner.backend.on_cuda else "CPU",
+            )
+        self.readers = AudioReaders(readers) if readers else None
         if self.runner.needs_calibration and self.model_options.calibration:
             files = self.model_options.calibration
             self.runner.calibrate(calibration_chunks(files, self.plan, self.sampling_rate))
@@ -116,6 +131,7 @@ class Engine:
             exact=exact,
             notify=notify,
             vad=options.vad,
+            readers=options.read_workers,
         )
 
     @property
@@ -128,7 +144,10 @@ class Engine:
         return self.runner.backend.name
 
     def close(self) -> None:
-        """Drop the model (its memory goes with the last reference)."""
+        """Drop the model (its memory goes with the last reference) and stop the audio
+        reading processes."""
+        if self.readers is not None:
+            self.readers.close()
         if self.runner is not None:
             self.runner.close()
         self.runner = None  # type: ignore[assignment]
@@ -162,9 +181,11 @@ class Engine:
             vad=self.vad,
             on_audio=on_audio,
             trim=_malloc_trim() if RELEASE_MEMORY else None,
+            readers=self.readers,
         )
 
 
 def file_loader(path: str | Path, sampling_rate: int) -> AudioLoader:
-    """A loader for one audio file, decoded block by block in the engine's reading thread."""
-    return lambda: stream_audio(path, sampling_rate)
+    """A loader for one audio file, decoded block by block in the engine's reading thread
+    or in its reading processes (``readers.py``)."""
+    return FileLoader(Path(path), sampling_rate)

@@ -173,14 +173,20 @@ class Runner:
         """Log-probabilities ``(frames, vocab)`` for each chunk, padding frames removed."""
         return self.submit(chunks)()
 
-    def submit(self, chunks: Sequence[Chunk]) -> Started:
+    def submit(
+        self,
+        chunks: Sequence[Chunk],
+        features: Sequence[tuple[np.ndarray, int] | None] | None = None,
+    ) -> Started:
         """Start ``chunks`` on the backend (``Backend.start``) and return what waits for
         ``run``'s result: on CUDA the host can prepare the next batch, or finish the last
-        one's files, while the GPU computes this one."""
+        one's files, while the GPU computes this one. ``features``: each chunk's
+        ``features``, where they were computed ahead (None: computed here)."""
         vocab = self.loaded.vocabulary.size
         out: list[np.ndarray] = [np.zeros((0, vocab), np.float32) for _ in chunks]
         live = [i for i, c in enumerate(chunks) if c.length >= self.min_samples]
-        feats = {i: self.features(chunks[i].samples) for i in live}
+        ahead = features or [None] * len(chunks)
+        feats = {i: ahead[i] or self.features(chunks[i].samples) for i in live}
         if not live:
             groups: list[list[int]] = []
         elif self.loaded.padding_exact:
@@ -193,10 +199,13 @@ class Runner:
         started: list[tuple[list[int], Pending]] = []
         for group in groups:
             values = [feats[i][0] for i in group]
-            width = max(v.shape[0] for v in values)
-            batch = np.zeros((len(values), width, *values[0].shape[1:]), dtype=np.float32)
-            for row, v in enumerate(values):
-                batch[row, : v.shape[0]] = v
+            if len(values) == 1:  # nothing to pad: the features themselves, not a copy
+                batch = np.ascontiguousarray(values[0], dtype=np.float32)[np.newaxis]
+            else:
+                width = max(v.shape[0] for v in values)
+                batch = np.zeros((len(values), width, *values[0].shape[1:]), dtype=np.float32)
+                for row, v in enumerate(values):
+                    batch[row, : v.shape[0]] = v
             started.append((group, self.backend.start(batch, [feats[i][1] for i in group])))
         del feats
         frames = [self.loaded.output_frames(c.length) for c in chunks]

@@ -21,8 +21,10 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+from collections import deque
 from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass, field
+from functools import partial
 
 import numpy as np
 
@@ -31,6 +33,7 @@ from ..errors import W2V2Error
 from ..records import Chunk, Emissions
 from ..segmentation import speech_chunks
 from .quantize import CALIBRATION_CHUNKS
+from .readers import AudioReaders, FileLoader, reading_error
 from .runner import Runner, Started
 from .vad import SileroVad
 
@@ -43,6 +46,11 @@ AudioLoader = Callable[[], "np.ndarray | Iterator[np.ndarray]"]
 
 #: What ``EmissionRun`` yields: a file's input index and its emissions, or why it failed.
 Result = tuple[int, "Emissions | W2V2Error"]
+
+#: What the reading thread computes for a chunk ahead of the model, off the model's
+#: thread: its model input (``Runner.features``; None where it was not computed) and the
+#: loudness of its frames (``chunking.chunk_energy``).
+Prepared = tuple["tuple[np.ndarray, int] | None", "tuple[int, np.ndarray] | None"]
 
 
 @dataclass
@@ -63,7 +71,9 @@ class _FileState:
 class _Reader:
     """The reading thread: each loader's chunks, then its end (or its error), in input
     order, through a bounded queue. ``close`` stops it at the next chunk. With ``vad``,
-    a file is read whole and only its speech is cut into chunks."""
+    a file is read whole and only its speech is cut into chunks. With ``readers``, files
+    are decoded in those processes, a few files ahead (``readers.AudioReaders``), and
+    this thread cuts their blocks into chunks."""
 
     def __init__(
         self,
@@ -71,8 +81,11 @@ class _Reader:
         plan: chunking.ChunkPlan,
         vad: SileroVad | None,
         size: int,
+        readers: AudioReaders | None = None,
+        prepare: Callable[[Chunk], Prepared] | None = None,
     ) -> None:
-        self.plan, self.vad = plan, vad
+        self.plan, self.vad, self.readers = plan, vad, readers
+        self.prepare = prepare
         self.queue: queue.Queue[tuple] = queue.Queue(maxsize=size)
         self._stop = threading.Event()
         self._abandoned: set[int] = set()  # set by the engine's thread, read by the reader's
@@ -91,25 +104,52 @@ class _Reader:
         return False
 
     def _run(self, loaders: Iterable[AudioLoader]) -> None:
+        fatal: BaseException | None = None
         try:
-            for idx, loader in enumerate(loaders):
+            for idx, source in self._sources(loaders):
                 error: W2V2Error | None = None
                 try:
-                    ok = self._file(idx, loader)
-                except W2V2Error as exc:
-                    error = exc
-                except MemoryError:
-                    error = W2V2Error("not enough memory to decode this file")
+                    ok = self._file(idx, source)
                 except Exception as exc:  # noqa: BLE001 - a decoder library failing in a new way
-                    error = W2V2Error(f"{type(exc).__name__}: {exc}")
+                    error = reading_error(exc)
                 if error is not None:
                     ok = self._put(("error", idx, error))
                 if not ok:
                     return
         except BaseException as exc:  # noqa: BLE001 - the loaders' iterable itself failed
-            self._put(("fatal", -1, exc))
+            fatal = exc
+        self._put(("fatal", -1, fatal) if fatal is not None else ("done", -1))
+
+    def _sources(self, loaders: Iterable[AudioLoader]) -> Iterator[tuple[int, Callable]]:
+        """Each file's index and what gives its samples: its loader, or (with readers) its
+        blocks from the reader it was given to, ``2 * readers`` files ahead. When the
+        loaders' iterable raises, the files given out before are read first."""
+        if self.readers is None:
+            yield from enumerate(loaders)
             return
-        self._put(("done", -1))
+        readers, ahead = self.readers, 2 * self.readers.count
+        given: deque[tuple[int, Callable]] = deque()
+        fatal: BaseException | None = None
+        it = enumerate(loaders)
+        while True:
+            while fatal is None and len(given) < ahead:
+                try:
+                    idx, loader = next(it)
+                except StopIteration:
+                    break
+                except BaseException as exc:  # noqa: BLE001 - raised once the others are read
+                    fatal = exc
+                    break
+                if isinstance(loader, FileLoader):
+                    reader, ticket = readers.dispatch(loader)
+                    given.append((idx, partial(readers.blocks, reader, ticket, loader, self._stop)))
+                else:
+                    given.append((idx, loader))
+            if not given:
+                break
+            yield given.popleft()
+        if fatal is not None:
+            raise fatal
 
     def _file(self, idx: int, loader: AudioLoader) -> bool:
         """Queue one file's chunks and its end; False once the reader is stopped. A file
@@ -120,7 +160,7 @@ class _Reader:
             spans = self.vad.speech_spans(samples)
             num_samples, chunks = len(samples), speech_chunks(idx, samples, spans, self.plan)
             for chunk in chunks:
-                if not self._put(("chunk", idx, chunk)):
+                if not self._chunk(idx, chunk):
                     return False
             return self._put(("end", idx, num_samples, len(chunks)))
         splitter = chunking.Splitter(idx, self.plan, copy=not whole)
@@ -128,12 +168,17 @@ class _Reader:
             if idx in self._abandoned:
                 return True
             for chunk in splitter.feed(block):
-                if not self._put(("chunk", idx, chunk)):
+                if not self._chunk(idx, chunk):
                     return False
         for chunk in splitter.finish():
-            if not self._put(("chunk", idx, chunk)):
+            if not self._chunk(idx, chunk):
                 return False
         return self._put(("end", idx, splitter.num_samples, splitter.count))
+
+    def _chunk(self, idx: int, chunk: Chunk) -> bool:
+        """Queue one chunk, with what ``prepare`` computed for it ahead."""
+        prepared = self.prepare(chunk) if self.prepare is not None else (None, None)
+        return self._put(("chunk", idx, chunk, prepared))
 
     def abandon(self, idx: int) -> None:
         """Stop reading file ``idx`` (it has failed): its later chunks would be dropped."""
@@ -204,9 +249,11 @@ class EmissionRun:
         vad: SileroVad | None = None,
         on_audio: Callable[[float], None] | None = None,
         trim: Callable[[], None] | None = None,
+        readers: AudioReaders | None = None,
     ) -> None:
         self.runner, self.plan, self.loaders = runner, plan, loaders
         self.boundary, self.vad, self.on_audio, self.trim = boundary, vad, on_audio, trim
+        self.readers = readers
         self.batch_size = runner.batch_size
         self.window = 1 if self.batch_size == 1 else max(8 * self.batch_size, 32)
         self.calibration = CALIBRATION_CHUNKS if runner.needs_calibration else 0
@@ -221,11 +268,20 @@ class EmissionRun:
         self._read_all = False  # the reader has given its last item
         self._fatal: BaseException | None = None  # the loaders' iterable raised this
         self._reader: _Reader | None = None
+        self._prepared: dict[tuple[int, int], Prepared] = {}  # (file, chunk) → ahead
 
     def __iter__(self) -> Iterator[Result]:
         if self._reader is not None:
             raise RuntimeError("an EmissionRun is iterated once")
-        self._reader = _Reader(self.loaders, self.plan, self.vad, max(2 * self.batch_size, 8))
+        readers = self.readers if self.readers is not None and self.readers.claim() else None
+        self._reader = _Reader(
+            self.loaders,
+            self.plan,
+            self.vad,
+            max(2 * self.batch_size, 8),
+            readers,
+            self._prepare,
+        )
         try:
             while True:
                 window = yield from self._read_window()
@@ -252,6 +308,8 @@ class EmissionRun:
             # On an early exit (Ctrl-C, a consumer that stops) the reader stops at its next
             # chunk rather than reading on.
             self._reader.close()
+            if readers is not None:
+                readers.release()
 
     def _read_window(self) -> Generator[Result, None, list[Chunk]]:
         """The next window of chunks (returned; fewer at the end of the input, none once it
@@ -285,7 +343,9 @@ class EmissionRun:
             return None
         state = self._states.setdefault(idx, _FileState())
         if kind == "chunk":
-            return item[2]
+            chunk = item[2]
+            self._prepared[chunk.file_index, chunk.index] = item[3]
+            return chunk
         state.num_samples, state.count = item[2], item[3]  # "end"
         if state.count == 0:
             del self._states[idx]
@@ -298,6 +358,18 @@ class EmissionRun:
         elif state.complete:
             self._finish(idx, state)
         return None
+
+    def _prepare(self, chunk: Chunk) -> Prepared:
+        """In the reading thread: ``chunk``'s model input and frame loudness, computed
+        ahead so that the model's thread only batches and runs them. Features that fail
+        here are left to the batch, which fails as it would have."""
+        features = None
+        if chunk.length >= self.runner.min_samples:
+            try:
+                features = self.runner.features(chunk.samples)
+            except Exception:  # noqa: BLE001 - computed again, and reported, with its batch
+                features = None
+        return features, chunking.chunk_energy(chunk, self.plan.samples_per_frame)
 
     def _calibrate(self, window: list[Chunk]) -> None:
         """Until int8 is calibrated: calibrate it on the first chunks of this window."""
@@ -314,8 +386,9 @@ class EmissionRun:
         """Start one batch, then collect the one in flight (on CUDA the host finishes the
         last batch's files while the GPU computes this one). A batch already computed is
         collected at once; one still running stays in flight."""
+        features = [self._prepared.get((c.file_index, c.index), (None, None))[0] for c in batch]
         try:
-            started = self.runner.submit(batch)
+            started = self.runner.submit(batch, features)
         except Exception as exc:  # noqa: BLE001 - these files fail, not the run
             self._collect_in_flight()
             self._fail_batch(batch, exc)
@@ -345,7 +418,8 @@ class EmissionRun:
             state = self._states.get(chunk.file_index)
             if state is None:  # failed by another batch meanwhile
                 continue
-            state.kept.append(chunking.keep(chunk, out, self.plan))
+            energy = self._prepared.pop((chunk.file_index, chunk.index), (None, None))[1]
+            state.kept.append(chunking.keep(chunk, out, self.plan, energy))
             if self.on_audio is not None:
                 kept = max(chunk.length - chunk.stride_left - chunk.stride_right, 0)
                 self.on_audio(kept / self.sampling_rate)
@@ -370,6 +444,8 @@ class EmissionRun:
         assert self._reader is not None
         self._states.pop(idx, None)
         self._reader.abandon(idx)
+        for key in [k for k in self._prepared if k[0] == idx]:
+            del self._prepared[key]
         if idx not in self._failed:
             self._failed.add(idx)
             self._done_files[idx] = error
