@@ -178,6 +178,12 @@ def test_a_reader_killed_fails_its_file_and_the_next_are_read_here(clips, tmp_pa
         third = readers.dispatch(FileLoader(after, 16000))  # the dead reader takes no more
         got = list(readers.blocks(*third, FileLoader(after, 16000), stop))
         np.testing.assert_array_equal(np.concatenate(got), load_audio(after, 16000))
+        readers.release()  # the next run has a live reader again
+        assert readers.claim()
+        fourth = readers.dispatch(FileLoader(after, 16000))
+        assert readers.pids() != [pid]
+        got = list(readers.blocks(*fourth, FileLoader(after, 16000), stop))
+        np.testing.assert_array_equal(np.concatenate(got), load_audio(after, 16000))
     finally:
         readers.close()
 

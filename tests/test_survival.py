@@ -552,10 +552,10 @@ def test_a_model_failure_fails_the_files_of_that_batch(group_model, clips, tmp_p
 
     real = Runner.submit
 
-    def fragile(self, chunks):
+    def fragile(self, chunks, *rest):
         if any(c.length == int(3.1 * 16000) for c in chunks):
             raise RuntimeError("CUDA out of memory")
-        return real(self, chunks)
+        return real(self, chunks, *rest)
 
     monkeypatch.setattr(Runner, "submit", fragile)
     out = tmp_path / "out"

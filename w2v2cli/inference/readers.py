@@ -199,9 +199,9 @@ class AudioReaders:
         return True
 
     def release(self) -> None:
-        """The run is over. Readers that still hold a file of it (a run stopped early)
-        are stopped; the next run starts fresh ones."""
-        if self._open:
+        """The run is over. Readers that still hold a file of it (a run stopped early),
+        or of which one died, are stopped; the next run starts fresh ones."""
+        if self._open or any(p.dead for p in self._procs):
             self.close()
         self._claimed = False
 
@@ -216,8 +216,13 @@ class AudioReaders:
         ticket = next(self._tickets)
         proc = self._procs[reader]
         if not proc.dead:
-            proc.tasks.send((ticket, loader))
-            self._open[ticket] = reader
+            try:
+                proc.tasks.send((ticket, loader))
+            except OSError:  # it died since (its pipe is broken): read in the thread
+                proc.dead = True
+                self._forget(reader)
+            else:
+                self._open[ticket] = reader
         return reader, ticket
 
     def blocks(
