@@ -161,7 +161,8 @@ def end_to_end(
     workers: int | None = None,
 ) -> tuple[float, list[str], str]:
     """Wall seconds of a whole run (JSON + SRT written), its texts, and a profile.
-    ``workers``: ``--decode-workers`` (None: the default, file workers on CUDA)."""
+    ``workers``: ``--decode-workers`` and ``--read-workers`` (None: the defaults, file
+    workers and audio readers on CUDA; 0: everything in one process)."""
     from w2v2cli import Transcriber, discover, run
     from w2v2cli.options import (
         ChunkOptions,
@@ -178,16 +179,17 @@ def end_to_end(
         decoding=DecodeOptions(decoder="greedy", workers=workers),
         output=OutputOptions(output_dir=out, formats=("json", "srt")),
         batch_size=batch,
+        read_workers=workers,
     )
     t = Transcriber(options)
     t.transcribe_files(paths[: len(paths) // args.repeat])  # warm-up: every chunk shape
     if sync:  # wait for each batch before the next is prepared (the engine before)
         submit = t.engine.runner.submit
 
-        def waiting(chunks: Any, _submit: Callable = submit) -> Any:
+        def waiting(chunks: Any, features: Any = None, _submit: Callable = submit) -> Any:
             from w2v2cli.inference.runner import Started
 
-            outputs = _submit(chunks)()
+            outputs = _submit(chunks, features)()
             return Started(lambda: outputs, True)
 
         t.engine.runner.submit = waiting
@@ -375,7 +377,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     texts: dict[str, list[str]] = {}
     walls: dict[str, float] = {}
     profile = ""
-    # (batch, dtype, sync, --decode-workers): the default against one process at each size.
+    # (batch, dtype, sync, workers): the defaults against one process at each size.
     configs: list[tuple[int, str, bool, int | None]] = [
         (b, "float16", False, w) for b in args.batches for w in (None, 0)
     ]
@@ -394,7 +396,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         profile = profile or prof
         walls[name], texts[name] = wall, tx
         busy = audio_s / model_rate[b] / wall if b in model_rate else float("nan")
-        how = " (sync)" if sync else (" (--decode-workers 0)" if workers == 0 else "")
+        how = (
+            " (sync)" if sync else (" (one process: 0 workers, 0 readers)" if workers == 0 else "")
+        )
         rows.append(
             f"| w2v2 transcribe | {dtype} | {b}{how} | {audio_s / wall:,.0f} | {wall:.1f} | "
             f"{busy:.0%} |"

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # One prepared run for a lent GPU machine (run by hand, from the repository root): the CUDA
 # tests, then the GPU benchmark (model only, end to end with the default file workers and
-# with --decode-workers 0, the transformers pipeline), then the host's own rate on 1, 4, 8
+# audio readers and with neither, the transformers pipeline), then the host's own rate on 1, 4, 8
 # and all cores. Everything it prints and writes goes under $OUT (default /tmp/w2v2-gpu),
 # RESULTS.md included, so that one call brings all of it back:
 #
@@ -19,7 +19,8 @@ step machine
     > "$OUT/machine.txt" 2>&1
 
 step "CUDA tests"
-python3 -m pytest -q tests/test_cuda.py tests/test_workers.py > "$OUT/tests.txt" 2>&1
+python3 -m pytest -q tests/test_cuda.py tests/test_workers.py tests/test_readers.py \
+    > "$OUT/tests.txt" 2>&1
 echo "tests: exit $?" >> "$OUT/summary.txt"
 
 step "GPU benchmark"
@@ -29,8 +30,8 @@ echo "bench_gpu: exit $?" >> "$OUT/summary.txt"
 step "host benchmark"
 cores=$(nproc)
 python3 benchmarks/bench_host.py --repeat 4 --cores "1,4,8,$cores" --formats "json,srt" \
-    --decoders greedy --decode-workers 0,default --rounds 2 --max-wait 10 \
-    --write --section "host: greedy file workers against one process, GPU machine" \
+    --decoders greedy --decode-workers 0,default --read-workers 0,default --rounds 2 \
+    --max-wait 10 --write --section "host: file workers and audio readers, GPU machine" \
     > "$OUT/bench_host.txt" 2>&1
 echo "bench_host: exit $?" >> "$OUT/summary.txt"
 

@@ -348,3 +348,38 @@ def test_energy_computed_ahead_is_the_energy_computed_after():
             assert ahead.energy.dtype == direct.energy.dtype
             np.testing.assert_array_equal(ahead.energy, direct.energy)
             np.testing.assert_array_equal(ahead.times, direct.times)
+
+
+def test_readers_that_cannot_start_leave_the_reading_to_the_thread(
+    group_model, clips, monkeypatch, caplog
+):
+    """Where the system refuses the processes or their shared memory (too many open files,
+    a full /dev/shm), one warning, and the run reads in its thread with the same result."""
+    from w2v2cli import Transcriber
+    from w2v2cli.inference import file_loader, readers
+    from w2v2cli.options import ModelOptions, RunOptions
+
+    paths = sorted(clips.iterdir())
+    loaders = [file_loader(p, 16000) for p in paths]
+    results = {}
+    for n in (0, 2):
+        options = RunOptions(model=ModelOptions(model=str(group_model)), read_workers=n)
+        with Transcriber(options) as t:
+            if n:
+
+                def refused(self, context):
+                    raise OSError(24, "Too many open files")
+
+                monkeypatch.setattr(readers._Process, "__init__", refused)
+                caplog.set_level(logging.WARNING, logger="w2v2cli")
+            results[n] = [em for _, em in t.emissions(loaders)]
+            if n:
+                results["again"] = [em for _, em in t.emissions(loaders[:2])]
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert warnings == [
+        "cannot start audio reading processes ([Errno 24] Too many open files): "
+        "reading in one thread"
+    ]
+    for a, b in zip(results[0], results[2], strict=True):
+        np.testing.assert_array_equal(a.log_probs, b.log_probs)
+    assert len(results["again"]) == 2

@@ -190,6 +190,7 @@ class AudioReaders:
         self._next = 0  # the reader the next file goes to
         self._claimed = False
         self._open: dict[int, int] = {}  # ticket → reader, for files not read to the end
+        self._failed = False  # the readers could not be started: the thread reads
 
     def claim(self) -> bool:
         """Take the readers for one run; False when another run has them."""
@@ -207,13 +208,11 @@ class AudioReaders:
 
     def dispatch(self, loader: FileLoader) -> tuple[int, int]:
         """Give ``loader``'s file to the next reader; its (reader, ticket) for ``blocks``."""
-        if not self._procs:
-            start_server((__name__,))
-            context = mp.get_context(start_method())
-            self._procs = [_Process(context) for _ in range(self.count)]
         reader = self._next
         self._next = (self._next + 1) % self.count
         ticket = next(self._tickets)
+        if not self._start():
+            return reader, ticket  # read in the thread
         proc = self._procs[reader]
         if not proc.dead:
             try:
@@ -225,15 +224,35 @@ class AudioReaders:
                 self._open[ticket] = reader
         return reader, ticket
 
+    def _start(self) -> bool:
+        """Start the readers if they are not running; False where they cannot be (the
+        system refuses processes or shared memory): files are then read in the thread."""
+        if self._procs:
+            return True
+        if self._failed:
+            return False
+        try:
+            start_server((__name__,))
+            context = mp.get_context(start_method())
+            for _ in range(self.count):
+                self._procs.append(_Process(context))
+        except (OSError, ValueError) as exc:
+            log.warning("cannot start audio reading processes (%s): reading in one thread", exc)
+            self.close()
+            self._failed = True
+            return False
+        return True
+
     def blocks(
         self, reader: int, ticket: int, loader: FileLoader, stop: threading.Event
     ) -> Iterator[np.ndarray]:
-        """The file's blocks as its reader sends them (read here if that reader died);
-        its reason, raised, if it could not be read. Ends early once ``stop`` is set."""
-        proc = self._procs[reader]
-        if ticket not in self._open:  # the reader had died when the file was given
+        """The file's blocks as its reader sends them (read here if that reader had died
+        or none could start); its reason, raised, if it could not be read. Ends early once
+        ``stop`` is set."""
+        if ticket not in self._open:
             yield from loader()
             return
+        proc = self._procs[reader]
         while not stop.is_set():
             try:
                 item = proc.receive()
