@@ -260,6 +260,16 @@ def test_cli_vad_same_text_at_any_batch_size_and_subtitles_break_at_pauses(
         texts[batch] = {p.name: json.loads(p.read_text())["text"] for p in out.rglob("*.json")}
     assert texts["1"] == texts["8"] and len(texts["1"]) == 3
     assert texts["1"]["silence.json"] == ""  # no speech: an empty transcript, not a failure
+    # Audio decoded in reader processes: the VAD sees the same samples, every byte the same.
+    readers = tmp_path / "readers"
+    r = invoke(
+        "transcribe", *inputs, "-m", trained_model, "--backend", "torch", "--vad",
+        "--read-workers", "2", "-o", readers, "-f", "json", "-f", "srt", "-q",
+    )  # fmt: skip
+    assert r.exit_code == 0, r.stderr
+    one = {p.relative_to(tmp_path / "b1"): p.read_bytes() for p in (tmp_path / "b1").rglob("*.*")}
+    two = {p.relative_to(readers): p.read_bytes() for p in readers.rglob("*.*")}
+    assert two == one and len(one) == 6
     (srt_path,) = (tmp_path / "b1").rglob(f"{paused.path.stem}.srt")
     srt = srt_path.read_text()
     assert srt.count(" --> ") >= 5  # a cue per phrase: the pauses break them
