@@ -4,7 +4,7 @@ steps in ``windows``) and the VAD (``vad``). torch is imported only when the tor
 (or the VAD) is used."""
 
 from .engine import Engine, file_loader
+from .reading import AudioLoader
 from .runner import Runner
-from .windows import AudioLoader
 
 __all__ = ["AudioLoader", "Engine", "Runner", "file_loader"]

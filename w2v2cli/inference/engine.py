@@ -30,9 +30,10 @@ from ..records import Emissions
 from .backends import open_backend
 from .quantize import calibration_chunks
 from .readers import AudioReaders, FileLoader, default_readers
+from .reading import AudioLoader
 from .runner import Runner
 from .vad import SileroVad
-from .windows import AudioLoader, EmissionRun
+from .windows import EmissionRun
 
 log = logging.getLogger("w2v2cli")
 

@@ -1,6 +1,6 @@
 """``AudioReaders``: processes that decode audio files ahead of the model, several at once.
 
-The engine's reading thread (``windows._Reader``) decodes each file, resamples it and cuts
+The engine's reading thread (``reading.Reader``) decodes each file, resamples it and cuts
 it into chunks. One thread decodes MP3 at about 1,200x real time per core, and its Python
 share holds the GIL the model's thread needs: on a GPU, which runs a base model at
 thousands of times real time, one reading thread is the limit. With readers, the files
