@@ -215,6 +215,39 @@ def test_pyav_formats(
     assert duration is not None and duration == pytest.approx(1.5, abs=0.05)
 
 
+@pytest.mark.parametrize(
+    ("name", "codec", "rate", "stereo"),
+    [
+        ("a.mp3", "libmp3lame", 44100, False),
+        ("b.mp3", "libmp3lame", 44100, True),
+        ("c.m4a", "aac", 48000, True),
+        ("d.ac3", "ac3", 48000, True),
+        ("e.mka", "g722", 16000, False),
+    ],
+)
+def test_frames_are_read_from_their_planes_as_to_ndarray_gives_them(
+    tmp_path: Path, name: str, codec: str, rate: int, stereo: bool
+) -> None:
+    """Each decoded frame's mono samples, read straight from its planes, are bit for bit
+    those of PyAV's ``to_ndarray`` averaged (the way they were read before), for mono and
+    stereo, and for codecs whose frames come as another sample format first (G.722)."""
+    from w2v2cli.audio import _frame_mono, _pyav_frames, _to_mono
+
+    rng = np.random.default_rng(4)
+    channels = [(0.3 * rng.standard_normal(rate * 2)).astype(np.float32) for _ in range(2)]
+    path = encode_pyav(tmp_path / name, channels if stereo else channels[:1], rate, codec)
+    frames = 0
+    with av.open(str(path)) as container:
+        stream = container.streams.audio[0]
+        for frame in _pyav_frames(path, container, stream):
+            expected = _to_mono(frame.to_ndarray(), axis=0)
+            got = _frame_mono(frame)
+            assert got.dtype == np.float32 and got.shape == expected.shape
+            np.testing.assert_array_equal(got, expected)
+            frames += 1
+    assert frames > 10
+
+
 def test_mp3_goes_through_pyav_even_if_libsndfile_could_read_it(tmp_path: Path) -> None:
     # Named .mp3 or not, MPEG audio is decoded by PyAV (same samples on every install).
     x = sine(44100, 1.0)
