@@ -268,9 +268,10 @@ class _ResamplingSink:
 
 
 def _to_mono(block: np.ndarray, axis: int) -> np.ndarray:
-    """Average channels (the plain mean, no downmix matrix: every channel counts the same)."""
+    """Average channels (the plain mean, no downmix matrix: every channel counts the same).
+    One channel is returned as a view, not copied (nothing writes to it)."""
     if block.shape[axis] == 1:
-        return block.take(0, axis=axis)
+        return np.squeeze(block, axis=axis)
     return block.mean(axis=axis, dtype=np.float32)
 
 
