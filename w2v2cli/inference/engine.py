@@ -58,7 +58,9 @@ class Engine:
     ``batch_size`` and ``max_padding`` default by device (see ``Runner``); ``exact=False``
     turns exact batching off (benchmarks only); ``notify`` receives one-line notices such
     as a first OpenVINO conversion (default: the log). ``vad`` cuts chunks at pauses and
-    sends only speech to the model (``inference/vad.py``, ``segmentation/``).
+    sends only speech to the model (``inference/vad.py``, ``segmentation/``). ``readers``:
+    processes that decode audio files for it (``readers.py``; None: ``default_readers``,
+    0: the reading thread alone); ``close`` stops them.
     ``from_options`` builds one from a run's ``RunOptions``.
     """
 
