@@ -30,6 +30,7 @@ from ..records import Emissions
 from .backends import open_backend
 from .quantize import calibration_chunks
 from .readers import AudioReaders, FileLoader, default_readers
+from .readers import start_early as start_readers_early
 from .reading import AudioLoader
 from .runner import Runner
 from .vad import SileroVad
@@ -77,6 +78,9 @@ class Engine:
         readers: int | None = None,
     ) -> None:
         self.model_options = model or ModelOptions()
+        cuda = self.model_options.device.startswith("cuda")
+        if readers or (readers is None and default_readers(cuda) > 0):
+            start_readers_early()  # while the model loads
         self.loaded: LoadedModel
         self.loaded, backend = open_backend(self.model_options, exact=exact, notify=notify)
         self.runner = Runner(self.loaded, backend, max_padding=max_padding, batch_size=batch_size)

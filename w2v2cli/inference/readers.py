@@ -52,6 +52,15 @@ SLOT_SAMPLES = 1 << 18
 MAX_DEFAULT_READERS = 6
 #: Seconds between looks at whether a reader that sends nothing is still alive.
 _POLL = 0.2
+#: What the process readers are forked from imports once, so that each reader starts at
+#: once instead of importing its decoders (a short run would wait for that).
+PRELOAD = (__name__, "soundfile", "av", "av.error")
+
+
+def start_early() -> None:
+    """Start the process readers are forked from (with ``PRELOAD``) now, while the model
+    loads; nothing where it already runs."""
+    start_server(PRELOAD)
 
 
 def default_readers(on_cuda: bool, cores: int | None = None) -> int:
@@ -232,7 +241,7 @@ class AudioReaders:
         if self._failed:
             return False
         try:
-            start_server((__name__,))
+            start_early()
             context = mp.get_context(start_method())
             for _ in range(self.count):
                 self._procs.append(_Process(context))

@@ -34,6 +34,7 @@ from ..cores import available_cores
 from ..decoding import Decoder, GreedyDecoder
 from ..decoding.beam import BeamDecoder
 from ..decoding.pool import WorkerPool, start_server
+from ..inference.readers import PRELOAD as READER_PRELOAD
 from ..options import DecodeOptions, OutputOptions
 from ..output import Writer, get_writers
 from ..records import AudioItem, Emissions, FileResult, Transcript
@@ -73,9 +74,10 @@ class WorkerRecipe:
 
 
 def start_early() -> None:
-    """Start the process that workers are forked from, with this module imported in it,
-    while the model loads (``Transcriber``): a run's workers then start at once."""
-    start_server((__name__,))
+    """Start the process that workers are forked from, with this module (and what audio
+    readers import: ``inference.readers.PRELOAD``) imported in it, while the model loads
+    (``Transcriber``): a run's workers and readers then start at once."""
+    start_server((__name__, *READER_PRELOAD))
 
 
 def portable(decoder: Decoder) -> bool:
